@@ -1,0 +1,400 @@
+//! The decision: may this actor, for this purpose (and recipient), read these
+//! fields of this subject, given the subject's consents, relationships,
+//! objections and restriction, at this moment?
+//!
+//! A pure function of the compiled policy, a snapshot of one subject's state,
+//! the request and the time. No I/O, no clock, no allocation.
+
+use crate::compiled::*;
+use crate::day::Day;
+use crate::terms::*;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// Why a field was refused. Stable, machine-readable codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Erased,
+    Restricted,
+    CategoryNotNeeded,
+    RecipientNotAllowed,
+    UnsafeTransfer,
+    Objected,
+    ConsentWithdrawn,
+    NoConsent,
+    NoContract,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::Erased,
+        Reason::Restricted,
+        Reason::CategoryNotNeeded,
+        Reason::RecipientNotAllowed,
+        Reason::UnsafeTransfer,
+        Reason::Objected,
+        Reason::ConsentWithdrawn,
+        Reason::NoConsent,
+        Reason::NoContract,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Erased => "erased",
+            Reason::Restricted => "restricted",
+            Reason::CategoryNotNeeded => "category_not_needed",
+            Reason::RecipientNotAllowed => "recipient_not_allowed",
+            Reason::UnsafeTransfer => "unsafe_transfer",
+            Reason::Objected => "objected",
+            Reason::ConsentWithdrawn => "consent_withdrawn",
+            Reason::NoConsent => "no_consent",
+            Reason::NoContract => "no_contract",
+        }
+    }
+}
+
+/// Who asks. A processor actor may only receive what its own recipient entry allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Staff,
+    Service,
+    Processor(RecipientIx),
+    Subject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentStatus {
+    Given,
+    Renewed,
+    Refused,
+    Withdrawn,
+    Expired,
+    Invalidated,
+}
+
+/// The current consent state for one purpose (and, for marketing, one channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentState {
+    pub purpose: PurposeIx,
+    pub channel: Option<Channel>,
+    pub status: ConsentStatus,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl ConsentState {
+    fn is_live(&self, now: OffsetDateTime) -> bool {
+        matches!(self.status, ConsentStatus::Given | ConsentStatus::Renewed)
+            && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelationshipState {
+    pub kind: RelationshipIx,
+    pub started_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl RelationshipState {
+    fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.started_at <= now && self.ended_at.is_none_or(|end| now < end)
+    }
+}
+
+/// An Art. 21 objection: to one purpose, or (purpose `None`) to all direct
+/// marketing; optionally to one channel only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Objection {
+    pub purpose: Option<PurposeIx>,
+    pub channel: Option<Channel>,
+}
+
+/// A snapshot of one subject's state, as loaded by the store.
+#[derive(Debug, Clone, Default)]
+pub struct SubjectState {
+    pub erased: bool,
+    pub restricted: bool,
+    pub consents: Vec<ConsentState>,
+    pub relationships: Vec<RelationshipState>,
+    pub objections: Vec<Objection>,
+    /// Legal holds keep data from deletion; they do not widen reads.
+    pub legal_holds: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    pub actor: Actor,
+    pub purpose: PurposeIx,
+    pub wanted: FieldSet,
+    pub recipient: Option<RecipientIx>,
+    /// For marketing: the channel about to be used.
+    pub channel: Option<Channel>,
+}
+
+/// The answer: allowed fields, refused fields each with one reason, and the
+/// allowed fields that must be pseudonymised before they leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: FieldSet,
+    pub pseudonymise: FieldSet,
+    refused: [FieldSet; Reason::ALL.len()],
+}
+
+impl Decision {
+    pub fn refused_for(&self, reason: Reason) -> FieldSet {
+        self.refused
+            .get(reason as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn refused(&self) -> FieldSet {
+        self.refused
+            .iter()
+            .fold(FieldSet::EMPTY, |a, b| a.union(*b))
+    }
+
+    /// The reason a field was refused, if it was.
+    pub fn reason(&self, field: FieldIx) -> Option<Reason> {
+        Reason::ALL
+            .into_iter()
+            .find(|r| self.refused_for(*r).contains(field))
+    }
+
+    pub fn refusals(&self) -> impl Iterator<Item = (FieldIx, Reason)> + '_ {
+        Reason::ALL
+            .into_iter()
+            .flat_map(move |r| self.refused_for(r).iter().map(move |f| (f, r)))
+    }
+}
+
+/// Refuses what is still pending with `reason`, leaving the rest pending.
+struct Ledger {
+    pending: FieldSet,
+    decision: Decision,
+}
+
+impl Ledger {
+    fn refuse(&mut self, fields: FieldSet, reason: Reason) {
+        let fields = fields.intersect(self.pending);
+        if let Some(slot) = self.decision.refused.get_mut(reason as usize) {
+            *slot = slot.union(fields);
+        }
+        self.pending = self.pending.minus(fields);
+    }
+
+    fn refuse_all(&mut self, reason: Reason) {
+        self.refuse(self.pending, reason);
+    }
+}
+
+pub fn decide(
+    policy: &CompiledPolicy,
+    state: &SubjectState,
+    request: &Request,
+    now: OffsetDateTime,
+) -> Decision {
+    let wanted = request.wanted.intersect(policy.all_fields);
+    let mut ledger = Ledger {
+        pending: wanted,
+        decision: Decision {
+            allowed: FieldSet::EMPTY,
+            pseudonymise: FieldSet::EMPTY,
+            refused: [FieldSet::EMPTY; Reason::ALL.len()],
+        },
+    };
+    let Some(purpose) = policy.purposes.get(request.purpose.get()) else {
+        ledger.refuse_all(Reason::CategoryNotNeeded);
+        return ledger.decision;
+    };
+    if state.erased {
+        ledger.refuse_all(Reason::Erased);
+        return ledger.decision;
+    }
+    if state.restricted && !purpose.readable_under_restriction {
+        ledger.refuse_all(Reason::Restricted);
+        return ledger.decision;
+    }
+    ledger.refuse(wanted.minus(purpose.fields), Reason::CategoryNotNeeded);
+
+    let recipient = match (request.actor, request.recipient) {
+        (Actor::Processor(own), Some(asked)) if own != asked => {
+            ledger.refuse_all(Reason::RecipientNotAllowed);
+            return ledger.decision;
+        }
+        (Actor::Processor(own), _) => Some(own),
+        (_, asked) => asked,
+    };
+    let mut form = DisclosureForm::Identified;
+    if let Some(rix) = recipient {
+        let allowed_for_purpose = 1u64
+            .checked_shl(u32::from(rix.0))
+            .is_some_and(|bit| purpose.recipients & bit != 0);
+        match policy.recipients.get(rix.get()) {
+            Some(table) if allowed_for_purpose => {
+                ledger.refuse(
+                    ledger.pending.minus(table.fields),
+                    Reason::RecipientNotAllowed,
+                );
+                if !transfer_allowed(table.transfer, now) {
+                    ledger.refuse_all(Reason::UnsafeTransfer);
+                }
+                form = table.form;
+            }
+            _ => ledger.refuse_all(Reason::RecipientNotAllowed),
+        }
+    }
+
+    legal_basis(purpose, request, state, now, &mut ledger);
+
+    ledger.decision.allowed = ledger.pending;
+    if form != DisclosureForm::Identified {
+        ledger.decision.pseudonymise = ledger.pending;
+    }
+    ledger.decision
+}
+
+fn transfer_allowed(rule: TransferRule, now: OffsetDateTime) -> bool {
+    let today = Day(now.date());
+    match rule {
+        TransferRule::Always => true,
+        TransferRule::Between(from, until) => from <= today && until.is_none_or(|u| today < u),
+        TransferRule::Never => false,
+    }
+}
+
+fn objected(
+    state: &SubjectState,
+    purpose: &PurposeTable,
+    pix: PurposeIx,
+    channel: Option<Channel>,
+) -> bool {
+    state.objections.iter().any(|o| {
+        let purpose_matches = match o.purpose {
+            Some(p) => p == pix,
+            // An objection to direct marketing reaches every marketing purpose.
+            None => purpose.marketing,
+        };
+        let channel_matches = o.channel.is_none() || channel.is_none() || o.channel == channel;
+        purpose_matches && channel_matches
+    })
+}
+
+/// Live, or why not.
+fn consent(
+    state: &SubjectState,
+    pix: PurposeIx,
+    channel: Option<Channel>,
+    now: OffsetDateTime,
+) -> Result<(), Reason> {
+    let mut withdrawn = false;
+    for c in state
+        .consents
+        .iter()
+        .filter(|c| c.purpose == pix && c.channel == channel)
+    {
+        if c.is_live(now) {
+            return Ok(());
+        }
+        withdrawn |= c.status == ConsentStatus::Withdrawn;
+    }
+    Err(if withdrawn {
+        Reason::ConsentWithdrawn
+    } else {
+        Reason::NoConsent
+    })
+}
+
+fn legal_basis(
+    purpose: &PurposeTable,
+    request: &Request,
+    state: &SubjectState,
+    now: OffsetDateTime,
+    ledger: &mut Ledger,
+) {
+    let pix = request.purpose;
+    if purpose.channels != 0 {
+        return per_channel(purpose, request, state, now, ledger);
+    }
+    if (purpose.marketing || purpose.basis == LegalBasis::LegitimateInterest)
+        && objected(state, purpose, pix, None)
+    {
+        return ledger.refuse_all(Reason::Objected);
+    }
+    match purpose.basis {
+        LegalBasis::Consent => {
+            if let Err(reason) = consent(state, pix, None, now) {
+                ledger.refuse_all(reason);
+            }
+        }
+        LegalBasis::Contract => {
+            let grounded = state.relationships.iter().any(|r| {
+                let kind_matches = purpose.relationships == 0
+                    || 1u64
+                        .checked_shl(u32::from(r.kind.0))
+                        .is_some_and(|bit| purpose.relationships & bit != 0);
+                kind_matches && r.is_active(now)
+            });
+            if !grounded {
+                ledger.refuse_all(Reason::NoContract);
+            }
+        }
+        LegalBasis::LegitimateInterest
+        | LegalBasis::LegalObligation
+        | LegalBasis::VitalInterest
+        | LegalBasis::PublicTask => {}
+    }
+}
+
+/// A marketing purpose reaches people channel by channel: a field only some
+/// channels need (an email address) is allowed only while one of them is live;
+/// the fields every channel needs (a name) while any considered channel is.
+fn per_channel(
+    purpose: &PurposeTable,
+    request: &Request,
+    state: &SubjectState,
+    now: OffsetDateTime,
+    ledger: &mut Ledger,
+) {
+    let pix = request.purpose;
+    // Per channel: Ok when live, otherwise why not; None when not considered.
+    let status = Channel::EACH.map(|channel| {
+        let declared = purpose.channels & (1 << channel.index()) != 0;
+        if !declared || request.channel.is_some_and(|asked| asked != channel) {
+            None
+        } else if objected(state, purpose, pix, Some(channel)) {
+            Some(Err(Reason::Objected))
+        } else if purpose.basis == LegalBasis::Consent {
+            Some(consent(state, pix, Some(channel), now))
+        } else {
+            Some(Ok(()))
+        }
+    });
+    let first_refusal = status
+        .iter()
+        .find_map(|s| s.and_then(Result::err))
+        .unwrap_or(Reason::CategoryNotNeeded);
+    let mut live_fields = FieldSet::EMPTY;
+    let mut any_live = false;
+    for (s, fields) in status.iter().zip(purpose.channel_fields) {
+        if matches!(s, Some(Ok(()))) {
+            any_live = true;
+            live_fields = live_fields.union(fields);
+        }
+    }
+    let channel_only = purpose
+        .channel_fields
+        .iter()
+        .fold(FieldSet::EMPTY, |a, b| a.union(*b));
+    if !any_live {
+        return ledger.refuse_all(first_refusal);
+    }
+    for (s, fields) in status.iter().zip(purpose.channel_fields) {
+        if let Some(Err(reason)) = s {
+            ledger.refuse(fields.minus(live_fields), *reason);
+        }
+    }
+    // Fields only of channels this request does not use.
+    ledger.refuse(channel_only.minus(live_fields), Reason::CategoryNotNeeded);
+}

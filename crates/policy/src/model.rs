@@ -1,0 +1,333 @@
+//! The policy document as written in TOML: every declaration an organisation
+//! makes about the personal data it processes. Parsing only checks shape;
+//! `validate` checks meaning.
+
+use crate::day::Day;
+use crate::located::At;
+use crate::terms::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub policy: PolicyMeta,
+    pub controller: Controller,
+    #[serde(default)]
+    pub subjects: Vec<SubjectCategory>,
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    #[serde(default)]
+    pub relationships: Vec<RelationshipKind>,
+    #[serde(default)]
+    pub purposes: Vec<Purpose>,
+    #[serde(default)]
+    pub recipients: Vec<Recipient>,
+    #[serde(default)]
+    pub storage: Vec<StorageLocation>,
+    #[serde(default)]
+    pub retention: Vec<RetentionRule>,
+    #[serde(default)]
+    pub marketing: Marketing,
+    #[serde(default)]
+    pub sharing: Sharing,
+    #[serde(default)]
+    pub cookies: Vec<Cookie>,
+    #[serde(default)]
+    pub security: Security,
+    pub rights: Rights,
+}
+
+/// The `[policy]` table: which version this is and how changes are published.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyMeta {
+    pub version: At<String>,
+    pub effective: Day,
+    pub regime: At<Regime>,
+    /// Where the notice is published; changes are posted there.
+    pub notice_url: String,
+    /// Websites, apps and other services the notice covers.
+    #[serde(default)]
+    pub applies_to: Vec<String>,
+    /// What the notice does not cover (for example data processed under a EULA).
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    #[serde(default)]
+    pub changelog: Vec<ChangelogEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangelogEntry {
+    pub version: String,
+    pub date: Day,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    pub legal_name: At<String>,
+    #[serde(default)]
+    pub trading_name: Option<String>,
+    pub company_number: At<String>,
+    pub registered_in: String,
+    pub registered_office: At<String>,
+    pub contact_address: At<String>,
+    pub phone: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub website: Option<String>,
+    pub regulator: Regulator,
+    pub dpo: Dpo,
+    /// Art. 27 representative, where the controller needs one.
+    #[serde(default)]
+    pub representative: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regulator {
+    pub name: String,
+    #[serde(default)]
+    pub short_name: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The controller's registration number with the regulator.
+    pub registration: At<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dpo {
+    pub name: At<String>,
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectCategory {
+    pub id: At<String>,
+    pub name: String,
+    #[serde(default)]
+    pub dpv: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    pub id: At<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub dpv: Option<String>,
+    #[serde(default)]
+    pub sensitivity: At<Sensitivity>,
+    /// The Art. 9(2) condition that lifts the ban on special-category data.
+    #[serde(default)]
+    pub art9_condition: Option<At<String>>,
+    pub source: At<DataSource>,
+    /// Where the data comes from, in the notice's words (for example "when you
+    /// register for our newsletter").
+    #[serde(default)]
+    pub collected_from: Option<String>,
+    pub fields: Vec<Field>,
+    #[serde(default)]
+    pub retention: Option<At<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    pub name: At<String>,
+    #[serde(rename = "type")]
+    pub kind: At<FieldType>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationshipKind {
+    pub id: At<String>,
+    pub name: String,
+    /// The events that end the relationship.
+    pub ended_by: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<At<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purpose {
+    pub id: At<String>,
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub dpv: Option<String>,
+    pub basis: At<LegalBasis>,
+    /// The legitimate interest pursued (required for that basis).
+    #[serde(default)]
+    pub interest: Option<At<String>>,
+    /// The law that imposes a legal obligation (required for that basis).
+    #[serde(default)]
+    pub obligation: Option<At<String>>,
+    /// Categories this purpose needs; `category.field` narrows to one field.
+    pub categories: Vec<At<String>>,
+    #[serde(default)]
+    pub subjects: Vec<At<String>>,
+    #[serde(default)]
+    pub recipients: Vec<At<String>>,
+    #[serde(default)]
+    pub retention: Option<At<String>>,
+    /// For a contract basis: the relationships that ground it.
+    #[serde(default)]
+    pub relationships: Vec<At<String>>,
+    /// Direct marketing (Art. 21(2)): an objection stops it absolutely.
+    #[serde(default)]
+    pub marketing: bool,
+    /// Marketing channels this purpose contacts people through.
+    #[serde(default)]
+    pub channels: Vec<At<String>>,
+    /// The Art. 18(2) ground on which this purpose may still read restricted data.
+    #[serde(default)]
+    pub during_restriction: Option<RestrictionGround>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    pub id: At<String>,
+    pub name: String,
+    pub kind: At<RecipientKind>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// ISO 3166-1 alpha-2 code of where the recipient processes the data.
+    pub country: At<String>,
+    #[serde(default)]
+    pub safeguard: Option<At<Safeguard>>,
+    /// Reference of the Art. 28 agreement (processors) or sharing agreement.
+    #[serde(default)]
+    pub agreement: Option<At<String>>,
+    /// Categories (or `category.field`) the recipient may receive.
+    pub categories: Vec<At<String>>,
+    pub form: At<DisclosureForm>,
+    /// Whether the recipient may use the data for its own marketing.
+    #[serde(default)]
+    pub own_marketing: At<bool>,
+    /// Certified under the (UK Extension to the) EU-US Data Privacy Framework.
+    #[serde(default)]
+    pub dpf_certified: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageLocation {
+    pub id: At<String>,
+    pub description: String,
+    pub country: At<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub safeguard: Option<At<Safeguard>>,
+    #[serde(default)]
+    pub dpf_certified: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    pub id: At<String>,
+    pub description: String,
+    /// `6 years`, `13 months`, `30 days`, ...
+    pub duration: At<String>,
+    pub from: At<RetentionEvent>,
+    /// For `from = "relationship-end"`: which relationship.
+    #[serde(default)]
+    pub relationship: Option<At<String>>,
+    /// A legal obligation that keeps the data, even through an erasure request.
+    #[serde(default)]
+    pub legal_obligation: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Marketing {
+    /// PECR reg. 22(3): marketing similar products to existing customers by
+    /// email without prior consent. Off unless the policy turns it on.
+    #[serde(default)]
+    pub soft_opt_in: bool,
+    #[serde(default)]
+    pub channels: Vec<ChannelDecl>,
+    /// How a person changes their preferences, in the notice's words.
+    #[serde(default)]
+    pub how_to_change: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelDecl {
+    pub channel: At<String>,
+    pub mode: At<ChannelMode>,
+    /// The categories only this channel needs (an email address for email).
+    #[serde(default)]
+    pub categories: Vec<At<String>>,
+}
+
+/// Promises about sharing that the validator enforces on every recipient.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sharing {
+    #[serde(default = "yes")]
+    pub never_sell: bool,
+    #[serde(default = "yes")]
+    pub no_third_party_marketing: bool,
+}
+
+impl Default for Sharing {
+    fn default() -> Self {
+        Sharing {
+            never_sell: true,
+            no_third_party_marketing: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cookie {
+    pub name: At<String>,
+    /// `first-party` or the id of a declared recipient.
+    pub provider: At<String>,
+    pub category: At<CookieCategory>,
+    pub description: String,
+    /// The consent purpose that covers this cookie (all but strictly necessary).
+    #[serde(default)]
+    pub purpose: Option<At<String>>,
+    /// `session` or a duration such as `2 years`.
+    pub duration: At<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    #[serde(default)]
+    pub measures: Vec<String>,
+}
+
+/// How a person uses their rights.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rights {
+    pub contact: String,
+    #[serde(default)]
+    pub portal_url: Option<String>,
+}

@@ -1,0 +1,194 @@
+//! The closed vocabularies of the policy language, each term with its words
+//! for the notice and, where one exists, its W3C Data Privacy Vocabulary IRI.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! vocabulary {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal, $label:literal, $dpv:expr;)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The word used in the policy file.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+
+            /// The words used in a notice.
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $label,)+ }
+            }
+
+            /// The DPV IRI (compact, `dpv:` prefix) where the vocabulary has one.
+            pub fn dpv(self) -> Option<&'static str> {
+                match self { $($name::$variant => $dpv,)+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// The data-protection law the controller answers to.
+    Regime {
+        UkGdpr = "uk-gdpr", "the UK GDPR and the Data Protection Act 2018", Some("dpv:legal-uk:DPA");
+        EuGdpr = "eu-gdpr", "the EU General Data Protection Regulation", Some("eu-gdpr:GDPR");
+    }
+}
+
+vocabulary! {
+    Sensitivity {
+        Ordinary = "ordinary", "ordinary personal data", Some("dpv:PersonalData");
+        Special = "special", "special category data", Some("dpv:SpecialCategoryPersonalData");
+    }
+}
+
+impl Default for Sensitivity {
+    fn default() -> Self {
+        Sensitivity::Ordinary
+    }
+}
+
+vocabulary! {
+    /// How data reaches the controller (Art. 14 and Art. 20 turn on this).
+    DataSource {
+        Provided = "provided", "you give it to us", Some("dpv:DataSubjectProvided");
+        Observed = "observed", "we observe it when you use our services", Some("dpv:ObservedPersonalData");
+        Inferred = "inferred", "we infer it from other data", Some("dpv:InferredPersonalData");
+    }
+}
+
+vocabulary! {
+    /// The type of one field's value; collection validates values against it.
+    FieldType {
+        Text = "text", "text", None;
+        Email = "email", "email address", Some("pd:EmailAddress");
+        Phone = "phone", "telephone number (E.164)", Some("pd:TelephoneNumber");
+        PostalAddress = "postal-address", "postal address", Some("pd:PhysicalAddress");
+        IpAddress = "ip-address", "IP address", Some("pd:IPAddress");
+        Url = "url", "web address", Some("pd:BrowsingReferral");
+        Date = "date", "date", None;
+        Datetime = "datetime", "date and time", None;
+        Integer = "integer", "whole number", None;
+        Decimal = "decimal", "decimal number", None;
+        Boolean = "boolean", "yes or no", None;
+        Country = "country", "country code", Some("pd:Country");
+    }
+}
+
+vocabulary! {
+    /// Art. 6(1) legal bases.
+    LegalBasis {
+        Consent = "consent", "your consent", Some("dpv:Consent");
+        Contract = "contract", "performance of a contract with you, or steps you asked for before one", Some("dpv:Contract");
+        LegitimateInterest = "legitimate-interest", "our legitimate interests", Some("dpv:LegitimateInterest");
+        LegalObligation = "legal-obligation", "a legal obligation we must comply with", Some("dpv:LegalObligation");
+        VitalInterest = "vital-interest", "protecting someone's vital interests", Some("dpv:VitalInterest");
+        PublicTask = "public-task", "a task in the public interest", Some("dpv:PublicInterest");
+    }
+}
+
+vocabulary! {
+    RecipientKind {
+        Processor = "processor", "service provider working on our behalf", Some("dpv:DataProcessor");
+        ThirdParty = "third-party", "independent third party", Some("dpv:ThirdParty");
+        Analytics = "analytics", "analytics or search engine provider", Some("dpv:DataProcessor");
+        Authority = "authority", "public authority", Some("dpv:Authority");
+        Acquirer = "acquirer", "buyer of all or part of our business", Some("dpv:ThirdParty");
+    }
+}
+
+vocabulary! {
+    /// Chapter V safeguards for a transfer to a country without adequacy.
+    Safeguard {
+        Adequacy = "adequacy", "an adequacy decision", Some("dpv:AdequacyDecision");
+        EuScc = "eu-scc", "the EU standard contractual clauses (2021/914)", Some("dpv:StandardContractualClauses");
+        UkIdta = "uk-idta", "the UK International Data Transfer Agreement", Some("dpv:StandardContractualClauses");
+        UkAddendum = "uk-addendum", "the UK Addendum to the EU standard contractual clauses", Some("dpv:StandardContractualClauses");
+        Bcr = "bcr", "binding corporate rules", Some("dpv:BindingCorporateRules");
+        Art49 = "art49-derogation", "an Art. 49 derogation for a specific situation", Some("dpv:DataTransferLegalBasis");
+    }
+}
+
+vocabulary! {
+    /// The form in which a recipient may receive data.
+    DisclosureForm {
+        Identified = "identified", "in a form that identifies you", Some("dpv:IdentifyingPersonalData");
+        Pseudonymised = "pseudonymised", "in a form that does not directly identify you", Some("dpv:PseudonymisedData");
+        Aggregated = "aggregated", "only as aggregated statistics", Some("dpv:AggregatedData");
+    }
+}
+
+vocabulary! {
+    /// The event a retention period runs from.
+    RetentionEvent {
+        Collection = "collection", "from when we collect it", None;
+        LastActivity = "last-activity", "from your last activity", None;
+        RelationshipEnd = "relationship-end", "from the end of the relationship", None;
+        ConsentWithdrawal = "consent-withdrawal", "from when you withdraw consent", None;
+        RequestClosed = "request-closed", "from when your request is closed", None;
+    }
+}
+
+vocabulary! {
+    ChannelMode {
+        OptIn = "opt-in", "only with your prior consent", Some("dpv:OptInConsent");
+        OptOut = "opt-out", "unless you tell us not to", Some("dpv:OptOut");
+    }
+}
+
+vocabulary! {
+    CookieCategory {
+        StrictlyNecessary = "strictly-necessary", "Strictly necessary", Some("dpv:ServiceProvision");
+        Functional = "functional", "Functional", Some("dpv:ServicePersonalisation");
+        Analytics = "analytics", "Analytics", Some("dpv:ServiceOptimisation");
+        Marketing = "marketing", "Marketing", Some("dpv:Advertising");
+    }
+}
+
+vocabulary! {
+    /// Art. 18(2): grounds on which restricted data may still be processed.
+    RestrictionGround {
+        LegalClaims = "legal-claims", "the establishment, exercise or defence of legal claims", None;
+        OtherPersonsRights = "other-persons-rights", "protecting the rights of another person", None;
+        PublicInterest = "public-interest", "an important public interest", None;
+    }
+}
+
+vocabulary! {
+    /// The marketing channels the language knows.
+    Channel {
+        Email = "email", "email", Some("dpv:EmailCommunication");
+        Phone = "phone", "telephone", Some("dpv:PhoneCommunication");
+        Sms = "sms", "text message", Some("dpv:SMSCommunication");
+        Post = "post", "post", Some("dpv:PostalCommunication");
+    }
+}
+
+impl Channel {
+    pub const EACH: [Channel; 4] = [Channel::Email, Channel::Phone, Channel::Sms, Channel::Post];
+
+    pub fn parse(text: &str) -> Option<Channel> {
+        Channel::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// PECR regs. 22 and 21: electronic mail (email, SMS) needs prior consent;
+    /// live calls need it too under this language's reading of the reference policy.
+    pub fn needs_opt_in_under_pecr(self) -> bool {
+        matches!(self, Channel::Email | Channel::Sms)
+    }
+}

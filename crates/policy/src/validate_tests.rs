@@ -1,0 +1,356 @@
+//! Each semantic error has its own test: a one-place edit to the reference
+//! policy, and the error that must name it, at the right line.
+
+use crate::{REFERENCE_POLICY, load};
+
+/// Loads the reference policy after replacing `from` (which must occur) with `to`.
+fn errors_after(from: &str, to: &str) -> Vec<String> {
+    assert!(
+        REFERENCE_POLICY.contains(from),
+        "the reference policy has no `{from}`"
+    );
+    let edited = REFERENCE_POLICY.replacen(from, to, 1);
+    match load("p.toml", &edited) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.lines(),
+    }
+}
+
+/// The one-based line of the first occurrence of `needle` after an edit.
+fn line_of(from: &str, to: &str, needle: &str) -> usize {
+    let edited = REFERENCE_POLICY.replacen(from, to, 1);
+    let offset = edited.find(needle).unwrap();
+    edited[..offset].matches('\n').count() + 1
+}
+
+fn expect_one(from: &str, to: &str, message: &str, at: &str) {
+    let errors = errors_after(from, to);
+    assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+    assert!(
+        errors[0].contains(message),
+        "`{}` does not contain `{message}`",
+        errors[0]
+    );
+    let line = line_of(from, to, at);
+    assert!(
+        errors[0].starts_with(&format!("p.toml:{line}:")),
+        "`{}` is not at line {line}",
+        errors[0]
+    );
+    assert!(errors[0].contains("; "), "no hint in `{}`", errors[0]);
+}
+
+#[test]
+fn reference_policy_is_valid() {
+    let loaded = crate::reference().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.document.purposes.len(), 18);
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let errors = errors_after("regime = \"uk-gdpr\"", "regime = uk-gdpr");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with("p.toml:9:"), "{}", errors[0]);
+}
+
+#[test]
+fn unknown_key_is_refused_with_the_expected_keys() {
+    let errors = errors_after("trading_name = \"i-Image\"", "trading_nmae = \"i-Image\"");
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("unknown field `trading_nmae`"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("trading_name"), "{}", errors[0]);
+}
+
+#[test]
+fn unknown_legal_basis_is_refused() {
+    let errors = errors_after("basis = \"contract\"", "basis = \"contractual\"");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("contractual"), "{}", errors[0]);
+}
+
+#[test]
+fn unknown_category_referenced() {
+    expect_one(
+        "categories = [\"name\", \"email\", \"postal-address\", \"orders\"]",
+        "categories = [\"name\", \"email\", \"postal-address\", \"order\"]",
+        "purpose `complete-transactions` refers to unknown data category `order`",
+        "\"order\"]",
+    );
+}
+
+#[test]
+fn unknown_field_of_a_category_referenced() {
+    expect_one(
+        "categories = [\"visit.user_agent\", \"visit.landing_page\"]",
+        "categories = [\"visit.user_agent\", \"visit.exit_page\"]",
+        "unknown field `exit_page` of category `visit`",
+        "\"visit.exit_page\"",
+    );
+}
+
+#[test]
+fn unknown_purpose_referenced() {
+    expect_one(
+        "purpose = \"cookie-analytics\"",
+        "purpose = \"cookie-analytic\"",
+        "cookie `_analytics_id` refers to unknown purpose `cookie-analytic`",
+        "\"cookie-analytic\"",
+    );
+}
+
+#[test]
+fn unknown_recipient_referenced() {
+    expect_one(
+        "recipients = [\"business-acquirer\"]",
+        "recipients = [\"buyer\"]",
+        "purpose `business-transfer` refers to unknown recipient `buyer`",
+        "[\"buyer\"]",
+    );
+}
+
+#[test]
+fn unknown_channel_referenced() {
+    expect_one(
+        "channels = [\"post\"]",
+        "channels = [\"pigeon\"]",
+        "purpose `postal-marketing` refers to unknown marketing channel `pigeon`",
+        "\"pigeon\"",
+    );
+}
+
+#[test]
+fn unknown_channel_declared() {
+    let errors = errors_after("channel = \"sms\"", "channel = \"fax\"");
+    let line = line_of("channel = \"sms\"", "channel = \"fax\"", "\"fax\"");
+    assert!(errors.contains(&format!(
+        "p.toml:{line}:11: unknown marketing channel `fax`; expected one of: email, phone, sms, post"
+    )), "{errors:#?}");
+    // The purpose that used `sms` now refers to an undeclared channel.
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unknown marketing channel `sms`")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn duplicate_ids() {
+    expect_one(
+        "id = \"service-notices\"",
+        "id = \"seek-feedback\"",
+        "duplicate purpose id `seek-feedback`",
+        "id = \"seek-feedback\"\nname = \"Notices",
+    );
+    let errors = errors_after(
+        "{ name = \"comments\", type = \"text\" }",
+        "{ name = \"enquiry\", type = \"text\" }",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("duplicate field id `enquiry`")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn consent_marketing_purpose_without_channel() {
+    expect_one(
+        "channels = [\"email\", \"phone\", \"sms\"]\n",
+        "",
+        "consent purpose `requested-communications` is for marketing but names no channel",
+        "id = \"requested-communications\"",
+    );
+}
+
+#[test]
+fn legitimate_interest_without_interest() {
+    expect_one(
+        "interest = \"Showing our websites properly on the devices our visitors use.\"\n",
+        "",
+        "purpose `content-presentation` relies on legitimate interests without stating the interest",
+        "basis = \"legitimate-interest\"\ncategories = [\"visit.user_agent\"",
+    );
+}
+
+#[test]
+fn legal_obligation_without_the_law() {
+    expect_one(
+        "obligation = \"Companies Act 2006, s.386 and s.388; Finance Act 1998 Sch. 18 para. 21\"\n",
+        "",
+        "purpose `statutory-accounting` relies on a legal obligation without naming it",
+        "basis = \"legal-obligation\"\ncategories = [\"name\", \"postal-address\", \"orders\"]",
+    );
+}
+
+#[test]
+fn special_category_without_art9_condition() {
+    expect_one(
+        "name = \"Your job application\"\n",
+        "name = \"Your job application\"\nsensitivity = \"special\"\n",
+        "special-category data `job-application` has no Art. 9 condition",
+        "id = \"job-application\"\nname",
+    );
+    let errors = errors_after(
+        "name = \"Your job application\"\n",
+        "name = \"Your job application\"\nsensitivity = \"special\"\nart9_condition = \"employment-law\"\n",
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn processor_without_agreement() {
+    expect_one(
+        "agreement = \"DPA-2018-MAIL-01\"\n",
+        "",
+        "recipient `mailing-house` processes data for us but has no agreement reference",
+        "kind = \"processor\"",
+    );
+}
+
+#[test]
+fn analytics_provider_receiving_identified_data() {
+    expect_one(
+        "categories = [\"ip-address\", \"visit\", \"usage\"]\nform = \"pseudonymised\"",
+        "categories = [\"ip-address\", \"visit\", \"usage\"]\nform = \"identified\"",
+        "analytics provider `web-analytics` would receive identified data",
+        "form = \"identified\"\nown_marketing = false\n\n[[recipients]]\nid = \"search-engine\"",
+    );
+}
+
+#[test]
+fn recipient_using_data_for_its_own_marketing() {
+    expect_one(
+        "form = \"identified\"\nown_marketing = false",
+        "form = \"identified\"\nown_marketing = true",
+        "recipient `mailing-house` may use data for its own marketing, which the policy forbids",
+        "own_marketing = true",
+    );
+}
+
+#[test]
+fn transfer_without_adequacy_or_safeguard() {
+    expect_one(
+        "country = \"US\"\nsafeguard = \"uk-idta\"\nagreement",
+        "country = \"US\"\nagreement",
+        "recipient `web-analytics` is in US, adequate under uk-gdpr only for certified organisations",
+        "country = \"US\"\nagreement",
+    );
+    let hosting = "country = \"US\"\nprovider = \"Our hosting provider\"\nsafeguard = \"uk-idta\"";
+    expect_one(
+        hosting,
+        "country = \"IN\"",
+        "storage location `overflow-hosting` transfers data to IN, which has no adequacy under uk-gdpr on 2026-12-01, and no safeguard",
+        "country = \"IN\"",
+    );
+    // An adequate country needs no safeguard; a DPF-certified US recipient is adequate.
+    assert!(errors_after(hosting, "country = \"JP\"").is_empty());
+    assert!(errors_after(hosting, "country = \"US\"\ndpf_certified = true").is_empty());
+    assert_eq!(errors_after(hosting, "country = \"US\"").len(), 1);
+}
+
+#[test]
+fn purpose_without_retention() {
+    expect_one(
+        "retention = \"job-application-6m\"\n",
+        "",
+        "purpose `job-applications` has no retention rule",
+        "id = \"job-applications\"",
+    );
+}
+
+#[test]
+fn category_without_retention() {
+    let from = "[[categories]]\nid = \"feedback\"";
+    let errors = errors_after(
+        from,
+        "[[categories]]\nid = \"unused\"\nname = \"Unused\"\nsource = \"provided\"\nfields = [{ name = \"x\", type = \"text\" }]\n\n[[categories]]\nid = \"feedback\"",
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("category `unused` has no retention rule"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn opt_in_channel_marked_opt_out_for_a_consent_purpose() {
+    expect_one(
+        "channel = \"phone\"\nmode = \"opt-in\"",
+        "channel = \"phone\"\nmode = \"opt-out\"",
+        "consent purpose `requested-communications` uses channel `phone`, which the policy marks opt-out",
+        "\"phone\", \"sms\"]",
+    );
+    // Email marked opt-out breaks PECR as well as the consent purpose.
+    let errors = errors_after(
+        "channel = \"email\"\nmode = \"opt-in\"",
+        "channel = \"email\"\nmode = \"opt-out\"",
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("PECR requires prior consent"))
+    );
+}
+
+#[test]
+fn cookie_outside_strictly_necessary_without_consent_purpose() {
+    expect_one(
+        "purpose = \"cookie-analytics\"\n",
+        "",
+        "cookie `_analytics_id` is analytics (not strictly necessary) but has no consent purpose",
+        "category = \"analytics\"",
+    );
+    // A purpose that is not consent-based does not cover a cookie either.
+    let errors = errors_after(
+        "purpose = \"cookie-analytics\"",
+        "purpose = \"analytics-research\"",
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
+#[test]
+fn empty_controller_identity() {
+    expect_one(
+        "legal_name = \"i-Image IT Limited\"",
+        "legal_name = \"\"",
+        "the controller's legal name is empty",
+        "legal_name",
+    );
+    let errors = errors_after("registration = \"ZA292671\"", "registration = \" \"");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
+#[test]
+fn unreadable_retention_duration() {
+    expect_one(
+        "duration = \"13 months\"",
+        "duration = \"thirteen months\"",
+        "unreadable duration `thirteen months`",
+        "\"thirteen months\"",
+    );
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let edited = REFERENCE_POLICY
+        .replacen("agreement = \"DPA-2018-MAIL-01\"\n", "", 1)
+        .replacen(
+            "legal_name = \"i-Image IT Limited\"",
+            "legal_name = \"\"",
+            1,
+        )
+        .replacen("retention = \"job-application-6m\"\n", "", 1);
+    let errors = load("p.toml", &edited).unwrap_err();
+    assert_eq!(errors.diagnostics.len(), 3, "{errors}");
+    // Reported in file order.
+    let starts: Vec<usize> = errors.diagnostics.iter().map(|d| d.span.start).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+}
