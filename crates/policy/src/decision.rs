@@ -398,3 +398,6 @@ fn per_channel(
     // Fields only of channels this request does not use.
     ledger.refuse(channel_only.minus(live_fields), Reason::CategoryNotNeeded);
 }
+#[cfg(test)]
+#[path = "decision_tests.rs"]
+mod tests;

@@ -53,6 +53,8 @@ vocabulary! {
     }
 }
 
+// Written out because the vocabulary macro derives the enum.
+#[allow(clippy::derivable_impls)]
 impl Default for Sensitivity {
     fn default() -> Self {
         Sensitivity::Ordinary

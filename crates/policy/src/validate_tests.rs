@@ -147,7 +147,7 @@ fn duplicate_ids() {
         "id = \"seek-feedback\"\nname = \"Notices",
     );
     let errors = errors_after(
-        "{ name = \"comments\", type = \"text\" }",
+        "{ name = \"comments\", type = \"text\", description = \"your comments and survey answers\" }",
         "{ name = \"enquiry\", type = \"text\" }",
     );
     assert!(

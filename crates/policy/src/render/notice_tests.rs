@@ -1,0 +1,236 @@
+//! The rendered reference notice, checked section by section against the
+//! commitments of the reference text (../shared/reference/seed-privacy-policy.txt).
+
+use super::{Format, cookies, notice, ropa};
+
+fn reference_notice() -> String {
+    let policy = crate::reference().unwrap();
+    notice::notice(&policy.document).write(Format::Markdown)
+}
+
+/// The text of the section headed `heading`, up to the next `## `.
+fn section(text: &str, heading: &str) -> String {
+    let start = text.find(&format!("## {heading}")).unwrap_or_else(|| panic!("no section `{heading}`"));
+    let rest = &text[start + 3..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+fn assert_has(section_text: &str, commitments: &[&str]) {
+    for c in commitments {
+        assert!(section_text.contains(c), "missing `{c}` in:\n{section_text}");
+    }
+}
+
+#[test]
+fn section_1_who_we_are() {
+    let s = section(&reference_notice(), "Who we are");
+    assert_has(
+        &s,
+        &[
+            "i-Image IT Limited",
+            "registered in England and Wales",
+            "company number 9028104",
+            "Chart House, 2 Effingham Road, Reigate, Surrey RH2 7JN",
+            "Information Commissioner's Office (ICO)",
+            "ZA292671",
+            "Data Protection Officer is Andrew Cakebread",
+            "Unit 2 Basepoint Business Centre, Metcalf Way, Crawley, West Sussex RH11 7XX",
+            "+44 (0) 333 305 2252",
+            "websites",
+            "apps",
+            "call-centres",
+        ],
+    );
+}
+
+#[test]
+fn sections_2_and_11_what_the_notice_does_not_cover() {
+    let s = section(&reference_notice(), "Who we are");
+    // Section 2: the EULA is out of scope; section 11: other websites.
+    assert_has(&s, &["End User Licence Agreement (EULA)", "applies only to ours"]);
+}
+
+#[test]
+fn section_4_what_we_collect() {
+    let s = section(&reference_notice(), "What we collect and where it comes from");
+    assert_has(
+        &s,
+        &[
+            "Your name",
+            "Your postal address",
+            "Your email address",
+            "Your IP address",
+            "how you got to our websites",
+            "How you use our services",
+            "newsletter",
+            "call-centres",
+        ],
+    );
+}
+
+#[test]
+fn sections_5_and_6_purposes_and_legal_bases() {
+    let s = section(&reference_notice(), "How we use your information and our legal basis");
+    assert_has(
+        &s,
+        &[
+            "Providing you with information, products or services you have requested from us.",
+            "Completing any transaction that you do with us.",
+            "interactive features",
+            "Processing any orders that you have submitted.",
+            "Carrying out our obligations arising from any contracts entered into by you and us.",
+            "Seeking your views or comments on the services we provide.",
+            "Notifying you of any changes to our services.",
+            "Sending you communications which you have requested and that may be of interest to you",
+            "Processing a request or job application.",
+            "presented in the most effective manner for you and your device",
+            "Troubleshooting, data analysis, testing, research, statistical and survey purposes",
+            "keeping our services safe and secure",
+            "Managing and operating your account with us.",
+            "Contract:",
+            "Consent:",
+            "withdraw consent at any time",
+            "Legitimate interests:",
+            "Legal obligation:",
+        ],
+    );
+}
+
+#[test]
+fn section_7_who_receives_it() {
+    let s = section(&reference_notice(), "Who receives your information");
+    assert_has(
+        &s,
+        &[
+            "We will not sell or rent your information to third parties.",
+            "We will not share your information with third parties for their own marketing.",
+            "mailing",
+            "not to use it for their own direct marketing",
+            "only the information needed",
+            "analytics",
+            "Search engine providers",
+            "does not directly identify you",
+            "sale or reorganisation",
+            "Only where the law requires us to disclose data",
+        ],
+    );
+}
+
+#[test]
+fn section_8_marketing_and_rights() {
+    let text = reference_notice();
+    let m = section(&text, "Marketing and your choices");
+    assert_has(
+        &m,
+        &[
+            "We will not contact you for marketing purposes by email, telephone or text message unless you have given your prior consent.",
+            "We will not contact you for marketing purposes by post if you have told us that you do not wish to be contacted.",
+            "change your marketing preferences at any time",
+            "tick or untick the boxes",
+        ],
+    );
+    let r = section(&text, "Your rights");
+    assert_has(
+        &r,
+        &[
+            "right of access",
+            "right to rectification",
+            "right to erasure",
+            "right to restriction",
+            "right to object",
+            "machine-readable",
+            "right to data portability",
+            "withdraw your consent",
+            "legal reasons why we cannot fulfil all of a request",
+            "within one month",
+        ],
+    );
+}
+
+#[test]
+fn section_3_complaint_to_the_regulator() {
+    let s = section(&reference_notice(), "Your right to complain");
+    assert_has(&s, &["complaint at any time", "Information Commissioner's Office (ICO)", "https://ico.org.uk"]);
+}
+
+#[test]
+fn section_9_transfers_and_security() {
+    let text = reference_notice();
+    let t = section(&text, "Transfers outside the UK");
+    assert_has(
+        &t,
+        &[
+            "only where the destination has an adequacy decision or the transfer is protected by an approved safeguard",
+            "Servers that may from time to time be located outside the UK and EEA",
+            "the United States, protected by the UK International Data Transfer Agreement",
+        ],
+    );
+    let s = section(&text, "How we keep your information secure");
+    assert_has(&s, &["encrypted", "password", "do not share it with anyone"]);
+}
+
+#[test]
+fn section_5_retention() {
+    let s = section(&reference_notice(), "How long we keep your information");
+    assert_has(&s, &["only as long as necessary", "contract you hold with us", "review these periods regularly", "6 years"]);
+}
+
+#[test]
+fn section_10_cookies() {
+    let s = section(&reference_notice(), "Cookies");
+    assert_has(&s, &["remember your login details", "switch cookies off", "browser", "cookie policy"]);
+}
+
+#[test]
+fn section_1_changes_are_posted() {
+    let s = section(&reference_notice(), "Changes to this notice");
+    assert_has(&s, &["We may change this notice", "https://www.iimageit.com/privacy-policy", "2018-05-01", "2.0"]);
+}
+
+#[test]
+fn html_notice_is_self_contained() {
+    let policy = crate::reference().unwrap();
+    let html = notice::notice(&policy.document).write(Format::Html);
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("src="));
+    assert!(html.contains("<h2 id=\"who-we-are\">Who we are</h2>"));
+    assert!(html.contains("Information Commissioner&#39;s Office"));
+}
+
+#[test]
+fn cookie_policy_lists_every_cookie_with_its_lifetime() {
+    let policy = crate::reference().unwrap();
+    let md = cookies::cookie_policy(&policy.document).write(Format::Markdown);
+    for (name, lifetime) in [
+        ("session_id", "until you close your browser"),
+        ("custodian_consent", "6 months"),
+        ("remember_login", "30 days"),
+        ("_analytics_id", "13 months"),
+    ] {
+        let row = md.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap();
+        assert!(row.contains(lifetime), "{row}");
+    }
+    assert!(md.contains("### Analytics cookies"));
+    assert!(md.contains("Global Privacy Control"));
+}
+
+#[test]
+fn record_of_processing_has_the_art_30_fields() {
+    let policy = crate::reference().unwrap();
+    let record = ropa::record(&policy.document);
+    assert_eq!(record.activities.len(), policy.document.purposes.len());
+    assert_eq!(record.controller.dpo, "Andrew Cakebread");
+    let analytics = record.activities.iter().find(|a| a.purpose_id == "analytics-research").unwrap();
+    assert_eq!(analytics.legal_basis, "legitimate-interest");
+    assert!(analytics.third_country_transfers.iter().any(|t| t.contains("United States")));
+    assert!(!analytics.erasure_time_limit.is_empty());
+    assert!(!record.security_measures.is_empty());
+    let csv = ropa::csv(&policy.document);
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1 + record.activities.len());
+    assert!(lines[0].starts_with("controller,controller_contact,dpo"));
+    let json: serde_json::Value = serde_json::from_str(&ropa::json(&policy.document)).unwrap();
+    assert_eq!(json["activities"].as_array().unwrap().len(), record.activities.len());
+}
