@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "custodian", version, about = "The privacy engine that keeps a privacy policy's promises by construction")]
+#[command(
+    name = "custodian",
+    version,
+    about = "The privacy engine that keeps a privacy policy's promises by construction"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

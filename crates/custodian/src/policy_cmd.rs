@@ -65,7 +65,10 @@ pub fn run(command: PolicyCommand) -> ExitCode {
             print!("{}", notice::notice(&p.document).write(format.into()));
         }),
         PolicyCommand::Cookies { file, format } => with_policy(&file, |p| {
-            print!("{}", cookies::cookie_policy(&p.document).write(format.into()));
+            print!(
+                "{}",
+                cookies::cookie_policy(&p.document).write(format.into())
+            );
         }),
         PolicyCommand::Ropa { file, format } => with_policy(&file, |p| match format {
             RecordFormat::Csv => print!("{}", ropa::csv(&p.document)),
@@ -135,7 +138,10 @@ pub fn read_policy(file: &Path) -> Option<LoadedPolicy> {
                 eprintln!("{line}");
             }
             let count = errors.diagnostics.len();
-            eprintln!("custodian: {count} error{} in {name}", if count == 1 { "" } else { "s" });
+            eprintln!(
+                "custodian: {count} error{} in {name}",
+                if count == 1 { "" } else { "s" }
+            );
             None
         }
     }

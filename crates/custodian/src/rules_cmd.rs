@@ -31,7 +31,12 @@ pub enum DivisionArg {
 
 pub fn run(command: RulesCommand) -> ExitCode {
     match command {
-        RulesCommand::Deadline { received, division, extended, identity_received } => {
+        RulesCommand::Deadline {
+            received,
+            division,
+            extended,
+            identity_received,
+        } => {
             let Some(received) = parse_day(&received) else {
                 return ExitCode::FAILURE;
             };
@@ -45,7 +50,10 @@ pub fn run(command: RulesCommand) -> ExitCode {
                 DivisionArg::Scotland => Division::Scotland,
                 DivisionArg::NorthernIreland => Division::NorthernIreland,
             };
-            let clock = RequestClock { identity_received: identity, ..RequestClock::received(received) };
+            let clock = RequestClock {
+                identity_received: identity,
+                ..RequestClock::received(received)
+            };
             match response_due(&clock, division, extended) {
                 Ok(due) => {
                     println!("{}", Day(due));

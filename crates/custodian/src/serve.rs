@@ -59,11 +59,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let Some(policy) = policy else {
         return ExitCode::FAILURE;
     };
-    let source = args
-        .policy
-        .as_ref()
-        .map_or_else(|| format!("{REFERENCE_POLICY_FILE} (built in)"), |p| p.display().to_string());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let source = args.policy.as_ref().map_or_else(
+        || format!("{REFERENCE_POLICY_FILE} (built in)"),
+        |p| p.display().to_string(),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("custodian: cannot start the runtime: {e}");
@@ -109,12 +112,30 @@ async fn serve(listen: SocketAddr, policy: LoadedPolicy, source: String) -> std:
 fn router(published: Arc<Published>) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/privacy", get(|s: State<Arc<Published>>| async move { html(&s.notice_html) }))
-        .route("/privacy.md", get(|s: State<Arc<Published>>| async move { markdown(&s.notice_md) }))
-        .route("/cookies", get(|s: State<Arc<Published>>| async move { html(&s.cookies_html) }))
-        .route("/cookies.md", get(|s: State<Arc<Published>>| async move { markdown(&s.cookies_md) }))
-        .route("/v1/policy", get(|s: State<Arc<Published>>| async move { json(&s.policy_json) }))
-        .route("/v1/policy/ropa", get(|s: State<Arc<Published>>| async move { json(&s.ropa_json) }))
+        .route(
+            "/privacy",
+            get(|s: State<Arc<Published>>| async move { html(&s.notice_html) }),
+        )
+        .route(
+            "/privacy.md",
+            get(|s: State<Arc<Published>>| async move { markdown(&s.notice_md) }),
+        )
+        .route(
+            "/cookies",
+            get(|s: State<Arc<Published>>| async move { html(&s.cookies_html) }),
+        )
+        .route(
+            "/cookies.md",
+            get(|s: State<Arc<Published>>| async move { markdown(&s.cookies_md) }),
+        )
+        .route(
+            "/v1/policy",
+            get(|s: State<Arc<Published>>| async move { json(&s.policy_json) }),
+        )
+        .route(
+            "/v1/policy/ropa",
+            get(|s: State<Arc<Published>>| async move { json(&s.ropa_json) }),
+        )
         .route("/healthz", get(|| async { json("{\"status\":\"ok\"}") }))
         .route("/readyz", get(|| async { json("{\"status\":\"ready\"}") }))
         .fallback(not_found)
@@ -167,9 +188,10 @@ async fn not_found() -> Response {
         "detail": "There is nothing at this address.",
     });
     let mut response = (StatusCode::NOT_FOUND, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     response
 }
 

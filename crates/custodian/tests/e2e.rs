@@ -58,7 +58,10 @@ fn check_accepts_the_reference_policy_with_a_one_line_summary() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 1);
-    assert!(stdout.contains("valid: policy 2.0 (uk-gdpr, effective 2026-12-01)"), "{stdout}");
+    assert!(
+        stdout.contains("valid: policy 2.0 (uk-gdpr, effective 2026-12-01)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("18 purposes"), "{stdout}");
 }
 
@@ -72,7 +75,10 @@ fn check_reports_every_error_with_file_line_and_column() {
     let out = run(&["policy", "check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with(file.to_str().unwrap()) && l.contains(".toml:")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(file.to_str().unwrap()) && l.contains(".toml:"))
+        .collect();
     assert_eq!(errors.len(), 2, "{stderr}");
     for line in &errors {
         // FILE:LINE:COLUMN: what is wrong; what would be right
@@ -120,25 +126,50 @@ fn render_cookies_and_ropa_in_every_format() {
 fn diff_exits_3_only_for_material_changes() {
     let scratch = Scratch::new("diff");
     let old = reference();
-    let same = run(&["policy", "diff", old.to_str().unwrap(), old.to_str().unwrap()]);
+    let same = run(&[
+        "policy",
+        "diff",
+        old.to_str().unwrap(),
+        old.to_str().unwrap(),
+    ]);
     assert_eq!(same.status.code(), Some(0));
     assert!(same.stdout.is_empty());
 
     let editorial = scratch.write(
         "editorial.toml",
-        &reference_text().replacen("Completing any transaction that you do with us.", "Completing your transactions.", 1),
+        &reference_text().replacen(
+            "Completing any transaction that you do with us.",
+            "Completing your transactions.",
+            1,
+        ),
     );
-    let out = run(&["policy", "diff", old.to_str().unwrap(), editorial.to_str().unwrap()]);
+    let out = run(&[
+        "policy",
+        "diff",
+        old.to_str().unwrap(),
+        editorial.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert_eq!(text(&out.stdout).trim(), "editorial: purpose `complete-transactions`: description changed");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "editorial: purpose `complete-transactions`: description changed"
+    );
 
     let material = scratch.write(
         "material.toml",
         &reference_text().replacen("duration = \"13 months\"", "duration = \"25 months\"", 1),
     );
-    let out = run(&["policy", "diff", old.to_str().unwrap(), material.to_str().unwrap()]);
+    let out = run(&[
+        "policy",
+        "diff",
+        old.to_str().unwrap(),
+        material.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stdout).contains("material: retention rule `visit-13m` is longer: 13 months became 25 months"));
+    assert!(
+        text(&out.stdout)
+            .contains("material: retention rule `visit-13m` is longer: 13 months became 25 months")
+    );
 }
 
 #[test]
@@ -174,32 +205,52 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on http://") {
                     let rest = &line[i + "listening on http://".len()..];
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
                     let _ = tx.send(addr);
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
         Server { child, addr }
     }
 
     fn get(&self, path: &str) -> (u16, String, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap();
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
         let content_type = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         (status, content_type, body.to_string())
     }
 
     fn stop(mut self) -> Option<i32> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -235,12 +286,18 @@ fn serve_publishes_the_policy_and_stops_on_sigterm() {
     assert!(body.starts_with("# Cookie policy of i-Image"));
     let (_, _, body) = server.get("/v1/policy");
     let policy: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(policy["controller"]["regulator"]["registration"], "ZA292671");
+    assert_eq!(
+        policy["controller"]["regulator"]["registration"],
+        "ZA292671"
+    );
     assert_eq!(policy["purposes"].as_array().unwrap().len(), 18);
     let (_, _, body) = server.get("/v1/policy/ropa");
     assert!(body.contains("\"activities\""));
     let (status, content_type, body) = server.get("/no/such/page");
-    assert_eq!((status, content_type.as_str()), (404, "application/problem+json"));
+    assert_eq!(
+        (status, content_type.as_str()),
+        (404, "application/problem+json")
+    );
     assert!(body.contains("\"code\":\"not_found\""));
     assert_eq!(server.stop(), Some(0));
 }
@@ -248,14 +305,27 @@ fn serve_publishes_the_policy_and_stops_on_sigterm() {
 #[test]
 fn serve_uses_the_policy_file_it_is_given_and_refuses_a_broken_one() {
     let scratch = Scratch::new("serve");
-    let edited = scratch.write("p.toml", &reference_text().replacen("version = \"2.0\"", "version = \"2.1\"", 1));
+    let edited = scratch.write(
+        "p.toml",
+        &reference_text().replacen("version = \"2.0\"", "version = \"2.1\"", 1),
+    );
     let server = Server::start(&["--policy", edited.to_str().unwrap()]);
     let (_, _, body) = server.get("/");
     assert!(body.contains("Policy version 2.1."), "{body}");
     assert_eq!(server.stop(), Some(0));
 
     let broken = scratch.write("broken.toml", "[policy]\nversion = 2\n");
-    let out = run(&["serve", "--listen", "127.0.0.1:0", "--policy", broken.to_str().unwrap()]);
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+        broken.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("broken.toml:2:11"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("broken.toml:2:11"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -317,9 +317,14 @@ fn legal_basis(
     if purpose.channels != 0 {
         return per_channel(purpose, request, state, now, ledger);
     }
-    if (purpose.marketing || purpose.basis == LegalBasis::LegitimateInterest)
-        && objected(state, purpose, pix, None)
-    {
+    // Art. 21(1) and (2): objection reaches legitimate-interest and public-task
+    // processing, and direct marketing whatever its basis.
+    let objectable = purpose.marketing
+        || matches!(
+            purpose.basis,
+            LegalBasis::LegitimateInterest | LegalBasis::PublicTask
+        );
+    if objectable && objected(state, purpose, pix, None) {
         return ledger.refuse_all(Reason::Objected);
     }
     match purpose.basis {

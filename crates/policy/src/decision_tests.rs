@@ -2,8 +2,6 @@
 //! first one behaviour a test, then properties over generated subjects,
 //! requests and moments.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
 use crate::compiled::{CompiledPolicy, FieldIx, FieldSet, PurposeIx, RecipientIx, TransferRule};
 use crate::day::Day;
@@ -14,8 +12,11 @@ use std::sync::LazyLock;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-static POLICY: LazyLock<CompiledPolicy> =
-    LazyLock::new(|| crate::reference().unwrap_or_else(|e| panic!("{e}")).compiled);
+static POLICY: LazyLock<CompiledPolicy> = LazyLock::new(|| {
+    crate::reference()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .compiled
+});
 
 const NOW: OffsetDateTime = datetime!(2027-03-01 12:00 UTC);
 const LAST_YEAR: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
@@ -144,7 +145,11 @@ fn check_partition(
         );
         seen = seen.union(refused);
     }
-    prop_assert_eq!(seen, wanted, "allowed ∪ refused is not wanted ∩ known fields");
+    prop_assert_eq!(
+        seen,
+        wanted,
+        "allowed ∪ refused is not wanted ∩ known fields"
+    );
     prop_assert_eq!(decision.refused(), wanted.minus(decision.allowed));
     prop_assert!(decision.pseudonymise.is_subset_of(decision.allowed));
     for field in wanted.iter() {
@@ -164,7 +169,10 @@ fn check_partition(
 #[test]
 fn contract_purpose_is_allowed_with_an_active_relationship_of_a_listed_kind() {
     let state = with_relationships(vec![relationship("order", LAST_WEEK, None)]);
-    let decision = decide_now(&state, &ask("provide-requested-services", &["full_name", "email"]));
+    let decision = decide_now(
+        &state,
+        &ask("provide-requested-services", &["full_name", "email"]),
+    );
     assert_eq!(names(decision.allowed), ["full_name", "email"]);
     assert!(decision.refused().is_empty());
     assert!(decision.pseudonymise.is_empty());
@@ -193,14 +201,20 @@ fn contract_purpose_is_refused_after_the_relationship_ended() {
         "while the order ran"
     );
     let decision = decide_now(&state, &request);
-    assert_eq!(only_refusal(&decision), (Reason::NoContract, vec!["full_name"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::NoContract, vec!["full_name"])
+    );
 }
 
 #[test]
 fn contract_purpose_is_refused_before_the_relationship_starts() {
     let state = with_relationships(vec![relationship("order", NEXT_YEAR, None)]);
     let decision = decide_now(&state, &ask("provide-requested-services", &["full_name"]));
-    assert_eq!(only_refusal(&decision), (Reason::NoContract, vec!["full_name"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::NoContract, vec!["full_name"])
+    );
 }
 
 #[test]
@@ -208,7 +222,10 @@ fn contract_purpose_is_refused_with_a_relationship_of_an_unlisted_kind() {
     // A newsletter subscription grounds no request for services.
     let state = with_relationships(vec![relationship("newsletter", LAST_YEAR, None)]);
     let decision = decide_now(&state, &ask("provide-requested-services", &["full_name"]));
-    assert_eq!(only_refusal(&decision), (Reason::NoContract, vec!["full_name"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::NoContract, vec!["full_name"])
+    );
 }
 
 // -------------------------------------------------------- consent purposes
@@ -220,7 +237,10 @@ fn consent_given_allows_the_purpose() {
         None,
         ConsentStatus::Given,
     )]);
-    let decision = decide_now(&state, &ask("interactive-features", &["full_name", "comments"]));
+    let decision = decide_now(
+        &state,
+        &ask("interactive-features", &["full_name", "comments"]),
+    );
     assert_eq!(names(decision.allowed), ["full_name", "comments"]);
     assert!(decision.refused().is_empty());
 }
@@ -243,7 +263,10 @@ fn consent_withdrawn_is_refused_consent_withdrawn() {
         None,
         ConsentStatus::Withdrawn,
     )]);
-    let decision = decide_now(&state, &ask("interactive-features", &["full_name", "comments"]));
+    let decision = decide_now(
+        &state,
+        &ask("interactive-features", &["full_name", "comments"]),
+    );
     assert_eq!(
         only_refusal(&decision),
         (Reason::ConsentWithdrawn, vec!["full_name", "comments"])
@@ -256,14 +279,24 @@ fn no_consent_is_refused_no_consent() {
         &SubjectState::default(),
         &ask("interactive-features", &["comments"]),
     );
-    assert_eq!(only_refusal(&decision), (Reason::NoConsent, vec!["comments"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::NoConsent, vec!["comments"])
+    );
 }
 
 #[test]
 fn consent_to_another_purpose_does_not_count() {
-    let state = with_consents(vec![consent("cookie-analytics", None, ConsentStatus::Given)]);
+    let state = with_consents(vec![consent(
+        "cookie-analytics",
+        None,
+        ConsentStatus::Given,
+    )]);
     let decision = decide_now(&state, &ask("interactive-features", &["comments"]));
-    assert_eq!(only_refusal(&decision), (Reason::NoConsent, vec!["comments"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::NoConsent, vec!["comments"])
+    );
 }
 
 #[test]
@@ -276,7 +309,10 @@ fn consent_is_live_until_it_expires_and_refused_from_then() {
     let before = decide(&POLICY, &state, &request, LAST_WEEK);
     assert_eq!(names(before.allowed), ["comments"]);
     let at_expiry = decide_now(&state, &request);
-    assert_eq!(only_refusal(&at_expiry), (Reason::NoConsent, vec!["comments"]));
+    assert_eq!(
+        only_refusal(&at_expiry),
+        (Reason::NoConsent, vec!["comments"])
+    );
 }
 
 #[test]
@@ -287,7 +323,10 @@ fn consent_marked_expired_is_refused() {
         ConsentStatus::Expired,
     )]);
     let decision = decide_now(&state, &ask("interactive-features", &["comments"]));
-    assert_eq!(only_refusal(&decision), (Reason::NoConsent, vec!["comments"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::NoConsent, vec!["comments"])
+    );
 }
 
 // ----------------------------------------------------- marketing channels
@@ -329,8 +368,16 @@ fn asking_for_sms_with_only_email_consent_allows_nothing() {
 #[test]
 fn asking_for_email_leaves_out_the_fields_of_other_channels() {
     let state = with_consents(vec![
-        consent("requested-communications", Some(Channel::Email), ConsentStatus::Given),
-        consent("requested-communications", Some(Channel::Sms), ConsentStatus::Given),
+        consent(
+            "requested-communications",
+            Some(Channel::Email),
+            ConsentStatus::Given,
+        ),
+        consent(
+            "requested-communications",
+            Some(Channel::Sms),
+            ConsentStatus::Given,
+        ),
     ]);
     let request = Request {
         channel: Some(Channel::Email),
@@ -338,7 +385,10 @@ fn asking_for_email_leaves_out_the_fields_of_other_channels() {
     };
     let decision = decide_now(&state, &request);
     assert_eq!(names(decision.allowed), ["full_name", "email"]);
-    assert_eq!(only_refusal(&decision), (Reason::CategoryNotNeeded, vec!["phone"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::CategoryNotNeeded, vec!["phone"])
+    );
 }
 
 #[test]
@@ -351,7 +401,10 @@ fn a_purpose_wide_consent_does_not_stand_for_a_channel() {
         ConsentStatus::Given,
     )]);
     let decision = decide_now(&state, &ask("requested-communications", &["full_name"]));
-    assert_eq!(only_refusal(&decision), (Reason::NoConsent, vec!["full_name"]));
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::NoConsent, vec!["full_name"])
+    );
 }
 
 #[test]
@@ -389,7 +442,10 @@ fn objection_to_all_direct_marketing_overrides_consent() {
         }],
         ..SubjectState::default()
     };
-    let decision = decide_now(&state, &ask("requested-communications", &["full_name", "email"]));
+    let decision = decide_now(
+        &state,
+        &ask("requested-communications", &["full_name", "email"]),
+    );
     assert_eq!(
         only_refusal(&decision),
         (Reason::Objected, vec!["full_name", "email"])
@@ -400,8 +456,16 @@ fn objection_to_all_direct_marketing_overrides_consent() {
 fn objection_to_marketing_by_one_channel_leaves_the_others() {
     let state = SubjectState {
         consents: vec![
-            consent("requested-communications", Some(Channel::Email), ConsentStatus::Given),
-            consent("requested-communications", Some(Channel::Phone), ConsentStatus::Given),
+            consent(
+                "requested-communications",
+                Some(Channel::Email),
+                ConsentStatus::Given,
+            ),
+            consent(
+                "requested-communications",
+                Some(Channel::Phone),
+                ConsentStatus::Given,
+            ),
         ],
         objections: vec![Objection {
             purpose: None,
@@ -421,14 +485,20 @@ fn objection_to_direct_marketing_does_not_reach_other_purposes() {
         channel: None,
     }]);
     let decision = decide_now(&state, &ask_all("analytics-research"));
-    assert_eq!(decision.allowed, POLICY.purposes[purpose("analytics-research").get()].fields);
+    assert_eq!(
+        decision.allowed,
+        POLICY.purposes[purpose("analytics-research").get()].fields
+    );
 }
 
 // ------------------------------------------------ legitimate interests
 
 #[test]
 fn legitimate_interest_is_allowed_without_an_objection() {
-    let decision = decide_now(&SubjectState::default(), &ask("analytics-research", &["ip_address"]));
+    let decision = decide_now(
+        &SubjectState::default(),
+        &ask("analytics-research", &["ip_address"]),
+    );
     assert_eq!(names(decision.allowed), ["ip_address"]);
 }
 
@@ -438,7 +508,10 @@ fn objection_to_analytics_research_refuses_it() {
         purpose: Some(purpose("analytics-research")),
         channel: None,
     }]);
-    let decision = decide_now(&state, &ask("analytics-research", &["ip_address", "referrer"]));
+    let decision = decide_now(
+        &state,
+        &ask("analytics-research", &["ip_address", "referrer"]),
+    );
     assert_eq!(
         only_refusal(&decision),
         (Reason::Objected, vec!["ip_address", "referrer"])
@@ -525,7 +598,10 @@ fn field_outside_the_purpose_is_category_not_needed() {
     let state = with_relationships(vec![relationship("order", LAST_YEAR, None)]);
     let decision = decide_now(
         &state,
-        &ask("provide-requested-services", &["full_name", "cv", "ip_address"]),
+        &ask(
+            "provide-requested-services",
+            &["full_name", "cv", "ip_address"],
+        ),
     );
     assert_eq!(names(decision.allowed), ["full_name"]);
     assert_eq!(
@@ -580,12 +656,21 @@ fn listed_recipient_gets_only_its_own_fields() {
     let state = with_relationships(vec![relationship("order", LAST_YEAR, None)]);
     let request = Request {
         recipient: Some(recipient("mailing-house")),
-        ..ask("provide-requested-services", &["full_name", "postal_address", "phone"])
+        ..ask(
+            "provide-requested-services",
+            &["full_name", "postal_address", "phone"],
+        )
     };
     let decision = decide_now(&state, &request);
     assert_eq!(names(decision.allowed), ["full_name", "postal_address"]);
-    assert_eq!(only_refusal(&decision), (Reason::RecipientNotAllowed, vec!["phone"]));
-    assert!(decision.pseudonymise.is_empty(), "the mailing house is identified");
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::RecipientNotAllowed, vec!["phone"])
+    );
+    assert!(
+        decision.pseudonymise.is_empty(),
+        "the mailing house is identified"
+    );
 }
 
 #[test]
@@ -655,7 +740,10 @@ fn processor_asking_for_another_recipient_is_refused_everything() {
 fn processor_without_a_recipient_is_its_own_recipient() {
     let request = Request {
         actor: Actor::Processor(recipient("search-engine")),
-        ..ask("analytics-research", &["ip_address", "referrer", "landing_page"])
+        ..ask(
+            "analytics-research",
+            &["ip_address", "referrer", "landing_page"],
+        )
     };
     let decision = decide_now(&SubjectState::default(), &request);
     assert_eq!(names(decision.allowed), ["referrer", "landing_page"]);
@@ -688,8 +776,16 @@ fn every_refused_field_has_one_reason_and_the_answer_covers_the_request() {
         SubjectState {
             consents: vec![
                 consent("interactive-features", None, ConsentStatus::Given),
-                consent("requested-communications", Some(Channel::Email), ConsentStatus::Given),
-                consent("requested-communications", Some(Channel::Sms), ConsentStatus::Withdrawn),
+                consent(
+                    "requested-communications",
+                    Some(Channel::Email),
+                    ConsentStatus::Given,
+                ),
+                consent(
+                    "requested-communications",
+                    Some(Channel::Sms),
+                    ConsentStatus::Withdrawn,
+                ),
             ],
             relationships: vec![relationship("account", LAST_YEAR, None)],
             objections: vec![Objection {
@@ -707,8 +803,8 @@ fn every_refused_field_has_one_reason_and_the_answer_covers_the_request() {
             ..SubjectState::default()
         },
     ];
-    let recipients =
-        std::iter::once(None).chain((0..=POLICY.recipients.len()).map(|r| Some(RecipientIx(r as u16))));
+    let recipients = std::iter::once(None)
+        .chain((0..=POLICY.recipients.len()).map(|r| Some(RecipientIx(r as u16))));
     let channels = std::iter::once(None).chain(Channel::EACH.map(Some));
     for state in &states {
         for p in 0..=POLICY.purposes.len() {
@@ -738,7 +834,6 @@ fn every_refused_field_has_one_reason_and_the_answer_covers_the_request() {
 /// reference policy has no public-task purpose, so one is made here by
 /// changing the basis of `analytics-research`.
 #[test]
-#[ignore = "bug: objections are ignored for public-task purposes (Art. 21(1) covers Art. 6(1)(e))"]
 fn objection_to_a_public_task_purpose_refuses_it() {
     let mut policy = POLICY.clone();
     let pix = purpose("analytics-research");
@@ -747,8 +842,16 @@ fn objection_to_a_public_task_purpose_refuses_it() {
         purpose: Some(pix),
         channel: None,
     }]);
-    let decision = decide(&policy, &state, &ask("analytics-research", &["ip_address"]), NOW);
-    assert_eq!(only_refusal(&decision), (Reason::Objected, vec!["ip_address"]));
+    let decision = decide(
+        &policy,
+        &state,
+        &ask("analytics-research", &["ip_address"]),
+        NOW,
+    );
+    assert_eq!(
+        only_refusal(&decision),
+        (Reason::Objected, vec!["ip_address"])
+    );
 }
 
 // ---------------------------------------------------------------- properties
@@ -880,10 +983,10 @@ fn arb_recipient() -> impl Strategy<Value = RecipientIx> {
 
 fn arb_actor() -> impl Strategy<Value = Actor> {
     prop_oneof![
-        Just(Actor::Staff),
-        Just(Actor::Service),
-        Just(Actor::Subject),
-        arb_recipient().prop_map(Actor::Processor),
+        2 => Just(Actor::Staff),
+        2 => Just(Actor::Service),
+        1 => Just(Actor::Subject),
+        1 => arb_recipient().prop_map(Actor::Processor),
     ]
 }
 
@@ -893,7 +996,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
         // One past the end: a purpose the policy does not know.
         (0..=n_purposes()).prop_map(PurposeIx),
         arb_fields(),
-        prop::option::of(arb_recipient()),
+        // Mostly no recipient: most purposes list none, and refuse them all.
+        prop_oneof![2 => Just(None), 1 => arb_recipient().prop_map(Some)],
         prop::option::of(arb_channel()),
     )
         .prop_map(|(actor, purpose, wanted, recipient, channel)| Request {

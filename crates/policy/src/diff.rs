@@ -38,7 +38,11 @@ impl std::fmt::Display for Change {
 }
 
 pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
-    let mut d = Differ { old, new, out: Vec::new() };
+    let mut d = Differ {
+        old,
+        new,
+        out: Vec::new(),
+    };
     d.sections();
     d.categories();
     d.purposes();
@@ -74,7 +78,10 @@ fn changed_keys(old: &Value, new: &Value) -> Vec<String> {
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+            keys.into_iter()
+                .filter(|k| a.get(*k) != b.get(*k))
+                .cloned()
+                .collect()
         }
         _ if old != new => vec![String::new()],
         _ => Vec::new(),
@@ -90,11 +97,19 @@ fn added(old: &[crate::located::At<String>], new: &[crate::located::At<String>])
 
 impl Differ<'_> {
     fn material(&mut self, purposes: Vec<String>, what: String) {
-        self.out.push(Change { class: Class::Material, purposes, what });
+        self.out.push(Change {
+            class: Class::Material,
+            purposes,
+            what,
+        });
     }
 
     fn editorial(&mut self, what: String) {
-        self.out.push(Change { class: Class::Editorial, purposes: Vec::new(), what });
+        self.out.push(Change {
+            class: Class::Editorial,
+            purposes: Vec::new(),
+            what,
+        });
     }
 
     /// Purposes of the new policy that use `category` (or one of its fields).
@@ -102,7 +117,11 @@ impl Differ<'_> {
         self.new
             .purposes
             .iter()
-            .filter(|p| p.categories.iter().any(|c| c.split('.').next() == Some(category)))
+            .filter(|p| {
+                p.categories
+                    .iter()
+                    .any(|c| c.split('.').next() == Some(category))
+            })
             .map(|p| p.id.to_string())
             .collect()
     }
@@ -118,10 +137,26 @@ impl Differ<'_> {
 
     fn sections(&mut self) {
         let pairs = [
-            ("policy", to_json(&self.old.policy), to_json(&self.new.policy)),
-            ("controller", to_json(&self.old.controller), to_json(&self.new.controller)),
-            ("rights", to_json(&self.old.rights), to_json(&self.new.rights)),
-            ("security", to_json(&self.old.security), to_json(&self.new.security)),
+            (
+                "policy",
+                to_json(&self.old.policy),
+                to_json(&self.new.policy),
+            ),
+            (
+                "controller",
+                to_json(&self.old.controller),
+                to_json(&self.new.controller),
+            ),
+            (
+                "rights",
+                to_json(&self.old.rights),
+                to_json(&self.new.rights),
+            ),
+            (
+                "security",
+                to_json(&self.old.security),
+                to_json(&self.new.security),
+            ),
         ];
         for (section, old, new) in pairs {
             for key in changed_keys(&old, &new) {
@@ -130,13 +165,22 @@ impl Differ<'_> {
         }
         let (o, n) = (&self.old.sharing, &self.new.sharing);
         if o.never_sell && !n.never_sell {
-            self.material(Vec::new(), "the promise never to sell data is withdrawn".into());
+            self.material(
+                Vec::new(),
+                "the promise never to sell data is withdrawn".into(),
+            );
         }
         if o.no_third_party_marketing && !n.no_third_party_marketing {
-            self.material(Vec::new(), "the promise not to share data for third parties' marketing is withdrawn".into());
+            self.material(
+                Vec::new(),
+                "the promise not to share data for third parties' marketing is withdrawn".into(),
+            );
         }
         if self.old.marketing.soft_opt_in != self.new.marketing.soft_opt_in {
-            let what = format!("marketing.soft_opt_in is now {}", self.new.marketing.soft_opt_in);
+            let what = format!(
+                "marketing.soft_opt_in is now {}",
+                self.new.marketing.soft_opt_in
+            );
             if self.new.marketing.soft_opt_in {
                 self.material(Vec::new(), what);
             } else {
@@ -148,16 +192,31 @@ impl Differ<'_> {
     fn categories(&mut self) {
         for new in &self.new.categories {
             let users = self.purposes_using_category(&new.id);
-            match self.old.categories.iter().find(|o| o.id.as_str() == new.id.as_str()) {
+            match self
+                .old
+                .categories
+                .iter()
+                .find(|o| o.id.as_str() == new.id.as_str())
+            {
                 None => self.material(users, format!("new data category `{}`", new.id)),
                 Some(old) => {
                     for field in &new.fields {
-                        if !old.fields.iter().any(|f| f.name.as_str() == field.name.as_str()) {
-                            self.material(users.clone(), format!("category `{}` has a new field `{}`", new.id, field.name));
+                        if !old
+                            .fields
+                            .iter()
+                            .any(|f| f.name.as_str() == field.name.as_str())
+                        {
+                            self.material(
+                                users.clone(),
+                                format!("category `{}` has a new field `{}`", new.id, field.name),
+                            );
                         }
                     }
                     if *old.sensitivity != *new.sensitivity {
-                        self.material(users.clone(), format!("category `{}` is now {}", new.id, new.sensitivity.label()));
+                        self.material(
+                            users.clone(),
+                            format!("category `{}` is now {}", new.id, new.sensitivity.label()),
+                        );
                     }
                     let mut rest = changed_keys(&to_json(old), &to_json(new));
                     rest.retain(|k| k != "fields" && k != "sensitivity");
@@ -178,7 +237,12 @@ impl Differ<'_> {
     fn purposes(&mut self) {
         for new in &self.new.purposes {
             let id = new.id.to_string();
-            let Some(old) = self.old.purposes.iter().find(|o| o.id.as_str() == new.id.as_str()) else {
+            let Some(old) = self
+                .old
+                .purposes
+                .iter()
+                .find(|o| o.id.as_str() == new.id.as_str())
+            else {
                 self.material(vec![id.clone()], format!("new purpose `{id}`"));
                 continue;
             };
@@ -187,13 +251,26 @@ impl Differ<'_> {
                 material_keys.push("basis");
                 self.material(
                     vec![id.clone()],
-                    format!("purpose `{id}`: legal basis changed from {} to {}", *old.basis, *new.basis),
+                    format!(
+                        "purpose `{id}`: legal basis changed from {} to {}",
+                        *old.basis, *new.basis
+                    ),
                 );
             }
             for (key, old_refs, new_refs, says) in [
                 ("categories", &old.categories, &new.categories, "now uses"),
-                ("recipients", &old.recipients, &new.recipients, "now discloses to"),
-                ("channels", &old.channels, &new.channels, "now contacts people by"),
+                (
+                    "recipients",
+                    &old.recipients,
+                    &new.recipients,
+                    "now discloses to",
+                ),
+                (
+                    "channels",
+                    &old.channels,
+                    &new.channels,
+                    "now contacts people by",
+                ),
             ] {
                 let additions = added(old_refs, new_refs);
                 if !additions.is_empty() {
@@ -204,14 +281,20 @@ impl Differ<'_> {
                 }
             }
             if new.marketing && !old.marketing {
-                self.material(vec![id.clone()], format!("purpose `{id}` is now direct marketing"));
+                self.material(
+                    vec![id.clone()],
+                    format!("purpose `{id}` is now direct marketing"),
+                );
             }
             let old_days = retention_days(self.old, old.retention.as_deref());
             let new_days = retention_days(self.new, new.retention.as_deref());
             if let (Some(o), Some(n)) = (old_days, new_days) {
                 if n > o {
                     material_keys.push("retention");
-                    self.material(vec![id.clone()], format!("purpose `{id}`: data is kept longer"));
+                    self.material(
+                        vec![id.clone()],
+                        format!("purpose `{id}`: data is kept longer"),
+                    );
                 }
             }
             let mut rest = changed_keys(&to_json(old), &to_json(new));
@@ -232,24 +315,44 @@ impl Differ<'_> {
         for new in &self.new.recipients {
             let id = new.id.to_string();
             let users = self.purposes_using_recipient(&id);
-            let Some(old) = self.old.recipients.iter().find(|o| o.id.as_str() == new.id.as_str()) else {
+            let Some(old) = self
+                .old
+                .recipients
+                .iter()
+                .find(|o| o.id.as_str() == new.id.as_str())
+            else {
                 self.material(users.clone(), format!("new recipient `{id}`"));
                 if is_transfer(self.new, &new.country) {
-                    self.material(users, format!("new transfer to {} (recipient `{id}`)", *new.country));
+                    self.material(
+                        users,
+                        format!("new transfer to {} (recipient `{id}`)", *new.country),
+                    );
                 }
                 continue;
             };
             if *old.country != *new.country && is_transfer(self.new, &new.country) {
-                self.material(users.clone(), format!("new transfer to {} (recipient `{id}`)", *new.country));
+                self.material(
+                    users.clone(),
+                    format!("new transfer to {} (recipient `{id}`)", *new.country),
+                );
             }
             for c in added(&old.categories, &new.categories) {
-                self.material(users.clone(), format!("recipient `{id}` may now receive `{c}`"));
+                self.material(
+                    users.clone(),
+                    format!("recipient `{id}` may now receive `{c}`"),
+                );
             }
             if *old.form != *new.form && *new.form == DisclosureForm::Identified {
-                self.material(users.clone(), format!("recipient `{id}` now receives identified data"));
+                self.material(
+                    users.clone(),
+                    format!("recipient `{id}` now receives identified data"),
+                );
             }
             if !*old.own_marketing && *new.own_marketing {
-                self.material(users.clone(), format!("recipient `{id}` may now use data for its own marketing"));
+                self.material(
+                    users.clone(),
+                    format!("recipient `{id}` may now use data for its own marketing"),
+                );
             }
             for key in changed_keys(&to_json(old), &to_json(new)) {
                 self.editorial(format!("recipient `{id}`: {key} changed"));
@@ -265,10 +368,17 @@ impl Differ<'_> {
 
     fn storage(&mut self) {
         for new in &self.new.storage {
-            let old = self.old.storage.iter().find(|o| o.id.as_str() == new.id.as_str());
+            let old = self
+                .old
+                .storage
+                .iter()
+                .find(|o| o.id.as_str() == new.id.as_str());
             let moved = old.is_none_or(|o| *o.country != *new.country);
             if moved && is_transfer(self.new, &new.country) {
-                self.material(Vec::new(), format!("new transfer: storage `{}` in {}", new.id, *new.country));
+                self.material(
+                    Vec::new(),
+                    format!("new transfer: storage `{}` in {}", new.id, *new.country),
+                );
             } else if old.is_none_or(|o| to_json(o) != to_json(new)) {
                 self.editorial(format!("storage `{}` changed", new.id));
             }
@@ -277,7 +387,12 @@ impl Differ<'_> {
 
     fn retention(&mut self) {
         for new in &self.new.retention {
-            let Some(old) = self.old.retention.iter().find(|o| o.id.as_str() == new.id.as_str()) else {
+            let Some(old) = self
+                .old
+                .retention
+                .iter()
+                .find(|o| o.id.as_str() == new.id.as_str())
+            else {
                 continue;
             };
             let (o, n) = (Period::parse(&old.duration), Period::parse(&new.duration));
@@ -287,10 +402,15 @@ impl Differ<'_> {
                         .new
                         .purposes
                         .iter()
-                        .filter(|p| p.retention.as_deref().map(String::as_str) == Some(new.id.as_str()))
+                        .filter(|p| {
+                            p.retention.as_deref().map(String::as_str) == Some(new.id.as_str())
+                        })
                         .map(|p| p.id.to_string())
                         .collect();
-                    self.material(users, format!("retention rule `{}` is longer: {o} became {n}", new.id));
+                    self.material(
+                        users,
+                        format!("retention rule `{}` is longer: {o} became {n}", new.id),
+                    );
                     continue;
                 }
             }
@@ -302,10 +422,21 @@ impl Differ<'_> {
 
     fn channels(&mut self) {
         for new in &self.new.marketing.channels {
-            let old = self.old.marketing.channels.iter().find(|o| o.channel.as_str() == new.channel.as_str());
+            let old = self
+                .old
+                .marketing
+                .channels
+                .iter()
+                .find(|o| o.channel.as_str() == new.channel.as_str());
             if let Some(old) = old {
                 if *old.mode == ChannelMode::OptIn && *new.mode == ChannelMode::OptOut {
-                    self.material(Vec::new(), format!("marketing by {} no longer needs prior consent", *new.channel));
+                    self.material(
+                        Vec::new(),
+                        format!(
+                            "marketing by {} no longer needs prior consent",
+                            *new.channel
+                        ),
+                    );
                 }
             }
         }
@@ -313,14 +444,23 @@ impl Differ<'_> {
 
     fn cookies(&mut self) {
         for new in &self.new.cookies {
-            let old = self.old.cookies.iter().find(|o| o.name.as_str() == new.name.as_str());
+            let old = self
+                .old
+                .cookies
+                .iter()
+                .find(|o| o.name.as_str() == new.name.as_str());
             match old {
                 None if *new.category != CookieCategory::StrictlyNecessary => {
                     let purposes = new.purpose.iter().map(|p| p.to_string()).collect();
-                    self.material(purposes, format!("new {} cookie `{}`", *new.category, new.name));
+                    self.material(
+                        purposes,
+                        format!("new {} cookie `{}`", *new.category, new.name),
+                    );
                 }
                 None => self.editorial(format!("new strictly necessary cookie `{}`", new.name)),
-                Some(old) if to_json(old) != to_json(new) => self.editorial(format!("cookie `{}` changed", new.name)),
+                Some(old) if to_json(old) != to_json(new) => {
+                    self.editorial(format!("cookie `{}` changed", new.name))
+                }
                 Some(_) => {}
             }
         }
@@ -328,14 +468,18 @@ impl Differ<'_> {
 }
 
 fn retention_days(policy: &Policy, rule: Option<&String>) -> Option<u64> {
-    let rule = policy.retention.iter().find(|r| Some(r.id.as_str()) == rule.map(String::as_str))?;
+    let rule = policy
+        .retention
+        .iter()
+        .find(|r| Some(r.id.as_str()) == rule.map(String::as_str))?;
     Period::parse(&rule.duration).map(Period::approximate_days)
 }
 
 /// Whether sending data to `country` leaves the regime's own territory.
 fn is_transfer(policy: &Policy, country: &str) -> bool {
-    AdequacyList::for_regime(*policy.policy.regime)
-        .is_none_or(|list| list.status(country, policy.policy.effective, false) != TransferStatus::Domestic)
+    AdequacyList::for_regime(*policy.policy.regime).is_none_or(|list| {
+        list.status(country, policy.policy.effective, false) != TransferStatus::Domestic
+    })
 }
 
 #[cfg(test)]
@@ -357,7 +501,10 @@ mod tests {
 
     #[test]
     fn wording_is_editorial() {
-        let c = changes("Completing any transaction that you do with us.", "Completing your transactions.");
+        let c = changes(
+            "Completing any transaction that you do with us.",
+            "Completing your transactions.",
+        );
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].class, Class::Editorial);
         assert!(!is_material(&c));
@@ -366,7 +513,10 @@ mod tests {
     #[test]
     fn a_new_purpose_is_material_for_that_purpose() {
         let c = changes("id = \"business-transfer\"", "id = \"business-sale\"");
-        let new = c.iter().find(|c| c.what == "new purpose `business-sale`").unwrap();
+        let new = c
+            .iter()
+            .find(|c| c.what == "new purpose `business-sale`")
+            .unwrap();
         assert_eq!(new.class, Class::Material);
         assert_eq!(new.purposes, vec!["business-sale".to_string()]);
     }
@@ -378,24 +528,48 @@ mod tests {
             "",
         );
         assert!(!is_material(&c));
-        let c = changes("basis = \"contract\"\ncategories = [\"name\", \"email\", \"postal-address\", \"orders\"]", "basis = \"consent\"\ncategories = [\"name\", \"email\", \"postal-address\", \"orders\"]");
-        assert!(c.iter().any(|c| c.class == Class::Material && c.what.contains("legal basis changed from contract to consent")), "{c:?}");
+        let c = changes(
+            "basis = \"contract\"\ncategories = [\"name\", \"email\", \"postal-address\", \"orders\"]",
+            "basis = \"consent\"\ncategories = [\"name\", \"email\", \"postal-address\", \"orders\"]",
+        );
+        assert!(
+            c.iter().any(|c| c.class == Class::Material
+                && c.what
+                    .contains("legal basis changed from contract to consent")),
+            "{c:?}"
+        );
     }
 
     #[test]
     fn longer_retention_is_material_and_shorter_is_not() {
         let c = changes("duration = \"13 months\"", "duration = \"26 months\"");
         assert!(is_material(&c));
-        assert!(c.iter().any(|c| c.purposes.contains(&"analytics-research".to_string())));
+        assert!(
+            c.iter()
+                .any(|c| c.purposes.contains(&"analytics-research".to_string()))
+        );
         let c = changes("duration = \"13 months\"", "duration = \"6 months\"");
         assert!(!is_material(&c), "{c:?}");
     }
 
     #[test]
     fn new_recipient_category_and_transfer_are_material() {
-        let c = changes("id = \"business-acquirer\"\nname = \"A buyer of our business\"\nkind = \"acquirer\"\ndescription = \"Only in a sale or reorganisation of some or all of our business and assets.\"\ncountry = \"GB\"", "id = \"business-acquirer\"\nname = \"A buyer of our business\"\nkind = \"acquirer\"\ndescription = \"Only in a sale or reorganisation of some or all of our business and assets.\"\ncountry = \"US\"");
-        assert!(c.iter().any(|c| c.what.starts_with("new transfer to US")), "{c:?}");
-        let c = changes("{ name = \"comments\", type = \"text\", description = \"your comments and survey answers\" },", "{ name = \"comments\", type = \"text\", description = \"your comments and survey answers\" },\n  { name = \"rating\", type = \"integer\" },");
-        assert!(c.iter().any(|c| c.class == Class::Material && c.what.contains("new field `rating`")), "{c:?}");
+        let c = changes(
+            "id = \"business-acquirer\"\nname = \"A buyer of our business\"\nkind = \"acquirer\"\ndescription = \"Only in a sale or reorganisation of some or all of our business and assets.\"\ncountry = \"GB\"",
+            "id = \"business-acquirer\"\nname = \"A buyer of our business\"\nkind = \"acquirer\"\ndescription = \"Only in a sale or reorganisation of some or all of our business and assets.\"\ncountry = \"US\"",
+        );
+        assert!(
+            c.iter().any(|c| c.what.starts_with("new transfer to US")),
+            "{c:?}"
+        );
+        let c = changes(
+            "{ name = \"comments\", type = \"text\", description = \"your comments and survey answers\" },",
+            "{ name = \"comments\", type = \"text\", description = \"your comments and survey answers\" },\n  { name = \"rating\", type = \"integer\" },",
+        );
+        assert!(
+            c.iter()
+                .any(|c| c.class == Class::Material && c.what.contains("new field `rating`")),
+            "{c:?}"
+        );
     }
 }

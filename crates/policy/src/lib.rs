@@ -20,6 +20,7 @@ pub mod render;
 pub mod rules;
 pub mod terms;
 pub mod validate;
+pub mod values;
 
 pub use compiled::CompiledPolicy;
 pub use diagnostic::{Diagnostic, PolicyErrors};

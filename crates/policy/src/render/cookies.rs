@@ -14,7 +14,11 @@ pub fn rows(policy: &Policy) -> Vec<Vec<String>> {
         .iter()
         .map(|c| {
             let provider = if c.provider.as_str() == "first-party" {
-                policy.controller.trading_name.clone().unwrap_or_else(|| c.provider.to_string())
+                policy
+                    .controller
+                    .trading_name
+                    .clone()
+                    .unwrap_or_else(|| c.provider.to_string())
             } else {
                 recipient_name(policy, &c.provider)
             };
@@ -22,13 +26,22 @@ pub fn rows(policy: &Policy) -> Vec<Vec<String>> {
                 Some(p) => p.to_string(),
                 None => "until you close your browser".to_string(),
             };
-            vec![c.name.to_string(), provider, c.category.label().to_string(), c.description.clone(), lifetime]
+            vec![
+                c.name.to_string(),
+                provider,
+                c.category.label().to_string(),
+                c.description.clone(),
+                lifetime,
+            ]
         })
         .collect()
 }
 
 pub fn choice_text(policy: &Policy) -> String {
-    let optional = policy.cookies.iter().any(|c| *c.category != CookieCategory::StrictlyNecessary);
+    let optional = policy
+        .cookies
+        .iter()
+        .any(|c| *c.category != CookieCategory::StrictlyNecessary);
     if optional {
         "We set strictly necessary cookies because the website cannot work without them. We set every other cookie only if you accept it in our cookie banner, and you can change your choice at any time. We honour the Global Privacy Control signal your browser may send as an objection.".to_string()
     } else {
@@ -37,9 +50,16 @@ pub fn choice_text(policy: &Policy) -> String {
 }
 
 pub fn cookie_policy(policy: &Policy) -> Document {
-    let name = policy.controller.trading_name.as_deref().unwrap_or(&policy.controller.legal_name);
+    let name = policy
+        .controller
+        .trading_name
+        .as_deref()
+        .unwrap_or(&policy.controller.legal_name);
     let mut doc = Document::new(format!("Cookie policy of {name}"));
-    doc.para(format!("Version {}, effective {}.", *policy.policy.version, policy.policy.effective));
+    doc.para(format!(
+        "Version {}, effective {}.",
+        *policy.policy.version, policy.policy.effective
+    ));
     doc.heading("What cookies are");
     doc.para("Cookies are small pieces of information that a website stores in your browser so that it can recognise you when you visit again.");
     doc.heading("Your choices");
@@ -58,7 +78,16 @@ pub fn cookie_policy(policy: &Policy) -> Document {
         }
         doc.subheading(format!("{} cookies", category.label()));
         doc.para(category_text(policy, *category));
-        doc.table(&["Cookie", "Set by", "Type", "What it does", "How long it lasts"], rows);
+        doc.table(
+            &[
+                "Cookie",
+                "Set by",
+                "Type",
+                "What it does",
+                "How long it lasts",
+            ],
+            rows,
+        );
     }
     doc.heading("More information");
     doc.para(format!(
@@ -73,13 +102,22 @@ fn category_text(policy: &Policy, category: CookieCategory) -> String {
         .cookies
         .iter()
         .filter(|c| *c.category == category)
-        .filter_map(|c| c.purpose.as_ref().map(|p| lower_first(&purpose_name(policy, p))))
+        .filter_map(|c| {
+            c.purpose
+                .as_ref()
+                .map(|p| lower_first(&purpose_name(policy, p)))
+        })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
     match category {
-        CookieCategory::StrictlyNecessary => "These make the website work. They are always on.".to_string(),
+        CookieCategory::StrictlyNecessary => {
+            "These make the website work. They are always on.".to_string()
+        }
         _ if purposes.is_empty() => "These are set only with your consent.".to_string(),
-        _ => format!("{}. These are set only with your consent.", capitalise(&join_and(&purposes))),
+        _ => format!(
+            "{}. These are set only with your consent.",
+            capitalise(&join_and(&purposes))
+        ),
     }
 }

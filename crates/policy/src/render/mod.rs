@@ -13,7 +13,10 @@ pub enum Block {
     Heading(u8, String),
     Paragraph(String),
     List(Vec<String>),
-    Table { header: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,10 +86,16 @@ impl Document {
                 }
                 Block::Table { header, rows } => {
                     let cell = |s: &String| s.replace('|', "\\|").replace('\n', " ");
-                    out.push_str(&format!("| {} |\n", header.iter().map(cell).collect::<Vec<_>>().join(" | ")));
+                    out.push_str(&format!(
+                        "| {} |\n",
+                        header.iter().map(cell).collect::<Vec<_>>().join(" | ")
+                    ));
                     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
                     for row in rows {
-                        out.push_str(&format!("| {} |\n", row.iter().map(cell).collect::<Vec<_>>().join(" | ")));
+                        out.push_str(&format!(
+                            "| {} |\n",
+                            row.iter().map(cell).collect::<Vec<_>>().join(" | ")
+                        ));
                     }
                 }
             }
@@ -111,7 +120,11 @@ impl Document {
         for block in &self.blocks {
             match block {
                 Block::Heading(level, text) => {
-                    out.push_str(&format!("<h{level} id=\"{}\">{}</h{level}>\n", slug(text), escape(text)));
+                    out.push_str(&format!(
+                        "<h{level} id=\"{}\">{}</h{level}>\n",
+                        slug(text),
+                        escape(text)
+                    ));
                 }
                 Block::Paragraph(text) => out.push_str(&format!("<p>{}</p>\n", inline_html(text))),
                 Block::List(items) => {

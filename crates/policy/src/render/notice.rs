@@ -32,19 +32,33 @@ pub fn notice(policy: &Policy) -> Document {
 fn who_we_are(policy: &Policy, doc: &mut Document) {
     let c = &policy.controller;
     doc.heading("Who we are");
-    let trading = c.trading_name.as_ref().map(|t| format!(" (\u{201c}{t}\u{201d})")).unwrap_or_default();
+    let trading = c
+        .trading_name
+        .as_ref()
+        .map(|t| format!(" (\u{201c}{t}\u{201d})"))
+        .unwrap_or_default();
     doc.para(format!(
         "The controller of your personal information is {}{trading}, a company registered in {} with company number {}, whose registered office is at {}.",
         *c.legal_name, c.registered_in, *c.company_number, *c.registered_office
     ));
-    let regulator = c.regulator.short_name.as_deref().unwrap_or(&c.regulator.name);
+    let regulator = c
+        .regulator
+        .short_name
+        .as_deref()
+        .unwrap_or(&c.regulator.name);
     doc.para(format!(
         "We are registered with the {} ({regulator}) under registration number {}.",
         c.regulator.name, *c.regulator.registration
     ));
     let dpo_contact = c.dpo.contact.as_deref().unwrap_or(&c.contact_address);
-    doc.para(format!("Our Data Protection Officer is {}, who you can contact at {dpo_contact}.", *c.dpo.name));
-    let mut contact = vec![format!("By post: {}", *c.contact_address), format!("By telephone: {}", c.phone)];
+    doc.para(format!(
+        "Our Data Protection Officer is {}, who you can contact at {dpo_contact}.",
+        *c.dpo.name
+    ));
+    let mut contact = vec![
+        format!("By post: {}", *c.contact_address),
+        format!("By telephone: {}", c.phone),
+    ];
     if let Some(email) = &c.email {
         contact.push(format!("By email: {email}"));
     }
@@ -59,7 +73,10 @@ fn who_we_are(policy: &Policy, doc: &mut Document) {
         policy.policy.regime.label()
     ));
     if !policy.policy.excludes.is_empty() {
-        doc.para(format!("It does not apply to {}.", join_and(&policy.policy.excludes)));
+        doc.para(format!(
+            "It does not apply to {}.",
+            join_and(&policy.policy.excludes)
+        ));
     }
     doc.para(
         "Our websites and apps may link to other websites. This notice applies only to ours: please read the privacy notice of any other website before you give it personal information.",
@@ -76,7 +93,11 @@ fn what_we_collect(policy: &Policy, doc: &mut Document) {
             let fields: Vec<String> = c
                 .fields
                 .iter()
-                .map(|f| f.description.clone().unwrap_or_else(|| f.name.replace('_', " ")))
+                .map(|f| {
+                    f.description
+                        .clone()
+                        .unwrap_or_else(|| f.name.replace('_', " "))
+                })
                 .collect();
             let mut source = c.source.label().to_string();
             if let Some(from) = &c.collected_from {
@@ -89,10 +110,20 @@ fn what_we_collect(policy: &Policy, doc: &mut Document) {
             vec![name, join_and(&fields), source]
         })
         .collect();
-    doc.table(&["Information", "What it includes", "Where it comes from"], rows);
-    let subjects: Vec<String> = policy.subjects.iter().map(|s| lower_first(&s.name)).collect();
+    doc.table(
+        &["Information", "What it includes", "Where it comes from"],
+        rows,
+    );
+    let subjects: Vec<String> = policy
+        .subjects
+        .iter()
+        .map(|s| lower_first(&s.name))
+        .collect();
     if !subjects.is_empty() {
-        doc.para(format!("We hold this information about {}.", join_and(&subjects)));
+        doc.para(format!(
+            "We hold this information about {}.",
+            join_and(&subjects)
+        ));
     }
 }
 
@@ -110,7 +141,11 @@ fn purposes(policy: &Policy, doc: &mut Document) {
             if let Some(law) = &p.obligation {
                 basis = format!("{basis}: {}", **law);
             }
-            vec![p.description.clone(), data_names(policy, &p.categories), basis]
+            vec![
+                p.description.clone(),
+                data_names(policy, &p.categories),
+                basis,
+            ]
         })
         .collect();
     doc.table(&["Purpose", "Information used", "Legal basis"], rows);
@@ -134,9 +169,15 @@ fn basis_explanation(basis: LegalBasis) -> &'static str {
         LegalBasis::LegitimateInterest => {
             "Legitimate interests: we use your information to operate, improve and promote our services and to protect our business, where our interests are not outweighed by yours. You can object at any time."
         }
-        LegalBasis::LegalObligation => "Legal obligation: we must use your information to comply with the law.",
-        LegalBasis::VitalInterest => "Vital interests: we must use your information to protect someone's life.",
-        LegalBasis::PublicTask => "Public task: we use your information to carry out a task in the public interest.",
+        LegalBasis::LegalObligation => {
+            "Legal obligation: we must use your information to comply with the law."
+        }
+        LegalBasis::VitalInterest => {
+            "Vital interests: we must use your information to protect someone's life."
+        }
+        LegalBasis::PublicTask => {
+            "Public task: we use your information to carry out a task in the public interest."
+        }
     }
 }
 
@@ -147,7 +188,10 @@ fn recipients(policy: &Policy, doc: &mut Document) {
         promises.push("We will not sell or rent your information to third parties.".to_string());
     }
     if policy.sharing.no_third_party_marketing {
-        promises.push("We will not share your information with third parties for their own marketing.".to_string());
+        promises.push(
+            "We will not share your information with third parties for their own marketing."
+                .to_string(),
+        );
     }
     doc.para(promises.join(" "));
     let rows = policy
@@ -174,7 +218,15 @@ fn recipients(policy: &Policy, doc: &mut Document) {
             vec![who, data_names(policy, &r.categories), join_and(&uses), terms]
         })
         .collect();
-    doc.table(&["Recipient", "Information they may receive", "Why", "On what terms"], rows);
+    doc.table(
+        &[
+            "Recipient",
+            "Information they may receive",
+            "Why",
+            "On what terms",
+        ],
+        rows,
+    );
     doc.para("Service providers receive only the information needed for the service they provide for us, and analytics and search engine providers only information that does not directly identify you. Every disclosure is checked against this notice when it happens and recorded.");
 }
 
@@ -195,7 +247,9 @@ fn transfers(policy: &Policy, doc: &mut Document) {
         }
     }
     if rows.is_empty() {
-        doc.para(format!("We do not transfer your personal information outside {territory}."));
+        doc.para(format!(
+            "We do not transfer your personal information outside {territory}."
+        ));
         return;
     }
     doc.para(format!(
@@ -211,7 +265,11 @@ fn retention(policy: &Policy, doc: &mut Document) {
     let rows = policy
         .purposes
         .iter()
-        .filter_map(|p| p.retention.as_ref().map(|r| vec![p.name.clone(), retention_text(policy, r)]))
+        .filter_map(|p| {
+            p.retention
+                .as_ref()
+                .map(|r| vec![p.name.clone(), retention_text(policy, r)])
+        })
         .collect();
     doc.table(&["Purpose", "How long"], rows);
 }
@@ -247,7 +305,9 @@ fn marketing(policy: &Policy, doc: &mut Document) {
         ));
     }
     if !m.soft_opt_in {
-        doc.para("Being a customer does not by itself mean we will email you marketing: we ask first.");
+        doc.para(
+            "Being a customer does not by itself mean we will email you marketing: we ask first.",
+        );
     }
     let how = m.how_to_change.as_deref().unwrap_or("contact us");
     doc.para(format!(
@@ -270,7 +330,7 @@ fn rights(policy: &Policy, doc: &mut Document) {
         "have inaccurate information corrected and incomplete information completed (right to rectification);".to_string(),
         "have your information erased (right to erasure);".to_string(),
         "restrict our use of your information, so that we only store it (right to restriction);".to_string(),
-        "object to our use of your information for direct marketing at any time, and to uses based on our legitimate interests (right to object);".to_string(),
+        "object to our use of your information for direct marketing at any time, and to uses based on our legitimate interests or on a task in the public interest (right to object);".to_string(),
         "receive the information you gave us in a structured, machine-readable format, or have it sent to another organisation (right to data portability);".to_string(),
         "withdraw your consent at any time, where we rely on it, without affecting what was done before.".to_string(),
     ]);
@@ -286,8 +346,16 @@ fn rights(policy: &Policy, doc: &mut Document) {
 fn complaints(policy: &Policy, doc: &mut Document) {
     let r = &policy.controller.regulator;
     doc.heading("Your right to complain");
-    let short = r.short_name.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
-    let address = r.address.as_deref().map(|a| format!(", {a}")).unwrap_or_default();
+    let short = r
+        .short_name
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let address = r
+        .address
+        .as_deref()
+        .map(|a| format!(", {a}"))
+        .unwrap_or_default();
     doc.para(format!(
         "You have the right to make a complaint at any time to the {}{short}, the supervisory authority for data protection: {}{address}. We would, however, appreciate the chance to deal with your concerns first.",
         r.name, r.url
@@ -298,14 +366,23 @@ fn cookie_summary(policy: &Policy, doc: &mut Document) {
     doc.heading("Cookies");
     doc.para("Cookies are small pieces of information that a website stores in your browser so that it can recognise you when you return, for example to remember your login details and to improve our services.");
     doc.para(cookies::choice_text(policy));
-    let rows = cookies::rows(policy).into_iter().map(|r| r.into_iter().take(4).collect()).collect();
+    let rows = cookies::rows(policy)
+        .into_iter()
+        .map(|r| r.into_iter().take(4).collect())
+        .collect();
     doc.table(&["Cookie", "Set by", "Type", "Why"], rows);
     doc.para("Our cookie policy lists every cookie with its lifetime. You can also switch cookies off in your browser's settings; turning them off may mean some parts of our websites do not work.");
 }
 
 fn security(policy: &Policy, doc: &mut Document) {
     doc.heading("How we keep your information secure");
-    doc.list(policy.security.measures.iter().map(|m| format!("{}.", capitalise(m))));
+    doc.list(
+        policy
+            .security
+            .measures
+            .iter()
+            .map(|m| format!("{}.", capitalise(m))),
+    );
     doc.para("Where you have a password for parts of our websites, please keep it confidential and do not share it with anyone.");
 }
 

@@ -10,7 +10,9 @@ fn reference_notice() -> String {
 
 /// The text of the section headed `heading`, up to the next `## `.
 fn section(text: &str, heading: &str) -> String {
-    let start = text.find(&format!("## {heading}")).unwrap_or_else(|| panic!("no section `{heading}`"));
+    let start = text
+        .find(&format!("## {heading}"))
+        .unwrap_or_else(|| panic!("no section `{heading}`"));
     let rest = &text[start + 3..];
     let end = rest.find("\n## ").unwrap_or(rest.len());
     rest[..end].to_string()
@@ -18,7 +20,10 @@ fn section(text: &str, heading: &str) -> String {
 
 fn assert_has(section_text: &str, commitments: &[&str]) {
     for c in commitments {
-        assert!(section_text.contains(c), "missing `{c}` in:\n{section_text}");
+        assert!(
+            section_text.contains(c),
+            "missing `{c}` in:\n{section_text}"
+        );
     }
 }
 
@@ -48,12 +53,18 @@ fn section_1_who_we_are() {
 fn sections_2_and_11_what_the_notice_does_not_cover() {
     let s = section(&reference_notice(), "Who we are");
     // Section 2: the EULA is out of scope; section 11: other websites.
-    assert_has(&s, &["End User Licence Agreement (EULA)", "applies only to ours"]);
+    assert_has(
+        &s,
+        &["End User Licence Agreement (EULA)", "applies only to ours"],
+    );
 }
 
 #[test]
 fn section_4_what_we_collect() {
-    let s = section(&reference_notice(), "What we collect and where it comes from");
+    let s = section(
+        &reference_notice(),
+        "What we collect and where it comes from",
+    );
     assert_has(
         &s,
         &[
@@ -71,7 +82,10 @@ fn section_4_what_we_collect() {
 
 #[test]
 fn sections_5_and_6_purposes_and_legal_bases() {
-    let s = section(&reference_notice(), "How we use your information and our legal basis");
+    let s = section(
+        &reference_notice(),
+        "How we use your information and our legal basis",
+    );
     assert_has(
         &s,
         &[
@@ -151,7 +165,14 @@ fn section_8_marketing_and_rights() {
 #[test]
 fn section_3_complaint_to_the_regulator() {
     let s = section(&reference_notice(), "Your right to complain");
-    assert_has(&s, &["complaint at any time", "Information Commissioner's Office (ICO)", "https://ico.org.uk"]);
+    assert_has(
+        &s,
+        &[
+            "complaint at any time",
+            "Information Commissioner's Office (ICO)",
+            "https://ico.org.uk",
+        ],
+    );
 }
 
 #[test]
@@ -167,25 +188,52 @@ fn section_9_transfers_and_security() {
         ],
     );
     let s = section(&text, "How we keep your information secure");
-    assert_has(&s, &["encrypted", "password", "do not share it with anyone"]);
+    assert_has(
+        &s,
+        &["encrypted", "password", "do not share it with anyone"],
+    );
 }
 
 #[test]
 fn section_5_retention() {
     let s = section(&reference_notice(), "How long we keep your information");
-    assert_has(&s, &["only as long as necessary", "contract you hold with us", "review these periods regularly", "6 years"]);
+    assert_has(
+        &s,
+        &[
+            "only as long as necessary",
+            "contract you hold with us",
+            "review these periods regularly",
+            "6 years",
+        ],
+    );
 }
 
 #[test]
 fn section_10_cookies() {
     let s = section(&reference_notice(), "Cookies");
-    assert_has(&s, &["remember your login details", "switch cookies off", "browser", "cookie policy"]);
+    assert_has(
+        &s,
+        &[
+            "remember your login details",
+            "switch cookies off",
+            "browser",
+            "cookie policy",
+        ],
+    );
 }
 
 #[test]
 fn section_1_changes_are_posted() {
     let s = section(&reference_notice(), "Changes to this notice");
-    assert_has(&s, &["We may change this notice", "https://www.iimageit.com/privacy-policy", "2018-05-01", "2.0"]);
+    assert_has(
+        &s,
+        &[
+            "We may change this notice",
+            "https://www.iimageit.com/privacy-policy",
+            "2018-05-01",
+            "2.0",
+        ],
+    );
 }
 
 #[test]
@@ -209,7 +257,10 @@ fn cookie_policy_lists_every_cookie_with_its_lifetime() {
         ("remember_login", "30 days"),
         ("_analytics_id", "13 months"),
     ] {
-        let row = md.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap();
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap();
         assert!(row.contains(lifetime), "{row}");
     }
     assert!(md.contains("### Analytics cookies"));
@@ -222,9 +273,18 @@ fn record_of_processing_has_the_art_30_fields() {
     let record = ropa::record(&policy.document);
     assert_eq!(record.activities.len(), policy.document.purposes.len());
     assert_eq!(record.controller.dpo, "Andrew Cakebread");
-    let analytics = record.activities.iter().find(|a| a.purpose_id == "analytics-research").unwrap();
+    let analytics = record
+        .activities
+        .iter()
+        .find(|a| a.purpose_id == "analytics-research")
+        .unwrap();
     assert_eq!(analytics.legal_basis, "legitimate-interest");
-    assert!(analytics.third_country_transfers.iter().any(|t| t.contains("United States")));
+    assert!(
+        analytics
+            .third_country_transfers
+            .iter()
+            .any(|t| t.contains("United States"))
+    );
     assert!(!analytics.erasure_time_limit.is_empty());
     assert!(!record.security_measures.is_empty());
     let csv = ropa::csv(&policy.document);
@@ -232,5 +292,8 @@ fn record_of_processing_has_the_art_30_fields() {
     assert_eq!(lines.len(), 1 + record.activities.len());
     assert!(lines[0].starts_with("controller,controller_contact,dpo"));
     let json: serde_json::Value = serde_json::from_str(&ropa::json(&policy.document)).unwrap();
-    assert_eq!(json["activities"].as_array().unwrap().len(), record.activities.len());
+    assert_eq!(
+        json["activities"].as_array().unwrap().len(),
+        record.activities.len()
+    );
 }

@@ -45,13 +45,19 @@ pub fn record(policy: &Policy) -> Record {
             let recipients: Vec<&Recipient> = p
                 .recipients
                 .iter()
-                .filter_map(|id| policy.recipients.iter().find(|r| r.id.as_str() == id.as_str()))
+                .filter_map(|id| {
+                    policy
+                        .recipients
+                        .iter()
+                        .find(|r| r.id.as_str() == id.as_str())
+                })
                 .collect();
             let transfers = recipients
                 .iter()
                 .filter_map(|r| {
                     let safeguard = r.safeguard.as_ref().map(|s| **s);
-                    transfer_text(policy, &r.country, safeguard, r.dpf_certified).map(|t| format!("{}: {t}", r.name))
+                    transfer_text(policy, &r.country, safeguard, r.dpf_certified)
+                        .map(|t| format!("{}: {t}", r.name))
                 })
                 .collect();
             Activity {
@@ -70,7 +76,11 @@ pub fn record(policy: &Policy) -> Record {
                             .map_or_else(|| s.to_string(), |x| x.name.clone())
                     })
                     .collect(),
-                personal_data_categories: p.categories.iter().map(|r| data_name(policy, r)).collect(),
+                personal_data_categories: p
+                    .categories
+                    .iter()
+                    .map(|r| data_name(policy, r))
+                    .collect(),
                 recipient_categories: recipients
                     .iter()
                     .map(|r| format!("{} ({})", r.name, r.kind.label()))
@@ -139,7 +149,13 @@ pub fn csv(policy: &Policy) -> String {
             a.erasure_time_limit.clone(),
             security.clone(),
         ];
-        out.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+        out.push_str(
+            &cells
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push_str("\r\n");
     }
     out

@@ -25,7 +25,10 @@ pub fn data_name(policy: &Policy, reference: &str) -> String {
     };
     match field.and_then(|f| c.fields.iter().find(|x| x.name.as_str() == f)) {
         Some(f) => {
-            let what = f.description.clone().unwrap_or_else(|| f.name.replace('_', " "));
+            let what = f
+                .description
+                .clone()
+                .unwrap_or_else(|| f.name.replace('_', " "));
             format!("{what} ({})", lower_first(&c.name))
         }
         None => c.name.clone(),
@@ -33,7 +36,10 @@ pub fn data_name(policy: &Policy, reference: &str) -> String {
 }
 
 pub fn data_names(policy: &Policy, references: &[crate::located::At<String>]) -> String {
-    let names: Vec<String> = references.iter().map(|r| lower_first(&data_name(policy, r))).collect();
+    let names: Vec<String> = references
+        .iter()
+        .map(|r| lower_first(&data_name(policy, r)))
+        .collect();
     join_and(&names)
 }
 
@@ -68,7 +74,8 @@ pub fn retention_text(policy: &Policy, id: &str) -> String {
     let Some(rule) = policy.retention.iter().find(|r| r.id.as_str() == id) else {
         return id.to_string();
     };
-    let period = Period::parse(&rule.duration).map_or_else(|| rule.duration.to_string(), |p| p.to_string());
+    let period =
+        Period::parse(&rule.duration).map_or_else(|| rule.duration.to_string(), |p| p.to_string());
     let from = match (&*rule.from, &rule.relationship) {
         (RetentionEvent::RelationshipEnd, Some(r)) => {
             let name = policy
@@ -111,14 +118,21 @@ pub fn country_name(code: &str) -> String {
 }
 
 /// Where a recipient or location stands for transfers: `None` when domestic.
-pub fn transfer_text(policy: &Policy, country: &str, safeguard: Option<Safeguard>, dpf: bool) -> Option<String> {
+pub fn transfer_text(
+    policy: &Policy,
+    country: &str,
+    safeguard: Option<Safeguard>,
+    dpf: bool,
+) -> Option<String> {
     let regime = *policy.policy.regime;
     let list = AdequacyList::for_regime(regime)?;
     let status = list.status(country, policy.policy.effective, dpf);
     let name = country_name(country);
     match (status, safeguard) {
         (TransferStatus::Domestic, _) => None,
-        (_, Some(s)) if s != Safeguard::Adequacy => Some(format!("{name}, protected by {}", s.label())),
+        (_, Some(s)) if s != Safeguard::Adequacy => {
+            Some(format!("{name}, protected by {}", s.label()))
+        }
         (TransferStatus::Adequate, _) => Some(format!("{name}, which has an adequacy decision")),
         (_, _) => Some(format!("{name}, without a recognised safeguard")),
     }
