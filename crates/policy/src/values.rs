@@ -116,7 +116,10 @@ const fn invalid(expected: &'static str) -> ValueError {
 }
 
 fn text(value: &str) -> Result<String, ValueError> {
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(invalid(
             "text without control characters (other than newline and tab)",
         ));
@@ -146,7 +149,9 @@ fn email(value: &str) -> Result<String, ValueError> {
 fn is_domain_label(label: &str) -> bool {
     !label.is_empty()
         && label.len() <= 63
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
 }
@@ -154,7 +159,10 @@ fn is_domain_label(label: &str) -> bool {
 fn phone(value: &str) -> Result<String, ValueError> {
     const EXPECTED: &str =
         "a telephone number in international form (+ then country code and number)";
-    let compact: String = value
+    // "+44 (0) 20 ..." is how UK numbers are often written: the bracketed
+    // trunk zero is dialled only from inside the country, so it is dropped.
+    let without_trunk = value.replacen("(0)", "", 1);
+    let compact: String = without_trunk
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
         .collect();
@@ -188,10 +196,7 @@ fn url(value: &str) -> Result<String, ValueError> {
             head.eq_ignore_ascii_case(scheme).then_some((scheme, rest))
         })
         .ok_or(invalid(EXPECTED))?;
-    let authority = rest
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host_port = authority
         .rsplit_once('@')
         .map_or(authority, |(_userinfo, host_port)| host_port);
@@ -202,7 +207,10 @@ fn url(value: &str) -> Result<String, ValueError> {
         }
         match after {
             "" => (host, None),
-            _ => (host, Some(after.strip_prefix(':').ok_or(invalid(EXPECTED))?)),
+            _ => (
+                host,
+                Some(after.strip_prefix(':').ok_or(invalid(EXPECTED))?),
+            ),
         }
     } else {
         match host_port.split_once(':') {
@@ -214,7 +222,9 @@ fn url(value: &str) -> Result<String, ValueError> {
         return Err(invalid(EXPECTED));
     }
     if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err()
+        if port.is_empty()
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u16>().is_err()
         {
             return Err(invalid(EXPECTED));
         }
@@ -233,10 +243,12 @@ fn date(value: &str) -> Result<String, ValueError> {
     if !shape {
         return Err(invalid(EXPECTED));
     }
-    let number = |range: std::ops::Range<usize>| value.get(range).and_then(|s| s.parse().ok());
-    let year: i32 = number(0..4).ok_or(invalid(EXPECTED))?;
-    let month: u8 = number(5..7).ok_or(invalid(EXPECTED))?;
-    let day: u8 = number(8..10).ok_or(invalid(EXPECTED))?;
+    fn number<T: std::str::FromStr>(value: &str, range: std::ops::Range<usize>) -> Option<T> {
+        value.get(range)?.parse().ok()
+    }
+    let year: i32 = number(value, 0..4).ok_or(invalid(EXPECTED))?;
+    let month: u8 = number(value, 5..7).ok_or(invalid(EXPECTED))?;
+    let day: u8 = number(value, 8..10).ok_or(invalid(EXPECTED))?;
     let month = Month::try_from(month).map_err(|_| invalid(EXPECTED))?;
     Date::from_calendar_date(year, month, day).map_err(|_| invalid(EXPECTED))?;
     Ok(value.to_string())
@@ -311,6 +323,14 @@ fn country(value: &str) -> Result<String, ValueError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bracketed_trunk_zero_is_dropped() {
+        assert_eq!(
+            super::normalise(crate::terms::FieldType::Phone, "+44 (0) 333 305 2252").unwrap(),
+            "+443333052252"
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 
@@ -340,7 +360,11 @@ mod tests {
     fn every_type_trims_and_refuses_empty() {
         for &kind in FieldType::ALL {
             assert_eq!(normalise(kind, ""), Err(ValueError::Empty), "{kind}");
-            assert_eq!(normalise(kind, " \t\r\n "), Err(ValueError::Empty), "{kind}");
+            assert_eq!(
+                normalise(kind, " \t\r\n "),
+                Err(ValueError::Empty),
+                "{kind}"
+            );
         }
         assert_eq!(ok(FieldType::Text, "  hello \n"), "hello");
         assert_eq!(ok(FieldType::Boolean, "\ttrue "), "true");
@@ -375,7 +399,12 @@ mod tests {
         );
 
         // 64 + 1 + 189 = 254 bytes.
-        let domain = format!("{}.{}.{}.com", "d".repeat(63), "e".repeat(63), "f".repeat(57));
+        let domain = format!(
+            "{}.{}.{}.com",
+            "d".repeat(63),
+            "e".repeat(63),
+            "f".repeat(57)
+        );
         let email = format!("{}@{domain}", "l".repeat(64));
         assert_eq!(email.len(), MAX_EMAIL_LEN);
         assert_eq!(ok(FieldType::Email, &email), email);
@@ -396,7 +425,10 @@ mod tests {
     #[test]
     fn text_and_postal_address() {
         for kind in [FieldType::Text, FieldType::PostalAddress] {
-            assert_eq!(ok(kind, "1 High St\nLeeds\tLS1 1AA"), "1 High St\nLeeds\tLS1 1AA");
+            assert_eq!(
+                ok(kind, "1 High St\nLeeds\tLS1 1AA"),
+                "1 High St\nLeeds\tLS1 1AA"
+            );
             assert_eq!(ok(kind, "Zoë Ñandú 東京"), "Zoë Ñandú 東京");
             is_invalid(kind, "a\0b");
             is_invalid(kind, "a\rb");
@@ -409,10 +441,22 @@ mod tests {
     #[test]
     fn valid_emails() {
         assert_eq!(ok(FieldType::Email, "a@x.com"), "a@x.com");
-        assert_eq!(ok(FieldType::Email, "Ann.Lee+tag@Example.CO.UK"), "Ann.Lee+tag@example.co.uk");
-        assert_eq!(ok(FieldType::Email, "x@sub-domain.x1.io"), "x@sub-domain.x1.io");
-        assert_eq!(ok(FieldType::Email, "x@xn--mnchen-3ya.de"), "x@xn--mnchen-3ya.de");
-        assert_eq!(ok(FieldType::Email, &format!("{}@x.com", "l".repeat(64))).len(), 70);
+        assert_eq!(
+            ok(FieldType::Email, "Ann.Lee+tag@Example.CO.UK"),
+            "Ann.Lee+tag@example.co.uk"
+        );
+        assert_eq!(
+            ok(FieldType::Email, "x@sub-domain.x1.io"),
+            "x@sub-domain.x1.io"
+        );
+        assert_eq!(
+            ok(FieldType::Email, "x@xn--mnchen-3ya.de"),
+            "x@xn--mnchen-3ya.de"
+        );
+        assert_eq!(
+            ok(FieldType::Email, &format!("{}@x.com", "l".repeat(64))).len(),
+            70
+        );
     }
 
     #[test]
@@ -480,9 +524,24 @@ mod tests {
     #[test]
     fn ip_addresses() {
         assert_eq!(ok(FieldType::IpAddress, "192.0.2.1"), "192.0.2.1");
-        assert_eq!(ok(FieldType::IpAddress, "2001:DB8:0:0:0:0:0:1"), "2001:db8::1");
-        assert_eq!(ok(FieldType::IpAddress, "::FFFF:192.0.2.1"), "::ffff:192.0.2.1");
-        for raw in ["999.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "::g", "1.2.3.4/24", "fe80::1%eth0", "localhost"] {
+        assert_eq!(
+            ok(FieldType::IpAddress, "2001:DB8:0:0:0:0:0:1"),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            ok(FieldType::IpAddress, "::FFFF:192.0.2.1"),
+            "::ffff:192.0.2.1"
+        );
+        for raw in [
+            "999.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "::g",
+            "1.2.3.4/24",
+            "fe80::1%eth0",
+            "localhost",
+        ] {
             is_invalid(FieldType::IpAddress, raw);
         }
     }
@@ -496,7 +555,10 @@ mod tests {
             Some("2001:db8:abcd::")
         );
         assert_eq!(truncate_ip("::1").as_deref(), Some("::"));
-        assert_eq!(truncate_ip("::ffff:192.0.2.77").as_deref(), Some("192.0.2.0"));
+        assert_eq!(
+            truncate_ip("::ffff:192.0.2.77").as_deref(),
+            Some("192.0.2.0")
+        );
         assert_eq!(truncate_ip("999.1.1.1"), None);
         assert_eq!(truncate_ip(""), None);
         assert_eq!(truncate_ip("not an address"), None);
@@ -504,11 +566,23 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(ok(FieldType::Url, "https://example.com"), "https://example.com");
-        assert_eq!(ok(FieldType::Url, "HTTP://Example.com/A?b=C#D"), "http://Example.com/A?b=C#D");
+        assert_eq!(
+            ok(FieldType::Url, "https://example.com"),
+            "https://example.com"
+        );
+        assert_eq!(
+            ok(FieldType::Url, "HTTP://Example.com/A?b=C#D"),
+            "http://Example.com/A?b=C#D"
+        );
         assert_eq!(ok(FieldType::Url, "HtTpS://x.com/"), "https://x.com/");
-        assert_eq!(ok(FieldType::Url, "http://user:pw@x.com:8080/p"), "http://user:pw@x.com:8080/p");
-        assert_eq!(ok(FieldType::Url, "http://[2001:db8::1]:443/"), "http://[2001:db8::1]:443/");
+        assert_eq!(
+            ok(FieldType::Url, "http://user:pw@x.com:8080/p"),
+            "http://user:pw@x.com:8080/p"
+        );
+        assert_eq!(
+            ok(FieldType::Url, "http://[2001:db8::1]:443/"),
+            "http://[2001:db8::1]:443/"
+        );
         assert_eq!(ok(FieldType::Url, "http://localhost"), "http://localhost");
         for raw in [
             "example.com",
@@ -528,7 +602,7 @@ mod tests {
             "http://x .com",
             "http://x.com/a b",
             "http://x.com/\u{0}",
-            "http://x.com/\u{a0}",
+            "http://x.com/a\u{a0}b",
             "http:x.com",
         ] {
             is_invalid(FieldType::Url, raw);
@@ -559,7 +633,10 @@ mod tests {
 
     #[test]
     fn datetimes() {
-        assert_eq!(ok(FieldType::Datetime, "2024-05-01T09:30:00Z"), "2024-05-01T09:30:00Z");
+        assert_eq!(
+            ok(FieldType::Datetime, "2024-05-01T09:30:00Z"),
+            "2024-05-01T09:30:00Z"
+        );
         assert_eq!(
             ok(FieldType::Datetime, "2024-05-01T09:30:00+01:00"),
             "2024-05-01T08:30:00Z"
@@ -588,9 +665,18 @@ mod tests {
         assert_eq!(ok(FieldType::Integer, "+007"), "7");
         assert_eq!(ok(FieldType::Integer, "-0"), "0");
         assert_eq!(ok(FieldType::Integer, "-0042"), "-42");
-        assert_eq!(ok(FieldType::Integer, "9223372036854775807"), "9223372036854775807");
-        assert_eq!(ok(FieldType::Integer, "-9223372036854775808"), "-9223372036854775808");
-        assert_eq!(ok(FieldType::Integer, &format!("{}1", "0".repeat(100))), "1");
+        assert_eq!(
+            ok(FieldType::Integer, "9223372036854775807"),
+            "9223372036854775807"
+        );
+        assert_eq!(
+            ok(FieldType::Integer, "-9223372036854775808"),
+            "-9223372036854775808"
+        );
+        assert_eq!(
+            ok(FieldType::Integer, &format!("{}1", "0".repeat(100))),
+            "1"
+        );
         for raw in [
             "9223372036854775808",
             "-9223372036854775809",

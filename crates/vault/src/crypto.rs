@@ -17,19 +17,23 @@ use rand::RngCore;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
 use uuid::Uuid;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::Zeroize;
 
 pub const KEY_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
-    #[error("a sealed value failed authentication (wrong key, subject or field, or the data was altered)")]
+    #[error(
+        "a sealed value failed authentication (wrong key, subject or field, or the data was altered)"
+    )]
     Authentication,
     #[error("a sealed value is too short to be valid")]
     Truncated,
     #[error("no key-encryption key with id {0} is in the key file")]
     UnknownKek(u32),
+    #[error("a key was rejected by the cipher")]
+    Key,
 }
 
 /// Random bytes from the thread-local CSPRNG.
@@ -48,8 +52,14 @@ pub fn new_id() -> Uuid {
 }
 
 /// A 256-bit secret that is wiped from memory when dropped.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct Secret([u8; KEY_LEN]);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl Secret {
     pub fn random() -> Secret {
@@ -71,21 +81,10 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn aead_key(secret: &Secret) -> LessSafeKey {
-    // AES-256 accepts every 32-byte key; the error branch cannot happen but is
-    // handled by falling back to a key that authenticates nothing useful.
-    match UnboundKey::new(&AES_256_GCM, secret.as_bytes()) {
-        Ok(k) => LessSafeKey::new(k),
-        Err(_) => LessSafeKey::new(
-            #[allow(clippy::unwrap_used)]
-            UnboundKey::new(&AES_256_GCM, &[0u8; KEY_LEN]).unwrap_or_else(|_| unreachable_key()),
-        ),
-    }
-}
-
-#[allow(clippy::panic)]
-fn unreachable_key() -> UnboundKey {
-    panic!("AES-256-GCM rejected a 32-byte key")
+fn aead_key(secret: &Secret) -> Result<LessSafeKey, CryptoError> {
+    UnboundKey::new(&AES_256_GCM, secret.as_bytes())
+        .map(LessSafeKey::new)
+        .map_err(|_| CryptoError::Key)
 }
 
 /// `nonce || ciphertext || tag`.
@@ -109,7 +108,8 @@ fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoE
         return Err(CryptoError::Truncated);
     }
     let (nonce_bytes, body) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Truncated)?;
+    let nonce =
+        Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Truncated)?;
     let mut buffer = body.to_vec();
     let plain = key
         .open_in_place(nonce, Aad::from(aad), &mut buffer)
@@ -132,8 +132,10 @@ pub struct DataKey {
 }
 
 impl DataKey {
-    fn from_secret(secret: &Secret) -> DataKey {
-        DataKey { key: aead_key(secret) }
+    fn from_secret(secret: &Secret) -> Result<DataKey, CryptoError> {
+        Ok(DataKey {
+            key: aead_key(secret)?,
+        })
     }
 
     pub fn seal(&self, subject: &Uuid, field: &str, plaintext: &[u8]) -> Vec<u8> {
@@ -153,8 +155,11 @@ pub struct Kek {
 }
 
 impl Kek {
-    pub fn new(id: u32, secret: &Secret) -> Kek {
-        Kek { id, key: aead_key(secret) }
+    pub fn new(id: u32, secret: &Secret) -> Result<Kek, CryptoError> {
+        Ok(Kek {
+            id,
+            key: aead_key(secret)?,
+        })
     }
 }
 
@@ -169,7 +174,12 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keyring(current kek {}, {} keks)", self.current, self.keks.len())
+        write!(
+            f,
+            "Keyring(current kek {}, {} keks)",
+            self.current,
+            self.keks.len()
+        )
     }
 }
 
@@ -195,7 +205,10 @@ impl Keyring {
     }
 
     fn kek(&self, id: u32) -> Result<&Kek, CryptoError> {
-        self.keks.iter().find(|k| k.id == id).ok_or(CryptoError::UnknownKek(id))
+        self.keks
+            .iter()
+            .find(|k| k.id == id)
+            .ok_or(CryptoError::UnknownKek(id))
     }
 
     /// A fresh data key for a new subject, and its wrapped form for storage.
@@ -206,7 +219,7 @@ impl Keyring {
             kek_id: kek.id,
             bytes: seal(&kek.key, subject.as_bytes(), secret.as_bytes()),
         };
-        Ok((DataKey::from_secret(&secret), wrapped))
+        Ok((DataKey::from_secret(&secret)?, wrapped))
     }
 
     pub fn unwrap(&self, subject: &Uuid, wrapped: &WrappedKey) -> Result<DataKey, CryptoError> {
@@ -216,7 +229,7 @@ impl Keyring {
             .map(Secret::from_bytes)
             .map_err(|_| CryptoError::Truncated);
         bytes.zeroize();
-        Ok(DataKey::from_secret(&secret?))
+        DataKey::from_secret(&secret?)
     }
 
     /// Re-wraps a data key under the current KEK (key rotation).
@@ -267,7 +280,12 @@ mod tests {
     use super::*;
 
     fn keyring() -> Keyring {
-        Keyring::new(vec![Kek::new(1, &Secret::random())], 1, &Secret::random(), &Secret::random())
+        Keyring::new(
+            vec![Kek::new(1, &Secret::random()).unwrap()],
+            1,
+            &Secret::random(),
+            &Secret::random(),
+        )
     }
 
     #[test]
@@ -277,11 +295,23 @@ mod tests {
         let (key, wrapped) = ring.new_data_key(&subject).unwrap();
         let sealed = key.seal(&subject, "email", b"ada@example.org");
         assert!(!sealed.windows(3).any(|w| w == b"ada"));
-        assert_eq!(key.open(&subject, "email", &sealed).unwrap(), b"ada@example.org");
-        assert_eq!(key.open(&subject, "phone", &sealed), Err(CryptoError::Authentication));
-        assert_eq!(key.open(&new_id(), "email", &sealed), Err(CryptoError::Authentication));
+        assert_eq!(
+            key.open(&subject, "email", &sealed).unwrap(),
+            b"ada@example.org"
+        );
+        assert_eq!(
+            key.open(&subject, "phone", &sealed),
+            Err(CryptoError::Authentication)
+        );
+        assert_eq!(
+            key.open(&new_id(), "email", &sealed),
+            Err(CryptoError::Authentication)
+        );
         let again = ring.unwrap(&subject, &wrapped).unwrap();
-        assert_eq!(again.open(&subject, "email", &sealed).unwrap(), b"ada@example.org");
+        assert_eq!(
+            again.open(&subject, "email", &sealed).unwrap(),
+            b"ada@example.org"
+        );
         assert!(ring.unwrap(&new_id(), &wrapped).is_err());
     }
 
@@ -300,8 +330,14 @@ mod tests {
         let (key, _) = ring.new_data_key(&subject).unwrap();
         let mut sealed = key.seal(&subject, "f", b"value");
         sealed[14] ^= 1;
-        assert_eq!(key.open(&subject, "f", &sealed), Err(CryptoError::Authentication));
-        assert_eq!(key.open(&subject, "f", &sealed[..10]), Err(CryptoError::Truncated));
+        assert_eq!(
+            key.open(&subject, "f", &sealed),
+            Err(CryptoError::Authentication)
+        );
+        assert_eq!(
+            key.open(&subject, "f", &sealed[..10]),
+            Err(CryptoError::Truncated)
+        );
     }
 
     #[test]
@@ -309,26 +345,43 @@ mod tests {
         let old = Secret::random();
         let new = Secret::random();
         let (bi, ps) = (Secret::random(), Secret::random());
-        let before = Keyring::new(vec![Kek::new(1, &old)], 1, &bi, &ps);
+        let before = Keyring::new(vec![Kek::new(1, &old).unwrap()], 1, &bi, &ps);
         let subject = new_id();
         let (key, wrapped) = before.new_data_key(&subject).unwrap();
         let sealed = key.seal(&subject, "f", b"v");
-        let after = Keyring::new(vec![Kek::new(1, &old), Kek::new(2, &new)], 2, &bi, &ps);
+        let after = Keyring::new(
+            vec![Kek::new(1, &old).unwrap(), Kek::new(2, &new).unwrap()],
+            2,
+            &bi,
+            &ps,
+        );
         let rewrapped = after.rewrap(&subject, &wrapped).unwrap();
         assert_eq!(rewrapped.kek_id, 2);
-        let only_new = Keyring::new(vec![Kek::new(2, &new)], 2, &bi, &ps);
+        let only_new = Keyring::new(vec![Kek::new(2, &new).unwrap()], 2, &bi, &ps);
         let key = only_new.unwrap(&subject, &rewrapped).unwrap();
         assert_eq!(key.open(&subject, "f", &sealed).unwrap(), b"v");
-        assert_eq!(only_new.unwrap(&subject, &wrapped).err(), Some(CryptoError::UnknownKek(1)));
+        assert_eq!(
+            only_new.unwrap(&subject, &wrapped).err(),
+            Some(CryptoError::UnknownKek(1))
+        );
     }
 
     #[test]
     fn blind_indexes_and_pseudonyms_are_keyed() {
         let a = keyring();
         let b = keyring();
-        assert_eq!(a.blind_index("email", "x@y.z"), a.blind_index("email", "x@y.z"));
-        assert_ne!(a.blind_index("email", "x@y.z"), a.blind_index("phone", "x@y.z"));
-        assert_ne!(a.blind_index("email", "x@y.z"), b.blind_index("email", "x@y.z"));
+        assert_eq!(
+            a.blind_index("email", "x@y.z"),
+            a.blind_index("email", "x@y.z")
+        );
+        assert_ne!(
+            a.blind_index("email", "x@y.z"),
+            a.blind_index("phone", "x@y.z")
+        );
+        assert_ne!(
+            a.blind_index("email", "x@y.z"),
+            b.blind_index("email", "x@y.z")
+        );
         let p = a.pseudonym("analytics", "ip", b"1.2.3.0");
         assert_eq!(p, a.pseudonym("analytics", "ip", b"1.2.3.0"));
         assert_ne!(p, a.pseudonym("search", "ip", b"1.2.3.0"));

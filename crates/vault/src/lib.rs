@@ -1,1 +1,7 @@
+//! Custodian's vault: the crypto, the key file, the store (SQLite and
+//! PostgreSQL behind one type, with group commit) and the audit chain.
 
+pub mod audit;
+pub mod crypto;
+pub mod keyfile;
+pub mod store;

@@ -1,0 +1,246 @@
+//! The audit chain: every entry carries the hash of the one before it, so an
+//! altered, deleted, inserted or reordered entry breaks the chain at that
+//! point. A head record (last sequence number and hash) also catches entries
+//! cut from the end.
+
+use ring::digest::{Context, SHA256};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// What a use case asks to be recorded; never personal data, only ids,
+/// purposes, actions and outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditDraft {
+    /// Unix microseconds.
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub purpose: Option<String>,
+    pub subject: Option<Uuid>,
+    pub decision: String,
+    pub reason: Option<String>,
+}
+
+/// An entry as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub draft: AuditDraft,
+    #[serde(with = "hex32")]
+    pub prev_hash: [u8; 32],
+    #[serde(with = "hex32")]
+    pub hash: [u8; 32],
+}
+
+mod hex32 {
+    use serde::Serializer;
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&super::hex(bytes))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn put(ctx: &mut Context, bytes: &[u8]) {
+    ctx.update(&(bytes.len() as u64).to_be_bytes());
+    ctx.update(bytes);
+}
+
+fn put_opt(ctx: &mut Context, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(b) => {
+            ctx.update(&[1]);
+            put(ctx, b);
+        }
+        None => ctx.update(&[0]),
+    }
+}
+
+/// SHA-256 over the sequence number, the previous hash and every field,
+/// each length-prefixed so that no two entries encode alike.
+pub fn entry_hash(seq: i64, prev: &[u8; 32], d: &AuditDraft) -> [u8; 32] {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(b"custodian-audit-v1");
+    ctx.update(&seq.to_be_bytes());
+    ctx.update(prev);
+    ctx.update(&d.at.to_be_bytes());
+    put(&mut ctx, d.actor.as_bytes());
+    put(&mut ctx, d.action.as_bytes());
+    put_opt(&mut ctx, d.purpose.as_deref().map(str::as_bytes));
+    put_opt(
+        &mut ctx,
+        d.subject.as_ref().map(|s| s.as_bytes().as_slice()),
+    );
+    put(&mut ctx, d.decision.as_bytes());
+    put_opt(&mut ctx, d.reason.as_deref().map(str::as_bytes));
+    let digest = ctx.finish();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// Links drafts onto the chain after `head` (seq, hash).
+pub fn chain(head: (i64, [u8; 32]), drafts: &[AuditDraft]) -> Vec<AuditEntry> {
+    let (mut seq, mut prev) = head;
+    drafts
+        .iter()
+        .map(|d| {
+            seq += 1;
+            let hash = entry_hash(seq, &prev, d);
+            let entry = AuditEntry {
+                seq,
+                draft: d.clone(),
+                prev_hash: prev,
+                hash,
+            };
+            prev = hash;
+            entry
+        })
+        .collect()
+}
+
+/// The outcome of verifying the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub entries: i64,
+    pub intact: bool,
+    /// The first entry (by sequence number) where the chain breaks.
+    pub first_broken: Option<i64>,
+    pub problem: Option<String>,
+}
+
+/// Walks entries in ascending `seq` order, page by page, so a long chain never
+/// sits in memory. Feed every entry to `push`, then call `finish` with the head.
+pub struct Verifier {
+    expected_seq: i64,
+    prev: [u8; 32],
+    broken: Option<(i64, String)>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier {
+            expected_seq: 1,
+            prev: GENESIS,
+            broken: None,
+        }
+    }
+}
+
+impl Verifier {
+    pub fn push(&mut self, e: &AuditEntry) {
+        if self.broken.is_some() {
+            return;
+        }
+        if e.seq != self.expected_seq {
+            let problem = if e.seq > self.expected_seq {
+                format!("entries {} to {} are missing", self.expected_seq, e.seq - 1)
+            } else {
+                format!("entry {} is out of order", e.seq)
+            };
+            self.broken = Some((self.expected_seq.min(e.seq), problem));
+            return;
+        }
+        if e.prev_hash != self.prev {
+            self.broken = Some((e.seq, "does not follow the entry before it (moved, inserted or the one before was deleted)".into()));
+            return;
+        }
+        if entry_hash(e.seq, &e.prev_hash, &e.draft) != e.hash {
+            self.broken = Some((
+                e.seq,
+                "its content does not match its hash (altered)".into(),
+            ));
+            return;
+        }
+        self.prev = e.hash;
+        self.expected_seq += 1;
+    }
+
+    /// `head` is the recorded (last seq, last hash), if any entry was ever written.
+    pub fn finish(self, head: Option<(i64, [u8; 32])>) -> Verification {
+        let entries = self.expected_seq - 1;
+        let broken = self.broken.or_else(|| match head {
+            Some((seq, hash)) if seq != entries || hash != self.prev => Some((
+                entries + 1,
+                format!("the chain ends at entry {entries} but the head records entry {seq}: entries were cut from the end"),
+            )),
+            None if entries > 0 => Some((1, "entries exist but no head was recorded".into())),
+            _ => None,
+        });
+        Verification {
+            entries,
+            intact: broken.is_none(),
+            first_broken: broken.as_ref().map(|b| b.0),
+            problem: broken.map(|b| b.1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drafts(n: usize) -> Vec<AuditDraft> {
+        (0..n)
+            .map(|i| AuditDraft {
+                at: i as i64,
+                actor: "key:ck_1".into(),
+                action: "read".into(),
+                purpose: Some("security".into()),
+                subject: Some(Uuid::from_u128(i as u128)),
+                decision: "allowed".into(),
+                reason: None,
+            })
+            .collect()
+    }
+
+    fn verify(entries: &[AuditEntry], head: Option<(i64, [u8; 32])>) -> Verification {
+        let mut v = Verifier::default();
+        entries.iter().for_each(|e| v.push(e));
+        v.finish(head)
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_chains_across_batches() {
+        let first = chain((0, GENESIS), &drafts(3));
+        let last = first.last().unwrap();
+        let second = chain((last.seq, last.hash), &drafts(2));
+        let all: Vec<_> = first.into_iter().chain(second).collect();
+        let head = all.last().map(|e| (e.seq, e.hash));
+        let v = verify(&all, head);
+        assert!(v.intact, "{v:?}");
+        assert_eq!(v.entries, 5);
+        assert!(verify(&[], None).intact);
+    }
+
+    #[test]
+    fn alteration_deletion_reordering_and_truncation_are_caught() {
+        let all = chain((0, GENESIS), &drafts(6));
+        let head = Some((6, all[5].hash));
+
+        let mut altered = all.clone();
+        altered[2].draft.decision = "refused".into();
+        assert_eq!(verify(&altered, head).first_broken, Some(3));
+
+        let mut deleted = all.clone();
+        deleted.remove(3);
+        assert_eq!(verify(&deleted, head).first_broken, Some(4));
+
+        // Swap the contents of entries 2 and 3, keeping their numbers.
+        let mut reordered = all.clone();
+        let (a, b) = (reordered[1].clone(), reordered[2].clone());
+        reordered[1] = AuditEntry { seq: 2, ..b };
+        reordered[2] = AuditEntry { seq: 3, ..a };
+        assert_eq!(verify(&reordered, head).first_broken, Some(2));
+
+        let truncated = &all[..4];
+        let v = verify(truncated, head);
+        assert_eq!(v.first_broken, Some(5));
+        assert!(v.problem.unwrap().contains("cut from the end"));
+    }
+}

@@ -1,0 +1,186 @@
+//! The key file: the key-encryption keys, the blind-index key and the
+//! pseudonym key, kept outside the database (mode 0600), so that a copy of the
+//! database alone reveals nothing.
+
+use crate::crypto::{KEY_LEN, Kek, Keyring, Secret};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read the key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the key file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the key file {path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error(
+        "the key file {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}`"
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    format: u32,
+    current_kek: u32,
+    blind_index_key: String,
+    pseudonym_key: String,
+    kek: Vec<KekEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KekEntry {
+    id: u32,
+    key: String,
+    created: String,
+}
+
+const HEADER: &str = "# Custodian key file. Keep it secret, and back it up apart from the database:\n\
+# without it the data cannot be read; with it and the database, it can.\n";
+
+/// Loads the key file, or creates one with fresh keys if none exists.
+/// Returns the keyring and whether the file was created.
+pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), KeyFileError> {
+    if path.exists() {
+        return load(path).map(|k| (k, false));
+    }
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let file = KeyFile {
+        format: 1,
+        current_kek: 1,
+        blind_index_key: B64.encode(Secret::random().as_bytes()),
+        pseudonym_key: B64.encode(Secret::random().as_bytes()),
+        kek: vec![KekEntry {
+            id: 1,
+            key: B64.encode(Secret::random().as_bytes()),
+            created: now,
+        }],
+    };
+    write_new(path, &file)?;
+    load(path).map(|k| (k, true))
+}
+
+fn write_new(path: &Path, file: &KeyFile) -> Result<(), KeyFileError> {
+    let text = toml::to_string(file).map_err(|e| KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let err = |source| KeyFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).map_err(err)?;
+    f.write_all(HEADER.as_bytes()).map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+pub fn load(path: &Path) -> Result<Keyring, KeyFileError> {
+    let invalid = |reason: String| KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| KeyFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::TooOpen {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: KeyFile = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+    if file.format != 1 {
+        return Err(invalid(format!(
+            "format {} is not known; this build reads format 1",
+            file.format
+        )));
+    }
+    let secret = |name: &str, text: &str| -> Result<Secret, KeyFileError> {
+        let bytes = B64
+            .decode(text)
+            .map_err(|_| invalid(format!("{name} is not base64")))?;
+        <[u8; KEY_LEN]>::try_from(bytes.as_slice())
+            .map(Secret::from_bytes)
+            .map_err(|_| invalid(format!("{name} is not {KEY_LEN} bytes")))
+    };
+    let mut keks = Vec::new();
+    for entry in &file.kek {
+        let key = secret(&format!("kek {}", entry.id), &entry.key)?;
+        keks.push(Kek::new(entry.id, &key).map_err(|e| invalid(e.to_string()))?);
+    }
+    if !file.kek.iter().any(|k| k.id == file.current_kek) {
+        return Err(invalid(format!(
+            "current_kek {} is not among the keys",
+            file.current_kek
+        )));
+    }
+    Ok(Keyring::new(
+        keks,
+        file.current_kek,
+        &secret("blind_index_key", &file.blind_index_key)?,
+        &secret("pseudonym_key", &file.pseudonym_key)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_with_mode_0600_then_loaded() {
+        let dir =
+            std::env::temp_dir().join(format!("custodian-keyfile-{}", crate::crypto::new_id()));
+        let path = dir.join("keys.toml");
+        let (ring, created) = load_or_create(&path).unwrap();
+        assert!(created);
+        let subject = crate::crypto::new_id();
+        let (_, wrapped) = ring.new_data_key(&subject).unwrap();
+        let (again, created) = load_or_create(&path).unwrap();
+        assert!(!created);
+        assert!(again.unwrap(&subject, &wrapped).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(matches!(load(&path), Err(KeyFileError::TooOpen { .. })));
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,569 @@
+//! The store conformance suite: every test runs against SQLite always, and
+//! against PostgreSQL when `CUSTODIAN_TEST_POSTGRES_URL` names a server (each
+//! test in a database of its own, dropped afterwards). In CI (`CI=true`) a
+//! missing PostgreSQL is a failure, never a skip.
+
+use super::*;
+use crate::audit::AuditDraft;
+use crate::crypto::{Kek, Keyring, Secret, new_id};
+use std::path::PathBuf;
+
+const PG_VAR: &str = "CUSTODIAN_TEST_POSTGRES_URL";
+
+/// A store under test, with raw SQL access for tampering.
+struct Fixture {
+    store: Store,
+    raw: Raw,
+    _cleanup: Cleanup,
+}
+
+enum Raw {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Raw {
+    async fn exec(&self, sql: &str) {
+        match self {
+            Raw::Sqlite(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.execute_batch(sql).unwrap();
+            }
+            Raw::Postgres(url) => {
+                let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                c.batch_execute(sql).await.unwrap();
+            }
+        }
+    }
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    Database { admin: String, name: String },
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        match self {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin, name } => {
+                let (admin, name) = (admin.clone(), name.clone());
+                // Drop the database from a fresh runtime: the test's runtime is ending.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        if let Ok((c, conn)) =
+                            tokio_postgres::connect(&admin, tokio_postgres::NoTls).await
+                        {
+                            tokio::spawn(conn);
+                            let _ = c
+                                .batch_execute(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
+                                .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{root}/{name}{query}")
+}
+
+async fn sqlite_fixture() -> Fixture {
+    let dir = std::env::temp_dir().join(format!("custodian-store-{}", new_id()));
+    let path = dir.join("custodian.db");
+    let store = Store::open(&Location::Sqlite(path.clone()), true)
+        .await
+        .unwrap();
+    Fixture {
+        store,
+        raw: Raw::Sqlite(path),
+        _cleanup: Cleanup::Dir(dir),
+    }
+}
+
+async fn postgres_fixture() -> Option<Fixture> {
+    let Ok(admin) = std::env::var(PG_VAR) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{PG_VAR} is not set: in CI the PostgreSQL suite must run");
+        }
+        eprintln!("skipped: PostgreSQL store conformance ({PG_VAR} is not set)");
+        return None;
+    };
+    let name = format!("custodian_test_{}", new_id().simple());
+    let (c, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{PG_VAR}={admin}: cannot connect: {e}"));
+    tokio::spawn(conn);
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = url_with_database(&admin, &name);
+    let store = Store::open(&Location::Postgres(url.clone()), true)
+        .await
+        .unwrap();
+    Some(Fixture {
+        store,
+        raw: Raw::Postgres(url),
+        _cleanup: Cleanup::Database { admin, name },
+    })
+}
+
+macro_rules! conformance {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(super::sqlite_fixture().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(f) = super::postgres_fixture().await {
+                        super::$name(f).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
+conformance!(
+    subjects_round_trip,
+    lookups_find_and_refuse_a_second_owner,
+    rectification_keeps_the_old_value_in_history,
+    relationships_are_added_and_replaced,
+    writes_to_a_missing_subject_fail_alone,
+    api_keys_are_created_found_listed_and_revoked,
+    concurrent_writes_form_one_intact_chain,
+    tampering_with_the_audit_is_named,
+    outbox_events_commit_with_their_change,
+    a_newer_schema_is_refused,
+);
+
+fn keyring() -> Keyring {
+    Keyring::new(
+        vec![Kek::new(1, &Secret::random()).unwrap()],
+        1,
+        &Secret::random(),
+        &Secret::random(),
+    )
+}
+
+fn draft(action: &str, subject: Option<Uuid>) -> AuditDraft {
+    AuditDraft {
+        at: now_micros(),
+        actor: "key:test".into(),
+        action: action.into(),
+        purpose: Some("account-management".into()),
+        subject,
+        decision: "allowed".into(),
+        reason: None,
+    }
+}
+
+fn field(
+    ring_key: &crate::crypto::DataKey,
+    subject: &Uuid,
+    name: &str,
+    value: &str,
+) -> StoredField {
+    StoredField {
+        name: name.into(),
+        sealed: ring_key.seal(subject, name, value.as_bytes()),
+        provenance: Provenance {
+            channel: "web".into(),
+            agent: None,
+            collected_at: now_micros(),
+            purpose: "account-management".into(),
+            policy_version: "2.0".into(),
+        },
+    }
+}
+
+/// Creates a subject with an email field and lookup; returns its id.
+async fn create(store: &Store, ring: &Keyring, email: &str) -> Result<Uuid, BatchError> {
+    let id = new_id();
+    let (key, wrapped) = ring.new_data_key(&id).unwrap();
+    let batch = Batch {
+        ops: vec![WriteOp::CreateSubject {
+            id,
+            wrapped_key: wrapped,
+            created_at: now_micros(),
+            fields: vec![
+                field(&key, &id, "email", email),
+                field(&key, &id, "full_name", "Ada Lovelace"),
+            ],
+            lookups: vec![Lookup {
+                kind: "email".into(),
+                hash: ring.blind_index("email", email),
+            }],
+        }],
+        audit: vec![draft("collect", Some(id))],
+        outbox: vec![OutboxEvent {
+            at: now_micros(),
+            topic: "subject.created".into(),
+            subject: Some(id),
+            payload: format!("{{\"subject\":\"{id}\"}}"),
+        }],
+    };
+    store.write(batch).await.unwrap().map(|_| id)
+}
+
+async fn subjects_round_trip(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let record = f.store.subject(id).await.unwrap().unwrap();
+    assert_eq!(record.id, id);
+    assert!(record.erased_at.is_none());
+    let key = ring
+        .unwrap(&id, record.wrapped_key.as_ref().unwrap())
+        .unwrap();
+    let names: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["email", "full_name"]);
+    assert_eq!(
+        key.open(&id, "email", &record.fields[0].sealed).unwrap(),
+        b"ada@example.org"
+    );
+    assert_eq!(record.fields[0].provenance.channel, "web");
+    assert_eq!(record.state, SubjectStateRecord::default());
+    assert!(f.store.subject(new_id()).await.unwrap().is_none());
+    f.store.ping().await.unwrap();
+}
+
+async fn lookups_find_and_refuse_a_second_owner(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let found = f
+        .store
+        .subject_by_lookup("email", &ring.blind_index("email", "ada@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|s| s.id), Some(id));
+    assert!(
+        f.store
+            .subject_by_lookup("email", &ring.blind_index("email", "other@example.org"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        create(&f.store, &ring, "ada@example.org").await,
+        Err(BatchError::LookupTaken("email".into()))
+    );
+    // The refused batch left nothing behind: still one audit entry.
+    assert_eq!(f.store.verify_audit().await.unwrap().entries, 1);
+}
+
+async fn rectification_keeps_the_old_value_in_history(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let record = f.store.subject(id).await.unwrap().unwrap();
+    let key = ring
+        .unwrap(&id, record.wrapped_key.as_ref().unwrap())
+        .unwrap();
+    let batch = Batch {
+        ops: vec![WriteOp::PutFields {
+            subject: id,
+            fields: vec![
+                field(&key, &id, "email", "ada@new.example"),
+                field(&key, &id, "phone", "+447700900123"),
+            ],
+            lookups: vec![Lookup {
+                kind: "email".into(),
+                hash: ring.blind_index("email", "ada@new.example"),
+            }],
+            at: now_micros(),
+        }],
+        audit: vec![draft("rectify", Some(id))],
+        outbox: vec![],
+    };
+    f.store.write(batch).await.unwrap().unwrap();
+    let record = f.store.subject(id).await.unwrap().unwrap();
+    let email = record.fields.iter().find(|x| x.name == "email").unwrap();
+    assert_eq!(
+        key.open(&id, "email", &email.sealed).unwrap(),
+        b"ada@new.example"
+    );
+    assert_eq!(record.fields.len(), 3);
+    let history = f.store.field_history(id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        key.open(&id, "email", &history[0].field.sealed).unwrap(),
+        b"ada@example.org"
+    );
+    // The lookup moved with the value.
+    assert!(
+        f.store
+            .subject_by_lookup("email", &ring.blind_index("email", "ada@example.org"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let found = f
+        .store
+        .subject_by_lookup("email", &ring.blind_index("email", "ada@new.example"))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|s| s.id), Some(id));
+}
+
+async fn relationships_are_added_and_replaced(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let mut relationship = StoredRelationship {
+        id: new_id(),
+        kind: "account".into(),
+        status: "active".into(),
+        started_at: 1,
+        ended_at: None,
+        reference: Some("ACC-1".into()),
+    };
+    let put = |r: StoredRelationship| Batch {
+        ops: vec![WriteOp::PutRelationship {
+            subject: id,
+            relationship: r,
+        }],
+        audit: vec![draft("relationship", Some(id))],
+        outbox: vec![],
+    };
+    f.store
+        .write(put(relationship.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    relationship.status = "ended".into();
+    relationship.ended_at = Some(2);
+    f.store
+        .write(put(relationship.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let record = f.store.subject(id).await.unwrap().unwrap();
+    assert_eq!(record.state.relationships, vec![relationship]);
+}
+
+async fn writes_to_a_missing_subject_fail_alone(f: Fixture) {
+    let ring = keyring();
+    let missing = new_id();
+    let bad = Batch {
+        ops: vec![WriteOp::PutFields {
+            subject: missing,
+            fields: vec![],
+            lookups: vec![],
+            at: 0,
+        }],
+        audit: vec![draft("rectify", Some(missing))],
+        outbox: vec![],
+    };
+    // Sent together, so they may share a group transaction.
+    let (a, b) = tokio::join!(
+        f.store.write(bad),
+        create(&f.store, &ring, "ada@example.org")
+    );
+    assert_eq!(a.unwrap(), Err(BatchError::SubjectNotFound));
+    let id = b.unwrap();
+    assert!(f.store.subject(id).await.unwrap().is_some());
+    let v = f.store.verify_audit().await.unwrap();
+    assert!(v.intact && v.entries == 1, "{v:?}");
+}
+
+async fn api_keys_are_created_found_listed_and_revoked(f: Fixture) {
+    let record = ApiKeyRecord {
+        id: "ck_0001".into(),
+        hash: [7; 32],
+        role: "service".into(),
+        purposes: vec!["process-orders".into()],
+        recipient: None,
+        label: Some("orders service".into()),
+        created_at: now_micros(),
+        revoked_at: None,
+    };
+    let batch = Batch {
+        ops: vec![WriteOp::CreateApiKey(record.clone())],
+        audit: vec![draft("key.create", None)],
+        outbox: vec![],
+    };
+    f.store.write(batch).await.unwrap().unwrap();
+    assert_eq!(
+        f.store.api_key_by_hash(&[7; 32]).await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(f.store.api_keys().await.unwrap(), vec![record]);
+    let revoke = |id: &str| Batch {
+        ops: vec![WriteOp::RevokeApiKey {
+            id: id.into(),
+            at: 42,
+        }],
+        audit: vec![draft("key.revoke", None)],
+        outbox: vec![],
+    };
+    f.store.write(revoke("ck_0001")).await.unwrap().unwrap();
+    assert_eq!(
+        f.store
+            .api_key_by_hash(&[7; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(42)
+    );
+    assert_eq!(
+        f.store.write(revoke("ck_nope")).await.unwrap(),
+        Err(BatchError::KeyNotFound)
+    );
+}
+
+async fn concurrent_writes_form_one_intact_chain(f: Fixture) {
+    let ring = keyring();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = f.store.clone();
+        let ring_subject = new_id();
+        let (key, wrapped) = ring.new_data_key(&ring_subject).unwrap();
+        let batch = Batch {
+            ops: vec![WriteOp::CreateSubject {
+                id: ring_subject,
+                wrapped_key: wrapped,
+                created_at: now_micros(),
+                fields: vec![field(
+                    &key,
+                    &ring_subject,
+                    "full_name",
+                    &format!("person {i}"),
+                )],
+                lookups: vec![],
+            }],
+            audit: vec![
+                draft("collect", Some(ring_subject)),
+                draft("read", Some(ring_subject)),
+            ],
+            outbox: vec![],
+        };
+        tasks.push(tokio::spawn(async move { store.write(batch).await }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap().unwrap().unwrap().audit_seqs);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=400).collect::<Vec<i64>>());
+    let v = f.store.verify_audit().await.unwrap();
+    assert!(v.intact, "{v:?}");
+    assert_eq!(v.entries, 400);
+}
+
+async fn tampering_with_the_audit_is_named(f: Fixture) {
+    let ring = keyring();
+    for i in 0..6 {
+        create(&f.store, &ring, &format!("p{i}@example.org"))
+            .await
+            .unwrap();
+    }
+    assert!(f.store.verify_audit().await.unwrap().intact);
+
+    // Altered: entry 3's decision.
+    f.raw
+        .exec("UPDATE audit SET decision = 'refused' WHERE seq = 3")
+        .await;
+    let v = f.store.verify_audit().await.unwrap();
+    assert_eq!((v.intact, v.first_broken), (false, Some(3)), "{v:?}");
+    f.raw
+        .exec("UPDATE audit SET decision = 'allowed' WHERE seq = 3")
+        .await;
+    assert!(f.store.verify_audit().await.unwrap().intact);
+
+    // Reordered: entries 4 and 5 swap places.
+    f.raw.exec("UPDATE audit SET seq = -4 WHERE seq = 4; UPDATE audit SET seq = 4 WHERE seq = 5; UPDATE audit SET seq = 5 WHERE seq = -4").await;
+    let v = f.store.verify_audit().await.unwrap();
+    assert_eq!(v.first_broken, Some(4), "{v:?}");
+    f.raw.exec("UPDATE audit SET seq = -4 WHERE seq = 4; UPDATE audit SET seq = 4 WHERE seq = 5; UPDATE audit SET seq = 5 WHERE seq = -4").await;
+    assert!(f.store.verify_audit().await.unwrap().intact);
+
+    // Deleted: entry 2.
+    f.raw.exec("CREATE TABLE audit_copy AS SELECT * FROM audit WHERE seq = 2; DELETE FROM audit WHERE seq = 2").await;
+    let v = f.store.verify_audit().await.unwrap();
+    assert_eq!(v.first_broken, Some(2), "{v:?}");
+    assert!(v.problem.unwrap().contains("missing"));
+    f.raw
+        .exec("INSERT INTO audit SELECT * FROM audit_copy; DROP TABLE audit_copy")
+        .await;
+    assert!(f.store.verify_audit().await.unwrap().intact);
+
+    // Cut from the end: entry 6.
+    f.raw.exec("DELETE FROM audit WHERE seq = 6").await;
+    let v = f.store.verify_audit().await.unwrap();
+    assert_eq!(v.first_broken, Some(6), "{v:?}");
+}
+
+async fn outbox_events_commit_with_their_change(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let _ = create(&f.store, &ring, "ada@example.org")
+        .await
+        .unwrap_err();
+    let events = f.store.outbox_page(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].topic, "subject.created");
+    assert_eq!(events[0].subject, Some(id));
+}
+
+async fn a_newer_schema_is_refused(f: Fixture) {
+    f.raw
+        .exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        .await;
+    let location = match &f.raw {
+        Raw::Sqlite(path) => Location::Sqlite(path.clone()),
+        Raw::Postgres(url) => Location::Postgres(url.clone()),
+    };
+    match Store::open(&location, true).await {
+        Err(StoreError::SchemaTooNew { found: 99, known }) => assert_eq!(known, SCHEMA_VERSION),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    f.raw
+        .exec("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+        .await;
+    match Store::open(&location, false).await {
+        Err(StoreError::SchemaBehind { found: 0, .. }) => {}
+        other => panic!("expected SchemaBehind, got {other:?}"),
+    }
+}
+
+#[test]
+fn database_urls_get_their_database_replaced() {
+    assert_eq!(
+        url_with_database("postgres://root@127.0.0.1:5432/postgres", "t1"),
+        "postgres://root@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        url_with_database("postgres://root@localhost", "t1"),
+        "postgres://root@localhost/t1"
+    );
+    assert_eq!(
+        url_with_database("postgres://h/db?sslmode=disable", "t1"),
+        "postgres://h/t1?sslmode=disable"
+    );
+}

@@ -1,0 +1,211 @@
+//! The store: one type over two backends, SQLite (embedded, the default) and
+//! PostgreSQL (several stateless nodes on one database).
+//!
+//! Each subject is one row: its wrapped data key, its sealed fields with their
+//! provenance, and its state (relationships, restriction). A read is one
+//! primary-key lookup; a collection writes that row, its lookup rows, one
+//! audit entry and one outbox event.
+//!
+//! Every write goes through a single writer per process that gathers the
+//! batches of concurrent requests into one transaction (group commit): each
+//! batch runs in its own savepoint, so one request's failure does not touch
+//! another's, and every caller is answered only after the transaction commits.
+
+mod postgres;
+mod sqlite;
+mod types;
+
+pub use types::*;
+
+use crate::audit::{AuditEntry, Verification, Verifier};
+use uuid::Uuid;
+
+/// The schema version this build knows. A database at a newer version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database schema is at version {found}, newer than this build knows ({known}); upgrade Custodian"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error(
+        "the database schema is at version {found}; run `custodian migrate` to bring it to {known}"
+    )]
+    SchemaBehind { found: i64, known: i64 },
+    #[error("the store is not reachable: {0}")]
+    Unavailable(String),
+    #[error("the store failed: {0}")]
+    Backend(String),
+    #[error("the stored record is not readable: {0}")]
+    Corrupt(String),
+    #[error("the writer has stopped")]
+    WriterGone,
+}
+
+/// Why one batch was not applied (the others in its transaction were).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("no subject with this id")]
+    SubjectNotFound,
+    #[error("the subject was erased")]
+    SubjectErased,
+    #[error("the {0} given already belongs to another subject")]
+    LookupTaken(String),
+    #[error("no API key with this id")]
+    KeyNotFound,
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.backend())
+    }
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A SQLite database file.
+    Sqlite(std::path::PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+impl Store {
+    /// Opens the store. With `migrate`, pending migrations are applied first;
+    /// without, a database behind this build is refused. A database ahead of
+    /// this build is always refused.
+    pub async fn open(location: &Location, migrate: bool) -> Result<Store, StoreError> {
+        let store = match location {
+            Location::Sqlite(path) => Store::Sqlite(sqlite::SqliteStore::open(path, migrate)?),
+            Location::Postgres(url) => {
+                Store::Postgres(postgres::PgStore::open(url, migrate).await?)
+            }
+        };
+        Ok(store)
+    }
+
+    /// Applies pending migrations; returns (from, to) versions.
+    pub async fn migrate(location: &Location) -> Result<(i64, i64), StoreError> {
+        match location {
+            Location::Sqlite(path) => sqlite::SqliteStore::migrate_only(path),
+            Location::Postgres(url) => postgres::PgStore::migrate_only(url).await,
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies one request's writes atomically, with its audit entries and
+    /// outbox events, once the group transaction has committed.
+    pub async fn write(&self, batch: Batch) -> Result<Result<Committed, BatchError>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write(batch).await,
+            Store::Postgres(s) => s.write(batch).await,
+        }
+    }
+
+    pub async fn subject(&self, id: Uuid) -> Result<Option<SubjectRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.subject(id),
+            Store::Postgres(s) => s.subject(id).await,
+        }
+    }
+
+    /// The subject a blind index points to, loaded in the same query.
+    pub async fn subject_by_lookup(
+        &self,
+        kind: &str,
+        hash: &[u8; 32],
+    ) -> Result<Option<SubjectRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.subject_by_lookup(kind, hash),
+            Store::Postgres(s) => s.subject_by_lookup(kind, hash).await,
+        }
+    }
+
+    /// Values replaced by rectification, oldest first, still sealed.
+    pub async fn field_history(&self, subject: Uuid) -> Result<Vec<HistoricField>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.field_history(subject),
+            Store::Postgres(s) => s.field_history(subject).await,
+        }
+    }
+
+    pub async fn api_key_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.api_key_by_hash(hash),
+            Store::Postgres(s) => s.api_key_by_hash(hash).await,
+        }
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.api_keys(),
+            Store::Postgres(s) => s.api_keys().await,
+        }
+    }
+
+    /// Audit entries with `seq > after`, at most `limit`, in order.
+    pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit_page(after, limit),
+            Store::Postgres(s) => s.audit_page(after, limit).await,
+        }
+    }
+
+    pub async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit_head(),
+            Store::Postgres(s) => s.audit_head().await,
+        }
+    }
+
+    /// Outbox events with `id > after`, at most `limit`, in order.
+    pub async fn outbox_page(&self, after: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.outbox_page(after, limit),
+            Store::Postgres(s) => s.outbox_page(after, limit).await,
+        }
+    }
+
+    /// Recomputes the whole audit chain, a page at a time.
+    pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        let mut verifier = Verifier::default();
+        let mut after = 0;
+        loop {
+            let page = self.audit_page(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            page.iter().for_each(|e| verifier.push(e));
+        }
+        Ok(verifier.finish(self.audit_head().await?))
+    }
+
+    /// Readiness: the store answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping(),
+            Store::Postgres(s) => s.ping().await,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "conformance_tests.rs"]
+mod conformance_tests;

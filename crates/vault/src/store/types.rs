@@ -1,0 +1,186 @@
+//! What the store keeps and what a write asks of it.
+
+use crate::audit::AuditDraft;
+use crate::crypto::WrappedKey;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Unix time in microseconds.
+pub type Micros = i64;
+
+pub fn now_micros() -> Micros {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// Where a datum came from (Art. 14, and promise P5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// `web`, `app`, `call-centre` or `import`.
+    pub channel: String,
+    /// The call-centre agent (an API key id) who entered it.
+    pub agent: Option<String>,
+    pub collected_at: Micros,
+    pub purpose: String,
+    pub policy_version: String,
+}
+
+/// One field of one subject, sealed under the subject's data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredField {
+    pub name: String,
+    pub sealed: Vec<u8>,
+    pub provenance: Provenance,
+}
+
+/// A value replaced by rectification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoricField {
+    pub field: StoredField,
+    pub replaced_at: Micros,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRelationship {
+    pub id: Uuid,
+    pub kind: String,
+    /// `active` or `ended`.
+    pub status: String,
+    pub started_at: Micros,
+    pub ended_at: Option<Micros>,
+    pub reference: Option<String>,
+}
+
+/// A subject's state, as the decision needs it. Grows with later issues
+/// (consents, objections); unknown to older readers is impossible since the
+/// schema version guards the format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectStateRecord {
+    pub relationships: Vec<StoredRelationship>,
+    pub restricted: bool,
+}
+
+/// One subject as loaded by a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    pub id: Uuid,
+    /// `None` once the subject is erased and the key destroyed.
+    pub wrapped_key: Option<WrappedKey>,
+    pub created_at: Micros,
+    pub erased_at: Option<Micros>,
+    pub fields: Vec<StoredField>,
+    pub state: SubjectStateRecord,
+}
+
+/// A blind-index entry: `kind` (email, phone) and the keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub kind: String,
+    pub hash: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKeyRecord {
+    /// The public part of the key, shown in lists and audit entries.
+    pub id: String,
+    #[serde(skip)]
+    pub hash: [u8; 32],
+    pub role: String,
+    pub purposes: Vec<String>,
+    pub recipient: Option<String>,
+    pub label: Option<String>,
+    pub created_at: Micros,
+    pub revoked_at: Option<Micros>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub at: Micros,
+    pub topic: String,
+    pub subject: Option<Uuid>,
+    /// JSON; ids and names only, never personal data.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub at: Micros,
+    pub topic: String,
+    pub subject: Option<Uuid>,
+    pub payload: String,
+}
+
+/// One change a request makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    CreateSubject {
+        id: Uuid,
+        wrapped_key: WrappedKey,
+        created_at: Micros,
+        fields: Vec<StoredField>,
+        lookups: Vec<Lookup>,
+    },
+    /// Adds or replaces fields; a replaced value moves to the history table,
+    /// still sealed. Lookups replace the subject's entry of the same kind.
+    PutFields {
+        subject: Uuid,
+        fields: Vec<StoredField>,
+        lookups: Vec<Lookup>,
+        at: Micros,
+    },
+    /// Adds a relationship, or replaces the one with the same id.
+    PutRelationship {
+        subject: Uuid,
+        relationship: StoredRelationship,
+    },
+    CreateApiKey(ApiKeyRecord),
+    RevokeApiKey {
+        id: String,
+        at: Micros,
+    },
+}
+
+/// Everything one request writes: applied together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub ops: Vec<WriteOp>,
+    pub audit: Vec<AuditDraft>,
+    pub outbox: Vec<OutboxEvent>,
+}
+
+impl Batch {
+    /// A batch that only records an audit entry (a read, a refusal).
+    pub fn audit_only(entry: AuditDraft) -> Batch {
+        Batch {
+            ops: Vec::new(),
+            audit: vec![entry],
+            outbox: Vec::new(),
+        }
+    }
+}
+
+/// What a committed batch was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The sequence numbers of its audit entries.
+    pub audit_seqs: Vec<i64>,
+}
+
+/// The stored encoding of fields and state: a format byte, then postcard.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let out = vec![1u8];
+    match postcard::to_extend(value, out) {
+        Ok(v) => v,
+        Err(_) => vec![1u8],
+    }
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, String> {
+    match bytes.split_first() {
+        None => Ok(T::default()),
+        Some((1, rest)) if rest.is_empty() => Ok(T::default()),
+        Some((1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((v, _)) => Err(format!("unknown record format {v}")),
+    }
+}
