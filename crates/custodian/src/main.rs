@@ -1,6 +1,10 @@
 //! `custodian`: the one binary. Subcommands are thin: they read files and
 //! arguments, call the core, and print.
 
+mod admin_cmd;
+mod app;
+mod config;
+mod http;
 mod policy_cmd;
 mod rules_cmd;
 mod serve;
@@ -21,6 +25,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server (creates and migrates the store on first start).
+    Serve {
+        #[command(flatten)]
+        args: config::ServeArgs,
+        /// Refuse to start on a store that needs migrating, instead of migrating it.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations.
+    Migrate {
+        #[command(flatten)]
+        store: config::StoreArgs,
+    },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: admin_cmd::KeysCommand,
+    },
+    /// Verify the audit chain.
+    Audit {
+        #[command(subcommand)]
+        command: admin_cmd::AuditCommand,
+    },
     /// Check, render and compare policy files.
     Policy {
         #[command(subcommand)]
@@ -31,15 +58,16 @@ enum Command {
         #[command(subcommand)]
         command: rules_cmd::RulesCommand,
     },
-    /// Run the server.
-    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { args, no_migrate } => serve::run(args, !no_migrate),
+        Command::Migrate { store } => admin_cmd::migrate(store),
+        Command::Keys { command } => admin_cmd::keys(command),
+        Command::Audit { command } => admin_cmd::audit(command),
         Command::Policy { command } => policy_cmd::run(command),
         Command::Rules { command } => rules_cmd::run(command),
-        Command::Serve(args) => serve::run(args),
     }
 }

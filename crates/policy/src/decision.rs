@@ -255,7 +255,8 @@ pub fn decide(
     ledger.decision
 }
 
-fn transfer_allowed(rule: TransferRule, now: OffsetDateTime) -> bool {
+/// Whether a recipient's transfer rule allows a disclosure at `now`.
+pub fn transfer_allowed(rule: TransferRule, now: OffsetDateTime) -> bool {
     let today = Day(now.date());
     match rule {
         TransferRule::Always => true,

@@ -105,7 +105,7 @@ pub fn chain(head: (i64, [u8; 32]), drafts: &[AuditDraft]) -> Vec<AuditEntry> {
 }
 
 /// The outcome of verifying the whole chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub entries: i64,
     pub intact: bool,

@@ -51,6 +51,14 @@ pub fn new_id() -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &random_bytes::<10>()).into_uuid()
 }
 
+/// SHA-256, for API key hashes (tokens are random, so no slow hash is needed).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 /// A 256-bit secret that is wiped from memory when dropped.
 #[derive(Clone)]
 pub struct Secret([u8; KEY_LEN]);

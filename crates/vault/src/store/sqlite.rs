@@ -134,11 +134,10 @@ impl SqliteStore {
         }
         let mut conn = open_connection(path, false)?;
         check_schema(&mut conn, migrate)?;
-        let head = load_head(&conn)?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
         std::thread::Builder::new()
             .name("custodian-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, head))
+            .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -422,16 +421,19 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
 }
 
 fn load_head(c: &Connection) -> Result<(i64, [u8; 32]), StoreError> {
+    read_head(c).map_err(backend)
+}
+
+fn read_head(c: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
     let head: Option<(i64, Vec<u8>)> = c
         .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
-        .optional()
-        .map_err(backend)?;
+        .optional()?;
     Ok(head.map_or((0, GENESIS), |(seq, hash)| (seq, hash_from(&hash))))
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut head: (i64, [u8; 32])) {
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -440,16 +442,14 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut head: (i64
                 Err(_) => break,
             }
         }
-        match commit_group(&mut conn, &jobs, head) {
-            Ok((outcomes, new_head)) => {
-                head = new_head;
+        match commit_group(&mut conn, &jobs) {
+            Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; every request in it is answered with an error");
-                // The head in memory is unchanged, matching the rolled-back database.
                 for job in jobs {
                     let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
                 }
@@ -460,12 +460,11 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut head: (i64
 
 type Outcomes = Vec<Result<Committed, BatchError>>;
 
-fn commit_group(
-    conn: &mut Connection,
-    jobs: &[Job],
-    head: (i64, [u8; 32]),
-) -> rusqlite::Result<(Outcomes, (i64, [u8; 32]))> {
+/// One group transaction. The chain head is read inside it, so another process
+/// writing to the same file (the CLI creating a key) extends the same chain.
+fn commit_group(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Outcomes> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let head = read_head(&tx)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut current = head;
     for job in jobs {
@@ -490,7 +489,7 @@ fn commit_group(
         )?;
     }
     tx.commit()?;
-    Ok((outcomes, current))
+    Ok(outcomes)
 }
 
 fn store_err(e: rusqlite::Error) -> BatchError {

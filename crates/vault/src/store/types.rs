@@ -179,7 +179,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, String> {
     match bytes.split_first() {
         None => Ok(T::default()),
-        Some((1, rest)) if rest.is_empty() => Ok(T::default()),
+        Some((1, [])) => Ok(T::default()),
         Some((1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
         Some((v, _)) => Err(format!("unknown record format {v}")),
     }

@@ -1,0 +1,212 @@
+//! Operator commands on the store: `migrate`, `keys ...`, `audit verify`.
+
+use crate::app::keys::{self, NewKeyRequest};
+use crate::app::{App, Role};
+use crate::config::StoreArgs;
+use crate::serve::{load_keys, load_policy, runtime};
+use clap::Subcommand;
+use custodian_vault::store::Store;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints the key alone on stdout.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// A purpose a service key may use (repeat for several).
+        #[arg(long = "purpose")]
+        purposes: Vec<String>,
+        /// The recipient of a processor key.
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+        /// The policy the bindings are checked against (default: the built-in reference policy).
+        #[arg(long, env = "CUSTODIAN_POLICY")]
+        policy: Option<PathBuf>,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a key by its id (ck_...).
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit chain; exit 1 and name the first broken entry if it is broken.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("custodian: {message}");
+    ExitCode::FAILURE
+}
+
+async fn open_app(store: &StoreArgs, policy: Option<&std::path::Path>) -> Result<App, ExitCode> {
+    let settings = store.resolve().map_err(fail)?;
+    let (policy, _) = load_policy(policy).ok_or(ExitCode::FAILURE)?;
+    let keys = load_keys(&settings).map_err(fail)?;
+    let store = Store::open(&settings.location(), false)
+        .await
+        .map_err(|e| fail(format!("{}: {e}", settings.describe())))?;
+    Ok(App::new(store, keys, policy))
+}
+
+pub fn migrate(store: StoreArgs) -> ExitCode {
+    let settings = match store.resolve() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        match Store::migrate(&settings.location()).await {
+            Ok((from, to)) if from == to => {
+                println!(
+                    "{}: schema is at version {to}; nothing to do",
+                    settings.describe()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok((from, to)) => {
+                println!(
+                    "{}: schema migrated from version {from} to {to}",
+                    settings.describe()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("{}: {e}", settings.describe())),
+        }
+    })
+}
+
+pub fn keys(command: KeysCommand) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        match command {
+            KeysCommand::Create {
+                store,
+                role,
+                purposes,
+                recipient,
+                label,
+                policy,
+            } => {
+                let app = match open_app(&store, policy.as_deref()).await {
+                    Ok(a) => a,
+                    Err(code) => return code,
+                };
+                let request = NewKeyRequest {
+                    role,
+                    purposes,
+                    recipient,
+                    label,
+                };
+                match keys::create(&app, "cli", request, time::OffsetDateTime::now_utc()).await {
+                    Ok(created) => {
+                        println!("{}", created.key);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            KeysCommand::List { store } => {
+                let app = match open_app(&store, None).await {
+                    Ok(a) => a,
+                    Err(code) => return code,
+                };
+                match keys::list(&app).await {
+                    Ok(list) => {
+                        for k in list {
+                            let bound = match (&k.recipient, k.purposes.is_empty()) {
+                                (Some(r), _) => format!("recipient={r}"),
+                                (None, false) => format!("purposes={}", k.purposes.join(",")),
+                                (None, true) => String::new(),
+                            };
+                            let state = k
+                                .revoked_at
+                                .map_or_else(|| "active".to_string(), |t| format!("revoked {t}"));
+                            println!(
+                                "{}\t{}\t{}\t{}\t{}\t{}",
+                                k.id,
+                                k.role,
+                                state,
+                                k.created_at,
+                                bound,
+                                k.label.unwrap_or_default()
+                            );
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            KeysCommand::Revoke { store, id } => {
+                let app = match open_app(&store, None).await {
+                    Ok(a) => a,
+                    Err(code) => return code,
+                };
+                match keys::revoke(&app, "cli", &id, time::OffsetDateTime::now_utc()).await {
+                    Ok(()) => {
+                        println!("revoked {id}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+        }
+    })
+}
+
+pub fn audit(command: AuditCommand) -> ExitCode {
+    let AuditCommand::Verify { store } = command;
+    let settings = match store.resolve() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let store = match Store::open(&settings.location(), false).await {
+            Ok(s) => s,
+            Err(e) => return fail(format!("{}: {e}", settings.describe())),
+        };
+        match store.verify_audit().await {
+            Ok(v) if v.intact => {
+                println!("audit chain intact: {} entries", v.entries);
+                ExitCode::SUCCESS
+            }
+            Ok(v) => {
+                println!(
+                    "audit chain BROKEN at entry {}: {} ({} entries verified before it)",
+                    v.first_broken.unwrap_or(0),
+                    v.problem.unwrap_or_default(),
+                    v.first_broken.unwrap_or(1) - 1
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => fail(e),
+        }
+    })
+}

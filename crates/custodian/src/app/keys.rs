@@ -1,0 +1,183 @@
+//! API key management: create (the token is shown once), list, revoke.
+//! Every key operation is audited.
+
+use super::auth::new_token;
+use super::collect::micros;
+use super::error::written;
+use super::{App, AppError, Principal, Role};
+use custodian_vault::audit::AuditDraft;
+use custodian_vault::store::{ApiKeyRecord, Batch, WriteOp};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyRequest {
+    pub role: Role,
+    /// For a service key: the purposes it may use (at least one).
+    #[serde(default)]
+    pub purposes: Vec<String>,
+    /// For a processor key: its recipient.
+    #[serde(default)]
+    pub recipient: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NewKeyResponse {
+    pub id: String,
+    /// The key itself. It is shown this once and stored only as a hash.
+    pub key: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    pub role: String,
+    pub purposes: Vec<String>,
+    pub recipient: Option<String>,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+fn rfc3339(micros: i64) -> String {
+    super::read::time_of(micros)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl From<&ApiKeyRecord> for KeyInfo {
+    fn from(k: &ApiKeyRecord) -> KeyInfo {
+        KeyInfo {
+            id: k.id.clone(),
+            role: k.role.clone(),
+            purposes: k.purposes.clone(),
+            recipient: k.recipient.clone(),
+            label: k.label.clone(),
+            created_at: rfc3339(k.created_at),
+            revoked_at: k.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+fn entry(actor: &str, action: &str, key: &str, at: i64) -> AuditDraft {
+    AuditDraft {
+        at,
+        actor: actor.to_string(),
+        action: action.into(),
+        purpose: None,
+        subject: None,
+        decision: "allowed".into(),
+        reason: Some(format!("key={key}")),
+    }
+}
+
+/// Checks a key's bindings against the policy.
+fn check(app: &App, req: &NewKeyRequest) -> Result<(), AppError> {
+    let policy = &app.policy.compiled;
+    match req.role {
+        Role::Service if req.purposes.is_empty() => {
+            return Err(AppError::Invalid(
+                "a service key needs at least one purpose".into(),
+            ));
+        }
+        Role::Processor => match &req.recipient {
+            None => {
+                return Err(AppError::Invalid(
+                    "a processor key needs its recipient".into(),
+                ));
+            }
+            Some(r) if policy.recipient(r).is_none() => {
+                return Err(AppError::UnknownRecipient(r.clone()));
+            }
+            Some(_) => {}
+        },
+        _ => {}
+    }
+    if req.role != Role::Service && !req.purposes.is_empty() {
+        return Err(AppError::Invalid(
+            "only service keys are bound to purposes".into(),
+        ));
+    }
+    if req.role != Role::Processor && req.recipient.is_some() {
+        return Err(AppError::Invalid(
+            "only processor keys are bound to a recipient".into(),
+        ));
+    }
+    if let Some(unknown) = req.purposes.iter().find(|p| policy.purpose(p).is_none()) {
+        return Err(AppError::UnknownPurpose(unknown.clone()));
+    }
+    Ok(())
+}
+
+/// Creates a key. `actor` is the audit actor (`key:<id>`, or `cli` for the
+/// command line and `bootstrap` for the first admin key).
+pub async fn create(
+    app: &App,
+    actor: &str,
+    req: NewKeyRequest,
+    now: OffsetDateTime,
+) -> Result<NewKeyResponse, AppError> {
+    check(app, &req)?;
+    let token = new_token();
+    let at = micros(now);
+    let record = ApiKeyRecord {
+        id: token.id.clone(),
+        hash: token.hash,
+        role: req.role.as_str().into(),
+        purposes: req.purposes,
+        recipient: req.recipient,
+        label: req.label,
+        created_at: at,
+        revoked_at: None,
+    };
+    let batch = Batch {
+        ops: vec![WriteOp::CreateApiKey(record)],
+        audit: vec![entry(actor, "key.create", &token.id, at)],
+        outbox: vec![],
+    };
+    written(app.store.write(batch).await)?;
+    Ok(NewKeyResponse {
+        id: token.id,
+        key: token.token,
+        role: req.role,
+    })
+}
+
+pub async fn list(app: &App) -> Result<Vec<KeyInfo>, AppError> {
+    Ok(app
+        .store
+        .api_keys()
+        .await?
+        .iter()
+        .map(KeyInfo::from)
+        .collect())
+}
+
+pub async fn revoke(app: &App, actor: &str, id: &str, now: OffsetDateTime) -> Result<(), AppError> {
+    let at = micros(now);
+    let batch = Batch {
+        ops: vec![WriteOp::RevokeApiKey {
+            id: id.to_string(),
+            at,
+        }],
+        audit: vec![entry(actor, "key.revoke", id, at)],
+        outbox: vec![],
+    };
+    written(app.store.write(batch).await).map(|_| ())
+}
+
+/// The caller, if the token names a live key.
+pub async fn authenticate(app: &App, token: &str) -> Result<Principal, AppError> {
+    let hash = super::auth::token_hash(token);
+    let record = app
+        .store
+        .api_key_by_hash(&hash)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    Principal::from_record(&record).ok_or(AppError::Unauthorized)
+}

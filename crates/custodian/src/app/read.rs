@@ -1,0 +1,300 @@
+//! Purpose-checked reads: load the subject (one query), decide, decrypt only
+//! what the decision allows, and audit the decision, allowed or refused,
+//! before anything is returned.
+
+use super::collect::micros;
+use super::error::written;
+use super::{App, AppError, Principal, reasons_text};
+use custodian_policy::compiled::{CompiledPolicy, FieldSet, PurposeIx};
+use custodian_policy::decision::{
+    self, Actor, Decision, Reason, RelationshipState, Request, SubjectState,
+};
+use custodian_policy::terms::{Channel, FieldType};
+use custodian_policy::values;
+use custodian_vault::audit::AuditDraft;
+use custodian_vault::store::{Batch, SubjectRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// The purpose of this read; only its fields can be returned.
+    pub purpose: String,
+    /// Comma-separated fields wanted (default: every field held).
+    #[serde(default)]
+    pub fields: Option<String>,
+    /// For marketing purposes: the channel about to be used.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LookupQuery {
+    pub purpose: String,
+    /// Find the subject by email address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Find the subject by telephone number (E.164).
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub fields: Option<String>,
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Refusal {
+    pub field: String,
+    /// erased, restricted, category_not_needed, recipient_not_allowed,
+    /// unsafe_transfer, objected, consent_withdrawn, no_consent, no_contract
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReadResponse {
+    pub id: Uuid,
+    pub purpose: String,
+    pub policy_version: String,
+    /// Only the fields the purpose may see.
+    #[schema(value_type = Object)]
+    pub data: BTreeMap<String, String>,
+    pub refused: Vec<Refusal>,
+}
+
+pub fn time_of(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The decision's snapshot of a stored subject.
+pub fn state_of(policy: &CompiledPolicy, record: &SubjectRecord) -> SubjectState {
+    SubjectState {
+        erased: record.erased_at.is_some() || record.wrapped_key.is_none(),
+        restricted: record.state.restricted,
+        consents: Vec::new(),
+        relationships: record
+            .state
+            .relationships
+            .iter()
+            .filter_map(|r| {
+                Some(RelationshipState {
+                    kind: policy.relationship(&r.kind)?,
+                    started_at: time_of(r.started_at),
+                    ended_at: r.ended_at.map(time_of),
+                })
+            })
+            .collect(),
+        objections: Vec::new(),
+        legal_holds: 0,
+    }
+}
+
+pub fn actor_of(principal: &Principal) -> Actor {
+    match principal.role {
+        super::Role::Service => Actor::Service,
+        _ => Actor::Staff,
+    }
+}
+
+pub fn parse_channel(channel: Option<&str>) -> Result<Option<Channel>, AppError> {
+    channel
+        .map(|c| {
+            Channel::parse(c).ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "unknown channel `{c}`; expected email, phone, sms or post"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The fields asked for: the named ones, or every field the subject holds.
+pub fn wanted(
+    policy: &CompiledPolicy,
+    record: &SubjectRecord,
+    fields: Option<&str>,
+) -> Result<FieldSet, AppError> {
+    match fields {
+        Some(list) => policy
+            .field_set(list.split(',').map(str::trim).filter(|f| !f.is_empty()))
+            .map_err(|unknown| AppError::Invalid(format!("`{unknown}` is not a declared field"))),
+        None => Ok(record
+            .fields
+            .iter()
+            .filter_map(|f| policy.field(&f.name))
+            .collect()),
+    }
+}
+
+pub fn refusals(policy: &CompiledPolicy, decision: &Decision) -> Vec<Refusal> {
+    decision
+        .refusals()
+        .map(|(f, r)| Refusal {
+            field: policy.field_name(f).to_string(),
+            reason: r.code(),
+        })
+        .collect()
+}
+
+pub fn outcome(decision: &Decision) -> (&'static str, Option<String>) {
+    let reasons = reasons_text(decision.refusals().map(|(_, r)| Reason::code(r)));
+    let word = match (decision.allowed.is_empty(), reasons.is_none()) {
+        (false, true) => "allowed",
+        (false, false) => "partial",
+        (true, _) => "refused",
+    };
+    (word, reasons)
+}
+
+/// Opens the allowed fields of a record.
+pub fn open_allowed(
+    app: &App,
+    record: &SubjectRecord,
+    allowed: FieldSet,
+) -> Result<BTreeMap<String, String>, AppError> {
+    let mut data = BTreeMap::new();
+    if allowed.is_empty() {
+        return Ok(data);
+    }
+    let wrapped = record.wrapped_key.as_ref().ok_or(AppError::Erased)?;
+    let key = app
+        .keys
+        .unwrap(&record.id, wrapped)
+        .map_err(|_| AppError::Internal)?;
+    for f in &record.fields {
+        if app
+            .policy
+            .compiled
+            .field(&f.name)
+            .is_some_and(|ix| allowed.contains(ix))
+        {
+            let plain = key
+                .open(&record.id, &f.name, &f.sealed)
+                .map_err(|_| AppError::Internal)?;
+            data.insert(
+                f.name.clone(),
+                String::from_utf8(plain).map_err(|_| AppError::Internal)?,
+            );
+        }
+    }
+    Ok(data)
+}
+
+fn purpose_ix(app: &App, principal: &Principal, purpose: &str) -> Result<PurposeIx, AppError> {
+    principal.may_use_purpose(purpose)?;
+    app.policy
+        .compiled
+        .purpose(purpose)
+        .ok_or_else(|| AppError::UnknownPurpose(purpose.to_string()))
+}
+
+async fn decide_and_open(
+    app: &App,
+    principal: &Principal,
+    record: SubjectRecord,
+    purpose: &str,
+    fields: Option<&str>,
+    channel: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<ReadResponse, AppError> {
+    let pix = purpose_ix(app, principal, purpose)?;
+    let policy = &app.policy.compiled;
+    let request = Request {
+        actor: actor_of(principal),
+        purpose: pix,
+        wanted: wanted(policy, &record, fields)?,
+        recipient: None,
+        channel: parse_channel(channel)?,
+    };
+    let decision = decision::decide(policy, &state_of(policy, &record), &request, now);
+    let data = open_allowed(app, &record, decision.allowed)?;
+    let (word, reason) = outcome(&decision);
+    let entry = AuditDraft {
+        at: micros(now),
+        actor: principal.actor(),
+        action: "read".into(),
+        purpose: Some(purpose.to_string()),
+        subject: Some(record.id),
+        decision: word.into(),
+        reason,
+    };
+    // Nothing leaves before its audit entry is committed.
+    written(app.store.write(Batch::audit_only(entry)).await)?;
+    Ok(ReadResponse {
+        id: record.id,
+        purpose: purpose.to_string(),
+        policy_version: app.policy_version().to_string(),
+        data,
+        refused: refusals(policy, &decision),
+    })
+}
+
+pub async fn read(
+    app: &App,
+    principal: &Principal,
+    id: Uuid,
+    q: ReadQuery,
+    now: OffsetDateTime,
+) -> Result<ReadResponse, AppError> {
+    purpose_ix(app, principal, &q.purpose)?;
+    let record = app
+        .store
+        .subject(id)
+        .await?
+        .ok_or(AppError::SubjectNotFound)?;
+    decide_and_open(
+        app,
+        principal,
+        record,
+        &q.purpose,
+        q.fields.as_deref(),
+        q.channel.as_deref(),
+        now,
+    )
+    .await
+}
+
+pub async fn lookup(
+    app: &App,
+    principal: &Principal,
+    q: LookupQuery,
+    now: OffsetDateTime,
+) -> Result<ReadResponse, AppError> {
+    purpose_ix(app, principal, &q.purpose)?;
+    let (kind, raw) = match (&q.email, &q.phone) {
+        (Some(e), None) => (FieldType::Email, e),
+        (None, Some(p)) => (FieldType::Phone, p),
+        _ => {
+            return Err(AppError::Invalid(
+                "give exactly one of `email` or `phone`".into(),
+            ));
+        }
+    };
+    let key = values::lookup_key(kind, raw)
+        .ok_or_else(|| AppError::Invalid(format!("the {} given is not valid", kind.label())))?;
+    let policy = &app.policy.compiled;
+    for field in policy.fields.iter().filter(|f| f.kind == kind) {
+        let hash = app.keys.blind_index(&field.name, &key);
+        if let Some(record) = app.store.subject_by_lookup(&field.name, &hash).await? {
+            return decide_and_open(
+                app,
+                principal,
+                record,
+                &q.purpose,
+                q.fields.as_deref(),
+                q.channel.as_deref(),
+                now,
+            )
+            .await;
+        }
+    }
+    Err(AppError::SubjectNotFound)
+}

@@ -1,0 +1,187 @@
+//! The HTTP shell: the JSON API, the published documents, health and
+//! readiness, rate limits and authentication. Handlers only translate
+//! between HTTP and the use cases in `app`.
+
+mod extract;
+mod openapi;
+mod pages;
+mod problem;
+mod ratelimit;
+mod routes;
+
+use crate::app::{App, AppError, Principal, keys};
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State as AxumState};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use problem::Problem;
+use ratelimit::RateLimiter;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a verified key is trusted before the store is asked again; a key
+/// revoked on another node stops working within this time.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct State {
+    pub app: App,
+    pages: Arc<pages::Published>,
+    per_key: Arc<RateLimiter>,
+    per_ip: Arc<RateLimiter>,
+    auth_cache: Arc<Mutex<AuthCache>>,
+}
+
+/// Token hash to the key it names and when that was last checked.
+type AuthCache = HashMap<[u8; 32], (Principal, Instant)>;
+
+pub struct Limits {
+    pub per_key: u32,
+    pub per_ip: u32,
+    pub body_bytes: usize,
+}
+
+impl State {
+    async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        let hash = crate::app::auth::token_hash(token);
+        let now = Instant::now();
+        if let Ok(cache) = self.auth_cache.lock() {
+            if let Some((p, at)) = cache.get(&hash) {
+                if now.duration_since(*at) < AUTH_CACHE_TTL {
+                    return Ok(p.clone());
+                }
+            }
+        }
+        let principal = keys::authenticate(&self.app, token).await?;
+        if let Ok(mut cache) = self.auth_cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(hash, (principal.clone(), now));
+        }
+        Ok(principal)
+    }
+
+    fn forget_keys(&self) {
+        if let Ok(mut cache) = self.auth_cache.lock() {
+            cache.clear();
+        }
+    }
+}
+
+pub fn router(app: App, limits: &Limits) -> Router {
+    let state = State {
+        pages: Arc::new(pages::Published::render(&app.policy)),
+        app,
+        per_key: Arc::new(RateLimiter::new(limits.per_key)),
+        per_ip: Arc::new(RateLimiter::new(limits.per_ip)),
+        auth_cache: Arc::new(Mutex::new(HashMap::new())),
+    };
+    Router::new()
+        .merge(routes::api())
+        .merge(pages::routes())
+        .merge(openapi::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+fn too_many(wait: u64, code: &str) -> Response {
+    let mut response = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        code,
+        format!("too many requests; retry in {wait} s"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// Rate limits and authentication, for every endpoint.
+async fn guard(AxumState(state): AxumState<State>, mut req: Request, next: Next) -> Response {
+    let now = Instant::now();
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    if let Err(wait) = state.per_ip.check(&ip, now) {
+        return too_many(wait, "rate_limited");
+    }
+    if let Some(token) = extract::bearer(req.headers()) {
+        match state.authenticate(token).await {
+            Ok(principal) => {
+                if let Err(wait) = state.per_key.check(&principal.key_id, now) {
+                    return too_many(wait, "rate_limited");
+                }
+                req.extensions_mut().insert(principal);
+            }
+            Err(e) => return Problem::from(e).into_response(),
+        }
+    }
+    next.run(req).await
+}
+
+/// One debug line per request: method, route template (never the path with
+/// its ids, never the query, which may hold an email address), status, time.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_string(), |m| m.as_str().to_string());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    tracing::debug!(%method, route, status = response.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
+    response
+}
+
+async fn not_found() -> Response {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is nothing at this address.",
+    )
+    .into_response()
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes the requests under way.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

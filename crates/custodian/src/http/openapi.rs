@@ -1,0 +1,62 @@
+//! The OpenAPI 3.1 document, generated from the handlers and types, and
+//! Swagger UI served from the binary itself (no CDN).
+
+use super::State;
+use super::problem::Problem;
+use super::routes;
+use crate::app::Role;
+use crate::app::collect::{
+    Channel, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
+    RelationshipStatus, Source,
+};
+use crate::app::disclose::{Disclosed, DisclosureRequest, DisclosureResponse};
+use crate::app::error::FieldProblem;
+use crate::app::keys::{KeyInfo, NewKeyRequest, NewKeyResponse};
+use crate::app::read::{ReadResponse, Refusal};
+use axum::Router;
+use custodian_vault::audit::Verification;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Custodian",
+        description = "The privacy engine: personal data behind purpose-checked reads. Every read names a purpose and gets only the fields that purpose may see. Errors are RFC 9457 problem details with a stable `code`.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(
+        routes::create_subject, routes::add_data, routes::put_relationship, routes::read_subject,
+        routes::lookup_subject, routes::create_disclosure, routes::list_keys, routes::create_key,
+        routes::revoke_key, routes::verify_audit, routes::healthz, routes::readyz,
+    ),
+    components(schemas(
+        Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
+        RelationshipResponse, RelationshipStatus, ReadResponse, Refusal, DisclosureRequest,
+        DisclosureResponse, Disclosed, NewKeyRequest, NewKeyResponse, KeyInfo, Role, Verification,
+    )),
+    modifiers(&BearerKeys),
+)]
+pub struct ApiDoc;
+
+struct BearerKeys;
+
+impl utoipa::Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("ck_...")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn routes() -> Router<State> {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}

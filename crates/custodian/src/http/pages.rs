@@ -1,0 +1,93 @@
+//! What the policy publishes: the privacy notice, the cookie policy, the
+//! record of processing and the policy itself. Rendered once at start-up,
+//! since the policy does not change while the process runs.
+
+use super::State;
+use axum::Router;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use custodian_policy::LoadedPolicy;
+use custodian_policy::render::{Format, cookies, escape, notice, ropa};
+
+pub struct Published {
+    index: String,
+    notice_html: String,
+    notice_md: String,
+    cookies_html: String,
+    cookies_md: String,
+    ropa_json: String,
+    policy_json: String,
+}
+
+impl Published {
+    pub fn render(policy: &LoadedPolicy) -> Published {
+        let doc = &policy.document;
+        let index = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Custodian</title></head>\
+             <body><main><h1>{}</h1><p>Policy version {}.</p><ul>\
+             <li><a href=\"/privacy\">Privacy notice</a> (<a href=\"/privacy.md\">Markdown</a>)</li>\
+             <li><a href=\"/cookies\">Cookie policy</a> (<a href=\"/cookies.md\">Markdown</a>)</li>\
+             <li><a href=\"/v1/policy\">The policy as JSON</a></li>\
+             <li><a href=\"/v1/policy/ropa\">Record of processing activities</a></li>\
+             <li><a href=\"/docs/\">API documentation</a> (<a href=\"/openapi.json\">OpenAPI</a>)</li>\
+             </ul></main></body></html>\n",
+            escape(&doc.controller.legal_name),
+            escape(&policy.compiled.version),
+        );
+        Published {
+            index,
+            notice_html: notice::notice(doc).write(Format::Html),
+            notice_md: notice::notice(doc).write(Format::Markdown),
+            cookies_html: cookies::cookie_policy(doc).write(Format::Html),
+            cookies_md: cookies::cookie_policy(doc).write(Format::Markdown),
+            ropa_json: ropa::json(doc),
+            policy_json: serde_json::to_string_pretty(doc).unwrap_or_default(),
+        }
+    }
+}
+
+fn with_type(body: &str, content_type: &'static str) -> Response {
+    let mut response = body.to_string().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const MARKDOWN: &str = "text/markdown; charset=utf-8";
+const JSON: &str = "application/json";
+
+pub fn routes() -> Router<State> {
+    Router::new()
+        .route(
+            "/",
+            get(|s: AxumState<State>| async move { with_type(&s.pages.index, HTML) }),
+        )
+        .route(
+            "/privacy",
+            get(|s: AxumState<State>| async move { with_type(&s.pages.notice_html, HTML) }),
+        )
+        .route(
+            "/privacy.md",
+            get(|s: AxumState<State>| async move { with_type(&s.pages.notice_md, MARKDOWN) }),
+        )
+        .route(
+            "/cookies",
+            get(|s: AxumState<State>| async move { with_type(&s.pages.cookies_html, HTML) }),
+        )
+        .route(
+            "/cookies.md",
+            get(|s: AxumState<State>| async move { with_type(&s.pages.cookies_md, MARKDOWN) }),
+        )
+        .route(
+            "/v1/policy",
+            get(|s: AxumState<State>| async move { with_type(&s.pages.policy_json, JSON) }),
+        )
+        .route(
+            "/v1/policy/ropa",
+            get(|s: AxumState<State>| async move { with_type(&s.pages.ropa_json, JSON) }),
+        )
+}

@@ -1,0 +1,83 @@
+//! RFC 9457 problem details: a stable machine code, a human sentence, and the
+//! fields at fault. Never an internal detail, never a submitted value.
+
+use crate::app::AppError;
+use crate::app::error::FieldProblem;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// The stable machine code.
+    pub code: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: format!(
+                "https://custodian.invalid/problems/{}",
+                code.replace('_', "-")
+            ),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            code: code.to_string(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_string(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Problem {
+        let status = match &e {
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
+            AppError::SubjectNotFound | AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::UnknownPurpose(_)
+            | AppError::UnknownRecipient(_)
+            | AppError::Invalid(_)
+            | AppError::Fields { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Erased => StatusCode::GONE,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut problem = Problem::new(status, e.code(), e.to_string());
+        if let AppError::Fields { problems, .. } = e {
+            let names: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+            problem.detail = format!("refused: {}", names.join(", "));
+            problem.errors = problems;
+        }
+        problem
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        Problem::from(self).into_response()
+    }
+}
