@@ -101,6 +101,7 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let shutdown = http::shutdown_signal();
         let bound = listener
             .local_addr()
             .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
@@ -115,7 +116,7 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             store = %settings.store.describe(),
             "custodian listening on http://{bound}"
         );
-        match http::serve(listener, http::router(app, &limits)).await {
+        match http::serve(listener, http::router(app, &limits), shutdown).await {
             Ok(()) => {
                 tracing::info!("custodian stopped");
                 ExitCode::SUCCESS

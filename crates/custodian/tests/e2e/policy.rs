@@ -1,56 +1,6 @@
-//! End-to-end: the real `custodian` binary, its exit codes and output, and the
-//! real server over real HTTP.
+//! The policy commands and the published pages, through the real binary.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_custodian"))
-}
-
-fn reference() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/i-image-it.toml")
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("custodian-e2e-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, content).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn reference_text() -> String {
-    std::fs::read_to_string(reference()).unwrap()
-}
+use super::*;
 
 #[test]
 fn check_accepts_the_reference_policy_with_a_one_line_summary() {
@@ -183,122 +133,46 @@ fn deadline_command_follows_the_ico_method() {
     assert!(text(&out.stderr).contains("not a date"));
 }
 
-/// A running server, killed on drop if a test fails before stopping it.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = bin()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("listening on http://") {
-                    let rest = &line[i + "listening on http://".len()..];
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start");
-        Server { child, addr }
-    }
-
-    fn get(&self, path: &str) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let content_type = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-type: ")
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        (status, content_type, body.to_string())
-    }
-
-    fn stop(mut self) -> Option<i32> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn serve_publishes_the_policy_and_stops_on_sigterm() {
-    let server = Server::start(&[]);
-    let (status, content_type, body) = server.get("/healthz");
-    assert_eq!((status, content_type.as_str()), (200, "application/json"));
-    assert!(body.contains("ok"));
-    let (status, _, _) = server.get("/readyz");
-    assert_eq!(status, 200);
-    let (status, content_type, body) = server.get("/privacy");
-    assert_eq!(status, 200);
-    assert!(content_type.starts_with("text/html"));
-    assert!(body.contains("Andrew Cakebread"));
-    let (_, content_type, body) = server.get("/cookies.md");
-    assert!(content_type.starts_with("text/markdown"));
-    assert!(body.starts_with("# Cookie policy of i-Image"));
-    let (_, _, body) = server.get("/v1/policy");
-    let policy: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let scratch = Scratch::new("pages");
+    let server = Server::start(&["--data-dir", &scratch.arg("data")]);
+    let r = server.get("/healthz", None);
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/json"))
+    );
+    assert!(r.body.contains("ok"));
+    assert_eq!(server.get("/readyz", None).status, 200);
+    let r = server.get("/privacy", None);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.body.contains("Andrew Cakebread"));
+    let r = server.get("/cookies.md", None);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    assert!(r.body.starts_with("# Cookie policy of i-Image"));
+    let policy = server.get("/v1/policy", None).json();
     assert_eq!(
         policy["controller"]["regulator"]["registration"],
         "ZA292671"
     );
     assert_eq!(policy["purposes"].as_array().unwrap().len(), 18);
-    let (_, _, body) = server.get("/v1/policy/ropa");
-    assert!(body.contains("\"activities\""));
-    let (status, content_type, body) = server.get("/no/such/page");
-    assert_eq!(
-        (status, content_type.as_str()),
-        (404, "application/problem+json")
+    assert!(
+        server
+            .get("/v1/policy/ropa", None)
+            .body
+            .contains("\"activities\"")
     );
-    assert!(body.contains("\"code\":\"not_found\""));
+    let r = server.get("/no/such/page", None);
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (404, Some("application/problem+json"))
+    );
+    assert_eq!(r.json()["code"], "not_found");
     assert_eq!(server.stop(), Some(0));
 }
 
@@ -309,8 +183,13 @@ fn serve_uses_the_policy_file_it_is_given_and_refuses_a_broken_one() {
         "p.toml",
         &reference_text().replacen("version = \"2.0\"", "version = \"2.1\"", 1),
     );
-    let server = Server::start(&["--policy", edited.to_str().unwrap()]);
-    let (_, _, body) = server.get("/");
+    let server = Server::start(&[
+        "--data-dir",
+        &scratch.arg("data"),
+        "--policy",
+        edited.to_str().unwrap(),
+    ]);
+    let body = server.get("/", None).body;
     assert!(body.contains("Policy version 2.1."), "{body}");
     assert_eq!(server.stop(), Some(0));
 
@@ -319,6 +198,8 @@ fn serve_uses_the_policy_file_it_is_given_and_refuses_a_broken_one() {
         "serve",
         "--listen",
         "127.0.0.1:0",
+        "--data-dir",
+        &scratch.arg("data"),
         "--policy",
         broken.to_str().unwrap(),
     ]);

@@ -1,0 +1,869 @@
+//! The vault through the real server on the embedded store: collection,
+//! purpose-checked reads, disclosures, keys, the audit chain, and no
+//! plaintext personal data anywhere on disk or in the logs.
+
+use super::*;
+use serde_json::json;
+
+/// A fresh server on its own data folder, with its admin key.
+pub struct Vault {
+    pub server: Server,
+    pub admin: String,
+    pub scratch: Scratch,
+}
+
+pub fn vault(extra: &[&str]) -> Vault {
+    let scratch = Scratch::new("vault");
+    let data = scratch.arg("data");
+    let mut args = vec!["--data-dir", data.as_str()];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    let admin = server
+        .admin_key
+        .clone()
+        .expect("a fresh store prints an admin key");
+    Vault {
+        server,
+        admin,
+        scratch,
+    }
+}
+
+impl Vault {
+    fn key(&self, body: serde_json::Value) -> String {
+        let r = self.server.post("/v1/keys", Some(&self.admin), &body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["key"].as_str().unwrap().to_string()
+    }
+
+    fn audit_entries(&self) -> i64 {
+        let r = self
+            .server
+            .get("/v1/audit/verify", Some(&self.admin))
+            .json();
+        assert_eq!(r["intact"], true, "{r}");
+        r["entries"].as_i64().unwrap()
+    }
+}
+
+pub fn ada() -> serde_json::Value {
+    json!({
+        "purpose": "account-management",
+        "source": {"channel": "web"},
+        "data": {
+            "full_name": "Ada Lovelace",
+            "email": "Ada.Lovelace@Example.ORG",
+            "phone": "+44 (0) 7700 900123",
+            "username": "countess-of-lovelace",
+            "postal_address": "12 St James's Square, London SW1Y 4JH"
+        }
+    })
+}
+
+pub fn collect(server: &Server, key: &str, body: &serde_json::Value) -> String {
+    let r = server.post("/v1/subjects", Some(key), body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+pub fn open_account(server: &Server, key: &str, id: &str) {
+    let r = server.post(
+        &format!("/v1/subjects/{id}/relationships"),
+        Some(key),
+        &json!({"kind": "account", "status": "active"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn first_start_makes_a_key_file_and_one_admin_key() {
+    let v = vault(&[]);
+    let key_file = v.scratch.path("data").join("keys.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(v.server.log_text().contains("created a new key file"));
+    assert!(v.admin.starts_with("ck_"));
+    assert_eq!(v.server.stop(), Some(0));
+    // A second start on the same folder makes no new key.
+    let again = Server::start(&["--data-dir", &v.scratch.arg("data")]);
+    assert!(again.admin_key.is_none(), "{}", again.stdout);
+    assert!(!again.log_text().contains("created a new key file"));
+    assert_eq!(
+        again
+            .get("/v1/keys", Some(&v.admin))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn collection_then_reads_return_only_what_the_purpose_may_see() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    // No account yet: a contract purpose has no ground.
+    let r = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(r["data"], json!({}));
+    assert!(
+        r["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["reason"] == "no_contract"),
+        "{r}"
+    );
+    open_account(s, &v.admin, &id);
+    let r = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(r["data"]["full_name"], "Ada Lovelace");
+    assert_eq!(r["data"]["email"], "Ada.Lovelace@example.org");
+    assert_eq!(r["data"]["phone"], "+447700900123");
+    assert_eq!(r["refused"], json!([]));
+    // Post marketing (legitimate interest, opt-out) sees only name and address.
+    let r = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=postal-marketing"),
+            Some(&v.admin),
+        )
+        .json();
+    let mut fields: Vec<&str> = r["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["full_name", "postal_address"]);
+    let refused: Vec<(&str, &str)> = r["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["field"].as_str().unwrap(), x["reason"].as_str().unwrap()))
+        .collect();
+    assert!(
+        refused.contains(&("email", "category_not_needed")),
+        "{refused:?}"
+    );
+    // Email marketing needs consent, which nobody has given.
+    let r = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=requested-communications"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(r["data"], json!({}));
+    assert!(
+        r["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["field"] == "email" && x["reason"] == "no_consent")
+    );
+    // Lookup by email, case-insensitively, and by phone written differently.
+    let r = s.get(
+        "/v1/subjects?email=ada.lovelace@example.org&purpose=account-management",
+        Some(&v.admin),
+    );
+    assert_eq!(r.json()["id"], id.as_str());
+    let r = s.get(
+        "/v1/subjects?phone=%2B447700900123&purpose=account-management",
+        Some(&v.admin),
+    );
+    assert_eq!(r.json()["id"], id.as_str());
+    let r = s.get(
+        "/v1/subjects?email=nobody@example.org&purpose=account-management",
+        Some(&v.admin),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("subject_not_found"))
+    );
+    // Each read decision, allowed or refused, is in the chain: 1 key + 1 collect
+    // + 1 relationship + 6 reads (a lookup that finds nobody reads nothing).
+    assert_eq!(v.audit_entries(), 9);
+}
+
+#[test]
+fn rectification_replaces_the_value_and_reuses_the_lookup() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let r = s.post(
+        &format!("/v1/subjects/{id}/data"),
+        Some(&v.admin),
+        &json!({"purpose": "account-management", "data": {"email": "ada@analytical.example"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=account-management&fields=email"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(r["data"], json!({"email": "ada@analytical.example"}));
+    assert_eq!(
+        s.get(
+            "/v1/subjects?email=ada.lovelace@example.org&purpose=account-management",
+            Some(&v.admin)
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        s.get(
+            "/v1/subjects?email=ada@analytical.example&purpose=account-management",
+            Some(&v.admin)
+        )
+        .status,
+        200
+    );
+    // Another subject cannot take that address.
+    let mut other = ada();
+    other["data"] = json!({"full_name": "Someone Else", "email": "ADA@analytical.example"});
+    let r = s.post("/v1/subjects", Some(&v.admin), &other);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (409, Some("lookup_conflict"))
+    );
+    let r = s.post(
+        &format!(
+            "/v1/subjects/{}/data",
+            "01890000-0000-7000-8000-000000000000"
+        ),
+        Some(&v.admin),
+        &json!({"purpose": "account-management", "data": {"full_name": "X"}}),
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_changes_nothing() {
+    let v = vault(&["--body-limit", "2000"]);
+    let s = &v.server;
+    let before = v.audit_entries();
+    // Undeclared fields and malformed values: 422 naming each field.
+    let r = s.post(
+        "/v1/subjects",
+        Some(&v.admin),
+        &json!({"purpose": "account-management", "data": {"full_name": "X", "cv": "y", "email": "not-an-email", "phone": "0770", "ip_address": "1.2.3.4"}}),
+    );
+    assert_eq!(r.status, 422);
+    let p = r.json();
+    assert_eq!(p["code"], "fields_refused");
+    let mut named: Vec<(String, String)> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_string(),
+                e["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("cv".to_string(), "not_declared_for_purpose".to_string()),
+            ("email".into(), "invalid_value".into()),
+            ("ip_address".into(), "not_declared_for_purpose".into()),
+            ("phone".into(), "invalid_value".into()),
+        ]
+    );
+    assert!(
+        !r.body.contains("not-an-email"),
+        "a refusal repeats a submitted value: {}",
+        r.body
+    );
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    // Unknown purpose, unknown field in the body, malformed JSON, not JSON, too large.
+    let r = s.post(
+        "/v1/subjects",
+        Some(&v.admin),
+        &json!({"purpose": "selling", "data": {"full_name": "X"}}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (422, Some("unknown_purpose"))
+    );
+    let r = s.post(
+        "/v1/subjects",
+        Some(&v.admin),
+        &json!({"purpose": "account-management", "data": {"full_name": "X"}, "extra": true}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (422, Some("invalid_body"))
+    );
+    assert!(r.json()["detail"].as_str().unwrap().contains("extra"));
+    let r = s.request(
+        "POST",
+        "/v1/subjects",
+        Some(&v.admin),
+        Some("{\"purpose\": "),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
+    let big = json!({"purpose": "account-management", "data": {"full_name": "x".repeat(5000)}});
+    let r = s.post("/v1/subjects", Some(&v.admin), &big);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    let r = s.get("/v1/subjects/not-a-uuid?purpose=security", Some(&v.admin));
+    assert_eq!(r.status, 404);
+    let r = s.get(
+        "/v1/subjects/01890000-0000-7000-8000-000000000000?purpose=security&colour=red",
+        Some(&v.admin),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (422, Some("invalid_query"))
+    );
+    // Nothing was written by any of them.
+    assert_eq!(v.audit_entries(), before);
+}
+
+#[test]
+fn keys_roles_and_purposes_are_enforced() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let service =
+        v.key(json!({"role": "service", "purposes": ["account-management"], "label": "accounts"}));
+    assert_eq!(
+        s.get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&service)
+        )
+        .status,
+        200
+    );
+    let r = s.get(
+        &format!("/v1/subjects/{id}?purpose=security"),
+        Some(&service),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("purpose_not_allowed_for_key"))
+    );
+    assert_eq!(s.get("/v1/keys", Some(&service)).status, 403);
+    // Missing, malformed and wrong keys.
+    assert_eq!(
+        s.get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            None
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        s.get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some("ck_nope_nope")
+        )
+        .status,
+        401
+    );
+    // An agent collects as the call-centre, under its own id.
+    let agent = v.key(json!({"role": "agent"}));
+    let agent_id = agent.split('_').take(2).collect::<Vec<_>>().join("_");
+    assert_eq!(
+        collect(
+            s,
+            &agent,
+            &ada()
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert("data".into(), json!({"full_name": "Charles Babbage"}));
+                    serde_json::Value::Object(o)
+                })
+                .unwrap()
+        )
+        .len(),
+        36
+    );
+    // A processor key is bound to its recipient.
+    let processor = v.key(json!({"role": "processor", "recipient": "mailing-house"}));
+    let r = s.post(
+        "/v1/disclosures",
+        Some(&processor),
+        &json!({"recipient": "web-analytics", "purpose": "analytics-research", "subjects": [id]}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("recipient_mismatch"))
+    );
+    assert_eq!(
+        s.get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&processor)
+        )
+        .status,
+        403
+    );
+    // Bindings are checked against the policy.
+    let r = s.post(
+        "/v1/keys",
+        Some(&v.admin),
+        &json!({"role": "service", "purposes": ["selling"]}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (422, Some("unknown_purpose"))
+    );
+    let r = s.post("/v1/keys", Some(&v.admin), &json!({"role": "service"}));
+    assert_eq!(r.status, 422);
+    // Listing shows ids and roles, never the keys; revoking stops a key at once.
+    let list = s.get("/v1/keys", Some(&v.admin));
+    assert!(!list.body.contains(&service), "a key list shows a key");
+    let service_id = service.split('_').take(2).collect::<Vec<_>>().join("_");
+    assert!(list.body.contains(&service_id) && list.body.contains(&agent_id));
+    assert_eq!(
+        s.request(
+            "DELETE",
+            &format!("/v1/keys/{service_id}"),
+            Some(&v.admin),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        s.get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&service)
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        s.request("DELETE", "/v1/keys/ck_000000000000", Some(&v.admin), None)
+            .status,
+        404
+    );
+    // Key operations are audited; the log names key ids, not keys.
+    let verify = s.get("/v1/audit/verify", Some(&v.admin)).json();
+    assert_eq!(verify["intact"], true);
+}
+
+#[test]
+fn the_cli_creates_lists_and_revokes_keys() {
+    let v = vault(&[]);
+    let data = v.scratch.arg("data");
+    let out = run(&[
+        "keys",
+        "create",
+        "--data-dir",
+        &data,
+        "--role",
+        "service",
+        "--purpose",
+        "security",
+        "--purpose",
+        "account-management",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = text(&out.stdout);
+    assert_eq!(key.lines().count(), 1, "the key alone on stdout: {key}");
+    let key = key.trim();
+    assert!(key.starts_with("ck_"));
+    // The running server accepts it at once.
+    assert_eq!(
+        v.server
+            .get(
+                "/v1/subjects?email=x@example.org&purpose=security",
+                Some(key)
+            )
+            .status,
+        404
+    );
+    let list = text(&run(&["keys", "list", "--data-dir", &data]).stdout);
+    let id = key.split('_').take(2).collect::<Vec<_>>().join("_");
+    assert!(
+        list.contains(&id) && list.contains("purposes=security,account-management"),
+        "{list}"
+    );
+    let out = run(&[
+        "keys",
+        "create",
+        "--data-dir",
+        &data,
+        "--role",
+        "service",
+        "--purpose",
+        "selling",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("selling"));
+    assert!(
+        run(&["keys", "revoke", "--data-dir", &data, &id])
+            .status
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(
+        v.server
+            .get(
+                "/v1/subjects?email=x@example.org&purpose=security",
+                Some(key)
+            )
+            .status,
+        401
+    );
+    // The CLI and the server extend one chain.
+    let out = run(&["audit", "verify", "--data-dir", &data]);
+    assert!(
+        text(&out.stdout).contains("audit chain intact"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn disclosures_keep_to_the_recipient_and_pseudonymise() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let visit = json!({
+        "purpose": "analytics-research",
+        "source": {"channel": "web"},
+        "data": {"ip_address": "203.0.113.77", "referrer": "https://search.example/?q=lovelace", "landing_page": "https://www.iimageit.com/", "user_agent": "Firefox"}
+    });
+    let id = collect(s, &v.admin, &visit);
+    let r = s.post("/v1/disclosures", Some(&v.admin), &json!({"recipient": "web-analytics", "purpose": "analytics-research", "subjects": [id, "01890000-0000-7000-8000-000000000000"]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = r.json();
+    assert_eq!(d["form"], "pseudonymised");
+    assert_eq!(d["not_found"], 1);
+    let one = &d["results"][0];
+    assert_ne!(
+        one["subject"],
+        id.as_str(),
+        "the subject id reached a pseudonymised-only recipient"
+    );
+    assert!(one["subject"].as_str().unwrap().starts_with("ps_"));
+    assert_eq!(one["data"]["ip_address"], "203.0.113.0");
+    assert!(one["data"]["referrer"].as_str().unwrap().starts_with("ps_"));
+    assert!(!r.body.contains("lovelace") && !r.body.contains("Firefox"));
+    // The same subject gets a different pseudonym at another recipient.
+    let r = s.post(
+        "/v1/disclosures",
+        Some(&v.admin),
+        &json!({"recipient": "search-engine", "purpose": "analytics-research", "subjects": [id]}),
+    );
+    let other = r.json();
+    assert_ne!(other["results"][0]["subject"], one["subject"]);
+    assert_eq!(
+        other["results"][0]["data"].as_object().unwrap().len(),
+        2,
+        "{other}"
+    );
+    // A recipient the purpose does not name, and one the policy does not know.
+    let r = s.post(
+        "/v1/disclosures",
+        Some(&v.admin),
+        &json!({"recipient": "mailing-house", "purpose": "analytics-research", "subjects": [id]}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("recipient_not_allowed"))
+    );
+    let r = s.post(
+        "/v1/disclosures",
+        Some(&v.admin),
+        &json!({"recipient": "data-broker", "purpose": "analytics-research", "subjects": [id]}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (422, Some("unknown_recipient"))
+    );
+    // An identified recipient gets identified data, but only its categories.
+    let account = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &account);
+    let r = s.post("/v1/disclosures", Some(&v.admin), &json!({"recipient": "business-acquirer", "purpose": "business-transfer", "subjects": [account]}));
+    let d = r.json();
+    assert_eq!(d["results"][0]["subject"], account.as_str());
+    assert_eq!(d["results"][0]["data"]["full_name"], "Ada Lovelace");
+    let verify = s.get("/v1/audit/verify", Some(&v.admin)).json();
+    assert_eq!(verify["intact"], true);
+}
+
+#[test]
+fn transfers_follow_adequacy_and_safeguards() {
+    let scratch = Scratch::new("transfer");
+    // The analytics provider relies on the UK extension to the Data Privacy
+    // Framework instead of a safeguard: adequate from 2023-10-12.
+    let policy = reference_text()
+        .replacen("effective = 2026-12-01", "effective = 2023-10-12", 1)
+        .replacen(
+            "country = \"US\"\nsafeguard = \"uk-idta\"\nagreement = \"DPA-2018-ANALYTICS-01\"",
+            "country = \"US\"\ndpf_certified = true\nagreement = \"DPA-2018-ANALYTICS-01\"",
+            1,
+        );
+    let file = scratch.write("policy.toml", &policy);
+    assert!(
+        run(&["policy", "check", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let v = vault(&["--policy", file.to_str().unwrap()]);
+    let id = collect(
+        &v.server,
+        &v.admin,
+        &json!({"purpose": "analytics-research", "data": {"ip_address": "203.0.113.7"}}),
+    );
+    // Adequate today: allowed. (A lapsed adequacy is refused at disclosure
+    // time; the decision's unit tests cover it, since no shipped decision has lapsed.)
+    let r = v.server.post(
+        "/v1/disclosures",
+        Some(&v.admin),
+        &json!({"recipient": "web-analytics", "purpose": "analytics-research", "subjects": [id]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(v);
+    // Transfers to a country with no adequacy and no safeguard never pass validation.
+    let unsafe_policy = reference_text().replacen(
+        "country = \"US\"\nsafeguard = \"uk-idta\"\nagreement",
+        "country = \"CN\"\nagreement",
+        1,
+    );
+    let file = scratch.write("unsafe.toml", &unsafe_policy);
+    let out = run(&["policy", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no adequacy"));
+}
+
+#[test]
+fn the_audit_chain_names_the_first_tampered_entry() {
+    let v = vault(&[]);
+    for i in 0..4 {
+        let mut body = ada();
+        body["data"] =
+            json!({"full_name": format!("Person {i}"), "email": format!("p{i}@example.org")});
+        collect(&v.server, &v.admin, &body);
+    }
+    let data = v.scratch.arg("data");
+    assert_eq!(v.server.stop(), Some(0));
+    let out = run(&["audit", "verify", "--data-dir", &data]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("intact: 5 entries"),
+        "{}",
+        text(&out.stdout)
+    );
+    let db = rusqlite::Connection::open(std::path::Path::new(&data).join("custodian.db")).unwrap();
+    db.execute("UPDATE audit SET action = 'read' WHERE seq = 3", [])
+        .unwrap();
+    let out = run(&["audit", "verify", "--data-dir", &data]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("BROKEN at entry 3"),
+        "{}",
+        text(&out.stdout)
+    );
+    db.execute("UPDATE audit SET action = 'collect' WHERE seq = 3", [])
+        .unwrap();
+    db.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    let out = run(&["audit", "verify", "--data-dir", &data]);
+    assert!(
+        text(&out.stdout).contains("BROKEN at entry 2"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn no_plaintext_personal_data_on_disk_or_in_the_logs() {
+    let scratch = Scratch::new("plaintext");
+    let data = scratch.arg("data");
+    let server = Server::start_with_env(&["--data-dir", &data], &[("CUSTODIAN_LOG", "debug")]);
+    let admin = server.admin_key.clone().unwrap();
+    let secrets = [
+        "Zebedee Quuxworth",
+        "zebedee.quux@plaintext-probe.example",
+        "+447700900987",
+        "99 Probe Lane, Testbury TB9 9ZZ",
+        "198.51.100.201",
+    ];
+    let body = json!({"purpose": "account-management", "data": {"full_name": secrets[0], "email": secrets[1], "phone": secrets[2], "postal_address": secrets[3]}});
+    let id = collect(&server, &admin, &body);
+    open_account(&server, &admin, &id);
+    collect(
+        &server,
+        &admin,
+        &json!({"purpose": "security", "data": {"ip_address": secrets[4]}}),
+    );
+    // Reads, lookups (the email in the query string) and refusals all run.
+    assert_eq!(
+        server
+            .get(
+                &format!("/v1/subjects/{id}?purpose=account-management"),
+                Some(&admin)
+            )
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .get(
+                &format!(
+                    "/v1/subjects?email={}&purpose=account-management",
+                    secrets[1]
+                ),
+                Some(&admin)
+            )
+            .status,
+        200
+    );
+    let bad = json!({"purpose": "account-management", "data": {"email": "zebedee@@plaintext-probe.example"}});
+    assert_eq!(server.post("/v1/subjects", Some(&admin), &bad).status, 422);
+    let wal = std::path::Path::new(&data).join("custodian.db-wal");
+    let mut files = vec![std::fs::read(std::path::Path::new(&data).join("custodian.db")).unwrap()];
+    if wal.exists() {
+        files.push(std::fs::read(&wal).unwrap());
+    }
+    let log = server.log_text();
+    assert!(log.contains("request"), "debug request logs were captured");
+    assert_eq!(server.stop(), Some(0));
+    let log = log + &server_log_after_stop(&data);
+    for secret in secrets
+        .iter()
+        .chain(["zebedee", "Quuxworth", "Testbury"].iter())
+    {
+        for (i, bytes) in files.iter().enumerate() {
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "`{secret}` found in plaintext in database file {i}"
+            );
+            assert!(
+                !contains(bytes, secret.to_lowercase().as_bytes()),
+                "`{secret}` found in database file {i}"
+            );
+        }
+        assert!(
+            !log.to_lowercase().contains(&secret.to_lowercase()),
+            "`{secret}` found in the log"
+        );
+    }
+}
+
+/// After a stop the WAL may have been checkpointed into the main file: read both again.
+fn server_log_after_stop(data: &str) -> String {
+    let dir = std::path::Path::new(data);
+    for name in ["custodian.db", "custodian.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            assert!(
+                !contains(&bytes, b"Zebedee"),
+                "plaintext in {name} after stop"
+            );
+            assert!(
+                !contains(&bytes, b"plaintext-probe"),
+                "plaintext in {name} after stop"
+            );
+        }
+    }
+    String::new()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn rate_limits_answer_429_with_retry_after() {
+    let v = vault(&["--rate-limit-per-key", "10"]);
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(v.server.get("/v1/keys", Some(&v.admin)));
+    }
+    let limited = statuses
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("no request was limited");
+    assert_eq!(limited.json()["code"], "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+    assert!(statuses.iter().filter(|r| r.status == 200).count() >= 10);
+}
+
+#[test]
+fn openapi_and_swagger_are_served_locally() {
+    let v = vault(&[]);
+    let doc = v.server.get("/openapi.json", None).json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/v1/subjects",
+        "/v1/subjects/{id}",
+        "/v1/subjects/{id}/data",
+        "/v1/disclosures",
+        "/v1/keys",
+        "/v1/audit/verify",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    let ui = v.server.get("/docs/", None);
+    assert_eq!(ui.status, 200);
+    for external in ["unpkg", "cdn", "jsdelivr", "http://", "https://"] {
+        assert!(
+            !ui.body.contains(external),
+            "Swagger UI loads {external}: {}",
+            ui.body
+        );
+    }
+}
+
+#[test]
+fn a_store_newer_than_the_build_is_refused() {
+    let v = vault(&[]);
+    let data = v.scratch.arg("data");
+    assert_eq!(v.server.stop(), Some(0));
+    let db = rusqlite::Connection::open(std::path::Path::new(&data).join("custodian.db")).unwrap();
+    db.execute(
+        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    let out = run(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &data]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("newer than this build"),
+        "{}",
+        text(&out.stderr)
+    );
+    db.execute(
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    let out = run(&["migrate", "--data-dir", &data]);
+    assert!(
+        text(&out.stdout).contains("nothing to do"),
+        "{}",
+        text(&out.stdout)
+    );
+}
