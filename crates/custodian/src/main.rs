@@ -3,6 +3,7 @@
 
 mod admin_cmd;
 mod app;
+mod bench;
 mod config;
 mod http;
 mod policy_cmd;
@@ -53,6 +54,8 @@ enum Command {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
+    /// Measure the server over HTTP on loopback against a bare SQLite baseline.
+    Bench(bench::BenchArgs),
     /// Statutory deadlines computed from the shipped calendars.
     Rules {
         #[command(subcommand)]
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Keys { command } => admin_cmd::keys(command),
         Command::Audit { command } => admin_cmd::audit(command),
         Command::Policy { command } => policy_cmd::run(command),
+        Command::Bench(args) => bench::run(args),
         Command::Rules { command } => rules_cmd::run(command),
     }
 }
