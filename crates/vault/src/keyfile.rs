@@ -83,8 +83,17 @@ fn write_new(path: &Path, file: &KeyFile) -> Result<(), KeyFileError> {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+    {
         std::fs::create_dir_all(parent).map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+                .map_err(err)?;
+        }
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

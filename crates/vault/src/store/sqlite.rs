@@ -63,6 +63,24 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     Ok(conn)
 }
 
+/// Creates the database's folder, readable by its owner only, if it is new.
+fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if parent.exists() {
+        return Ok(());
+    }
+    let fail = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", parent.display()));
+    std::fs::create_dir_all(parent).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    Ok(())
+}
+
 fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -128,10 +146,7 @@ fn check_schema(conn: &mut Connection, migrate: bool) -> Result<(), StoreError> 
 
 impl SqliteStore {
     pub fn open(path: &Path, migrate: bool) -> Result<SqliteStore, StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
-        }
+        create_private_dir(path)?;
         let mut conn = open_connection(path, false)?;
         check_schema(&mut conn, migrate)?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
@@ -149,10 +164,7 @@ impl SqliteStore {
     }
 
     pub fn migrate_only(path: &Path) -> Result<(i64, i64), StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
-        }
+        create_private_dir(path)?;
         let mut conn = open_connection(path, false)?;
         apply_migrations(&mut conn)
     }
