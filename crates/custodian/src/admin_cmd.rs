@@ -58,12 +58,12 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 async fn open_app(store: &StoreArgs, policy: Option<&std::path::Path>) -> Result<App, ExitCode> {
     let settings = store.resolve().map_err(fail)?;
-    let (policy, _) = load_policy(policy).ok_or(ExitCode::FAILURE)?;
+    let (policy, _, source) = load_policy(policy).ok_or(ExitCode::FAILURE)?;
     let keys = load_keys(&settings).map_err(fail)?;
     let store = Store::open(&settings.location(), false)
         .await
         .map_err(|e| fail(format!("{}: {e}", settings.describe())))?;
-    Ok(App::new(store, keys, policy))
+    Ok(App::new(store, keys, policy, source))
 }
 
 pub fn migrate(store: StoreArgs) -> ExitCode {

@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: admin_cmd::AuditCommand,
     },
+    /// Consent receipts.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
     /// Check, render and compare policy files.
     Policy {
         #[command(subcommand)]
@@ -63,6 +68,44 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Check a signed consent receipt (from GET /v1/consents/{id}/receipt).
+    Verify {
+        file: std::path::PathBuf,
+        /// The controller's published key (the `x` of /.well-known/custodian-receipt-key) to pin.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+}
+
+fn verify_receipt(file: &std::path::Path, pinned: Option<&str>) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: cannot read the receipt: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let bundle: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{}: not JSON: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match app::receipt::verify(&bundle, pinned) {
+        Ok(message) => {
+            println!("{}: {message}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            eprintln!("{}: INVALID: {problem}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -70,6 +113,9 @@ fn main() -> ExitCode {
         Command::Migrate { store } => admin_cmd::migrate(store),
         Command::Keys { command } => admin_cmd::keys(command),
         Command::Audit { command } => admin_cmd::audit(command),
+        Command::Receipt {
+            command: ReceiptCommand::Verify { file, public_key },
+        } => verify_receipt(&file, public_key.as_deref()),
         Command::Policy { command } => policy_cmd::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Rules { command } => rules_cmd::run(command),

@@ -32,12 +32,22 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// Loads the policy named in the settings, or the built-in reference policy.
-pub fn load_policy(file: Option<&std::path::Path>) -> Option<(LoadedPolicy, String)> {
+/// Loads the policy named in the settings, or the built-in reference policy:
+/// the policy, where it came from (for messages), and its text (recorded with
+/// its version).
+pub fn load_policy(file: Option<&std::path::Path>) -> Option<(LoadedPolicy, String, String)> {
     match file {
-        Some(file) => crate::policy_cmd::read_policy(file).map(|p| (p, file.display().to_string())),
+        Some(file) => {
+            let policy = crate::policy_cmd::read_policy(file)?;
+            let source = std::fs::read_to_string(file).ok()?;
+            Some((policy, file.display().to_string(), source))
+        }
         None => match custodian_policy::reference() {
-            Ok(p) => Some((p, format!("{REFERENCE_POLICY_FILE} (built in)"))),
+            Ok(p) => Some((
+                p,
+                format!("{REFERENCE_POLICY_FILE} (built in)"),
+                custodian_policy::REFERENCE_POLICY.to_string(),
+            )),
             Err(e) => {
                 eprintln!("{e}");
                 None
@@ -67,7 +77,7 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some((policy, policy_source)) = load_policy(settings.policy.as_deref()) else {
+    let Some((policy, policy_source, policy_text)) = load_policy(settings.policy.as_deref()) else {
         return ExitCode::FAILURE;
     };
     let rt = match runtime() {
@@ -89,7 +99,11 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let app = App::new(store, keys, policy);
+        let app = App::new(store, keys, policy, policy_text);
+        if let Err(e) = app.register_policy().await {
+            eprintln!("custodian: {e}");
+            return ExitCode::FAILURE;
+        }
         if let Err(e) = bootstrap_admin(&app).await {
             eprintln!("custodian: {e}");
             return ExitCode::FAILURE;

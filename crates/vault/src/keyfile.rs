@@ -36,6 +36,9 @@ struct KeyFile {
     current_kek: u32,
     blind_index_key: String,
     pseudonym_key: String,
+    /// Ed25519 seed that signs consent receipts (added to older files on load).
+    #[serde(default)]
+    receipt_key: Option<String>,
     kek: Vec<KekEntry>,
 }
 
@@ -64,6 +67,7 @@ pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), KeyFileError> {
         current_kek: 1,
         blind_index_key: B64.encode(Secret::random().as_bytes()),
         pseudonym_key: B64.encode(Secret::random().as_bytes()),
+        receipt_key: Some(B64.encode(Secret::random().as_bytes())),
         kek: vec![KekEntry {
             id: 1,
             key: B64.encode(Secret::random().as_bytes()),
@@ -132,7 +136,18 @@ pub fn load(path: &Path) -> Result<Keyring, KeyFileError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let file: KeyFile = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+    let mut file: KeyFile = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+    if file.receipt_key.is_none() {
+        // A key file from before receipts: add a signing key, keeping the rest.
+        file.receipt_key = Some(B64.encode(Secret::random().as_bytes()));
+        let tmp = path.with_extension("toml.new");
+        let _ = std::fs::remove_file(&tmp);
+        write_new(&tmp, &file)?;
+        std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
     if file.format != 1 {
         return Err(invalid(format!(
             "format {} is not known; this build reads format 1",
@@ -158,12 +173,18 @@ pub fn load(path: &Path) -> Result<Keyring, KeyFileError> {
             file.current_kek
         )));
     }
-    Ok(Keyring::new(
+    let receipt = secret(
+        "receipt_key",
+        file.receipt_key.as_deref().unwrap_or_default(),
+    )?;
+    Keyring::new(
         keks,
         file.current_kek,
         &secret("blind_index_key", &file.blind_index_key)?,
         &secret("pseudonym_key", &file.pseudonym_key)?,
-    ))
+    )
+    .with_receipt_key(&receipt)
+    .map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]

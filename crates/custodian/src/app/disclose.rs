@@ -4,7 +4,7 @@
 
 use super::collect::micros;
 use super::error::written;
-use super::read::{Refusal, actor_of, open_allowed, outcome, refusals, state_of, wanted};
+use super::read::{Refusal, actor_of, open_allowed, outcome, refusals, subject_state, wanted};
 use super::{App, AppError, Principal, Role};
 use custodian_policy::decision::{self, Actor, Request, transfer_allowed};
 use custodian_policy::terms::{DisclosureForm, FieldType};
@@ -165,7 +165,8 @@ pub async fn disclose(
             recipient: Some(rix),
             channel: None,
         };
-        let decision = decision::decide(policy, &state_of(policy, &record), &request, now);
+        let state = subject_state(app, &record).await?;
+        let decision = decision::decide(policy, &state, &request, now);
         let mut data = open_allowed(app, &record, decision.allowed)?;
         for (name, value) in data.iter_mut() {
             let Some(fix) = policy.field(name) else {

@@ -83,6 +83,10 @@ impl From<BatchError> for AppError {
             BatchError::SubjectErased => AppError::Erased,
             BatchError::LookupTaken(kind) => AppError::Conflict(kind),
             BatchError::KeyNotFound => AppError::NotFound("no API key with this id".into()),
+            BatchError::VisitorNotFound => AppError::NotFound("no visitor with this id".into()),
+            BatchError::PolicyVersionChanged(v) => AppError::Invalid(format!(
+                "policy version {v} was recorded before with different content; give the changed policy a new version"
+            )),
             BatchError::Store(detail) => {
                 tracing::error!(error = %detail, "a write failed");
                 AppError::Internal

@@ -4,18 +4,27 @@
 
 pub mod auth;
 pub mod collect;
+pub mod consent;
+pub mod cookies;
 pub mod disclose;
 pub mod error;
 pub mod keys;
+pub mod marketing;
 pub mod read;
+pub mod receipt;
 
 pub use auth::{Principal, Role};
 pub use error::AppError;
 
 use custodian_policy::LoadedPolicy;
 use custodian_vault::crypto::Keyring;
-use custodian_vault::store::Store;
-use std::sync::Arc;
+use custodian_vault::store::{Batch, Store, WriteOp};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Purposes whose consent, given under some older policy version, a material
+/// change since has invalidated; per version.
+type Stale = HashMap<String, Arc<HashSet<String>>>;
 
 /// Everything the use cases need, shared by every request.
 #[derive(Clone)]
@@ -23,19 +32,83 @@ pub struct App {
     pub store: Store,
     pub keys: Arc<Keyring>,
     pub policy: Arc<LoadedPolicy>,
+    /// The policy file's text, recorded with its version.
+    pub policy_source: Arc<String>,
+    stale: Arc<Mutex<Stale>>,
 }
 
 impl App {
-    pub fn new(store: Store, keys: Keyring, policy: LoadedPolicy) -> App {
+    pub fn new(store: Store, keys: Keyring, policy: LoadedPolicy, policy_source: String) -> App {
         App {
             store,
             keys: Arc::new(keys),
             policy: Arc::new(policy),
+            policy_source: Arc::new(policy_source),
+            stale: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     pub fn policy_version(&self) -> &str {
         &self.policy.compiled.version
+    }
+
+    /// Records the running policy version (refused if the same version was
+    /// recorded with other content), so later versions can be compared with it.
+    pub async fn register_policy(&self) -> Result<(), AppError> {
+        let doc = &self.policy.document;
+        let op = WriteOp::PutPolicyVersion {
+            version: self.policy_version().to_string(),
+            effective: doc.policy.effective.to_string(),
+            sha256: custodian_vault::crypto::sha256(self.policy_source.as_bytes()),
+            source: self.policy_source.to_string(),
+            at: collect::micros(time::OffsetDateTime::now_utc()),
+        };
+        error::written(
+            self.store
+                .write(Batch {
+                    ops: vec![op],
+                    audit: vec![],
+                    outbox: vec![],
+                })
+                .await,
+        )
+        .map(|_| ())
+    }
+
+    /// The purposes for which consent given under `version` must be renewed:
+    /// those a material change since then touches. A version this store never
+    /// ran with cannot be compared, so every purpose needs renewal.
+    pub async fn stale_purposes(&self, version: &str) -> Result<Arc<HashSet<String>>, AppError> {
+        if version == self.policy_version() {
+            return Ok(Arc::new(HashSet::new()));
+        }
+        if let Some(known) = self.stale.lock().ok().and_then(|m| m.get(version).cloned()) {
+            return Ok(known);
+        }
+        let all = || {
+            self.policy
+                .document
+                .purposes
+                .iter()
+                .map(|p| p.id.to_string())
+                .collect::<HashSet<_>>()
+        };
+        let purposes = match self.store.policy_source(version).await? {
+            Some(source) => match custodian_policy::parse("recorded policy", &source) {
+                Ok(old) => custodian_policy::diff::diff(&old, &self.policy.document)
+                    .into_iter()
+                    .filter(|c| c.class == custodian_policy::diff::Class::Material)
+                    .flat_map(|c| c.purposes)
+                    .collect(),
+                Err(_) => all(),
+            },
+            None => all(),
+        };
+        let purposes = Arc::new(purposes);
+        if let Ok(mut m) = self.stale.lock() {
+            m.insert(version.to_string(), purposes.clone());
+        }
+        Ok(purposes)
     }
 }
 

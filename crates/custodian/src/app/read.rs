@@ -7,14 +7,17 @@ use super::error::written;
 use super::{App, AppError, Principal, reasons_text};
 use custodian_policy::compiled::{CompiledPolicy, FieldSet, PurposeIx};
 use custodian_policy::decision::{
-    self, Actor, Decision, Reason, RelationshipState, Request, SubjectState,
+    self, Actor, ConsentState, ConsentStatus, Decision, Objection, Reason, RelationshipState,
+    Request, SubjectState,
 };
 use custodian_policy::terms::{Channel, FieldType};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
-use custodian_vault::store::{Batch, SubjectRecord};
+use custodian_vault::store::{Batch, StoredConsent, SubjectRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -74,12 +77,39 @@ pub fn time_of(micros: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The decision's snapshot of a stored subject.
-pub fn state_of(policy: &CompiledPolicy, record: &SubjectRecord) -> SubjectState {
+/// The decision's snapshot of a stored subject. `stale` says whether a
+/// consent was given under a policy version materially changed since for its
+/// purpose: such a consent is reported for renewal and not relied on.
+pub fn state_of(
+    policy: &CompiledPolicy,
+    record: &SubjectRecord,
+    stale: &dyn Fn(&StoredConsent) -> bool,
+) -> SubjectState {
+    let prefs = &record.state.preferences;
     SubjectState {
         erased: record.erased_at.is_some() || record.wrapped_key.is_none(),
         restricted: record.state.restricted,
-        consents: Vec::new(),
+        consents: prefs
+            .consents
+            .iter()
+            .filter_map(|c| {
+                let status = match c.status.as_str() {
+                    _ if stale(c) => ConsentStatus::Invalidated,
+                    "given" => ConsentStatus::Given,
+                    "withdrawn" => ConsentStatus::Withdrawn,
+                    _ => ConsentStatus::Refused,
+                };
+                Some(ConsentState {
+                    purpose: policy.purpose(&c.purpose)?,
+                    channel: match &c.channel {
+                        Some(ch) => Some(Channel::parse(ch)?),
+                        None => None,
+                    },
+                    status,
+                    expires_at: c.expires_at.map(time_of),
+                })
+            })
+            .collect(),
         relationships: record
             .state
             .relationships
@@ -92,9 +122,53 @@ pub fn state_of(policy: &CompiledPolicy, record: &SubjectRecord) -> SubjectState
                 })
             })
             .collect(),
-        objections: Vec::new(),
+        objections: prefs
+            .objections
+            .iter()
+            .filter_map(|o| {
+                Some(Objection {
+                    purpose: match &o.purpose {
+                        Some(p) => Some(policy.purpose(p)?),
+                        None => None,
+                    },
+                    channel: match &o.channel {
+                        Some(ch) => Some(Channel::parse(ch)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect(),
         legal_holds: 0,
     }
+}
+
+/// The purposes needing renewal for every older version a record's consents
+/// were given under, fetched before the (synchronous) decision.
+pub async fn stale_versions(
+    app: &App,
+    consents: &[StoredConsent],
+) -> Result<HashMap<String, Arc<HashSet<String>>>, AppError> {
+    let mut out = HashMap::new();
+    for c in consents {
+        if c.policy_version != app.policy_version() && !out.contains_key(&c.policy_version) {
+            out.insert(
+                c.policy_version.clone(),
+                app.stale_purposes(&c.policy_version).await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The decision's snapshot of a subject, with renewal taken into account.
+pub async fn subject_state(app: &App, record: &SubjectRecord) -> Result<SubjectState, AppError> {
+    let stale = stale_versions(app, &record.state.preferences.consents).await?;
+    let is_stale = |c: &StoredConsent| {
+        stale
+            .get(&c.policy_version)
+            .is_some_and(|p| p.contains(&c.purpose))
+    };
+    Ok(state_of(&app.policy.compiled, record, &is_stale))
 }
 
 pub fn actor_of(principal: &Principal) -> Actor {
@@ -214,7 +288,8 @@ async fn decide_and_open(
         recipient: None,
         channel: parse_channel(channel)?,
     };
-    let decision = decision::decide(policy, &state_of(policy, &record), &request, now);
+    let state = subject_state(app, &record).await?;
+    let decision = decision::decide(policy, &state, &request, now);
     let data = open_allowed(app, &record, decision.allowed)?;
     let (word, reason) = outcome(&decision);
     let entry = AuditDraft {

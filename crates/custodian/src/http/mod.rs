@@ -2,6 +2,8 @@
 //! readiness, rate limits and authentication. Handlers only translate
 //! between HTTP and the use cases in `app`.
 
+mod banner;
+mod consent_routes;
 mod extract;
 mod openapi;
 mod pages;
@@ -30,6 +32,7 @@ const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
 pub struct State {
     pub app: App,
     pages: Arc<pages::Published>,
+    banner: Arc<banner::Banner>,
     per_key: Arc<RateLimiter>,
     per_ip: Arc<RateLimiter>,
     auth_cache: Arc<Mutex<AuthCache>>,
@@ -75,6 +78,7 @@ impl State {
 pub fn router(app: App, limits: &Limits) -> Router {
     let state = State {
         pages: Arc::new(pages::Published::render(&app.policy)),
+        banner: Arc::new(banner::Banner::render(&app.policy)),
         app,
         per_key: Arc::new(RateLimiter::new(limits.per_key)),
         per_ip: Arc::new(RateLimiter::new(limits.per_ip)),
@@ -82,6 +86,8 @@ pub fn router(app: App, limits: &Limits) -> Router {
     };
     Router::new()
         .merge(routes::api())
+        .merge(consent_routes::routes())
+        .merge(banner::routes())
         .merge(pages::routes())
         .merge(openapi::routes())
         .fallback(not_found)

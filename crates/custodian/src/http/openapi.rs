@@ -3,15 +3,21 @@
 
 use super::State;
 use super::problem::Problem;
-use super::routes;
+use super::{consent_routes, routes};
 use crate::app::Role;
 use crate::app::collect::{
     Channel, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
     RelationshipStatus, Source,
 };
+use crate::app::consent::{
+    Action, ConsentHistory, ConsentRequest, ConsentResponse, EventView, Evidence, LinkRequest,
+    Method, PreferenceView,
+};
+use crate::app::cookies::{CookieChoice, CookieChoiceResponse};
 use crate::app::disclose::{Disclosed, DisclosureRequest, DisclosureResponse};
 use crate::app::error::FieldProblem;
 use crate::app::keys::{KeyInfo, NewKeyRequest, NewKeyResponse};
+use crate::app::marketing::CheckAnswer;
 use crate::app::read::{ReadResponse, Refusal};
 use axum::Router;
 use custodian_vault::audit::Verification;
@@ -30,11 +36,16 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::create_subject, routes::add_data, routes::put_relationship, routes::read_subject,
         routes::lookup_subject, routes::create_disclosure, routes::list_keys, routes::create_key,
         routes::revoke_key, routes::verify_audit, routes::healthz, routes::readyz,
+        consent_routes::record_consent, consent_routes::subject_consents, consent_routes::visitor_consents,
+        consent_routes::link_visitor, consent_routes::consent_receipt, consent_routes::receipt_key,
+        consent_routes::check, consent_routes::check_many, consent_routes::cookie_choice, consent_routes::cookie_renewal,
     ),
     components(schemas(
         Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
         RelationshipResponse, RelationshipStatus, ReadResponse, Refusal, DisclosureRequest,
         DisclosureResponse, Disclosed, NewKeyRequest, NewKeyResponse, KeyInfo, Role, Verification,
+        ConsentRequest, ConsentResponse, ConsentHistory, PreferenceView, EventView, Evidence, Action, Method,
+        LinkRequest, CheckAnswer, CookieChoice, CookieChoiceResponse,
     )),
     modifiers(&BearerKeys),
 )]

@@ -856,7 +856,7 @@ fn a_store_newer_than_the_build_is_refused() {
         text(&out.stderr)
     );
     db.execute(
-        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
         [],
     )
     .unwrap();

@@ -11,17 +11,19 @@
 //! batch runs in its own savepoint, so one request's failure does not touch
 //! another's, and every caller is answered only after the transaction commits.
 
+pub mod consent;
 mod postgres;
 mod sqlite;
 mod types;
 
+pub use consent::*;
 pub use types::*;
 
 use crate::audit::{AuditEntry, Verification, Verifier};
 use uuid::Uuid;
 
 /// The schema version this build knows. A database at a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,6 +56,12 @@ pub enum BatchError {
     LookupTaken(String),
     #[error("no API key with this id")]
     KeyNotFound,
+    #[error("no visitor with this id")]
+    VisitorNotFound,
+    #[error(
+        "policy version {0} was recorded before with different content; give the changed policy a new version"
+    )]
+    PolicyVersionChanged(String),
     #[error("the store failed: {0}")]
     Store(String),
 }
@@ -195,6 +203,43 @@ impl Store {
             page.iter().for_each(|e| verifier.push(e));
         }
         Ok(verifier.finish(self.audit_head().await?))
+    }
+
+    /// A holder's consent events, oldest first.
+    pub async fn consent_events(&self, holder: &Holder) -> Result<Vec<ConsentEvent>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.consent_events(holder),
+            Store::Postgres(s) => s.consent_events(holder).await,
+        }
+    }
+
+    pub async fn consent_event(&self, id: Uuid) -> Result<Option<ConsentEvent>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.consent_event(id),
+            Store::Postgres(s) => s.consent_event(id).await,
+        }
+    }
+
+    pub async fn visitor(&self, id: &str) -> Result<Option<VisitorRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.visitor(id),
+            Store::Postgres(s) => s.visitor(id).await,
+        }
+    }
+
+    pub async fn suppressed(&self, kind: &str, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.suppressed(kind, hash),
+            Store::Postgres(s) => s.suppressed(kind, hash).await,
+        }
+    }
+
+    /// The source of a policy version this store has run with.
+    pub async fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.policy_source(version),
+            Store::Postgres(s) => s.policy_source(version).await,
+        }
     }
 
     /// Readiness: the store answers a trivial query.

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_consent.sql"),
+];
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;
 /// Serialises migrations when several nodes start at once.
@@ -275,12 +278,112 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn consent_events(&self, holder: &Holder) -> Result<Vec<ConsentEvent>, StoreError> {
+        let c = self.reader().await?;
+        let rows = match holder {
+            Holder::Subject(id) => {
+                c.query(
+                    &format!("{CONSENT_COLUMNS} WHERE subject_id = $1 ORDER BY seq"),
+                    &[id],
+                )
+                .await
+            }
+            Holder::Visitor(v) => {
+                c.query(
+                    &format!("{CONSENT_COLUMNS} WHERE visitor_id = $1 ORDER BY seq"),
+                    &[v],
+                )
+                .await
+            }
+        }
+        .map_err(backend)?;
+        Ok(rows.iter().map(consent_row).collect())
+    }
+
+    pub async fn consent_event(&self, id: Uuid) -> Result<Option<ConsentEvent>, StoreError> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(&format!("{CONSENT_COLUMNS} WHERE id = $1"), &[&id])
+            .await
+            .map_err(backend)?;
+        Ok(row.as_ref().map(consent_row))
+    }
+
+    pub async fn visitor(&self, id: &str) -> Result<Option<VisitorRecord>, StoreError> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                "SELECT created_at, subject_id, state FROM visitors WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            let state: Vec<u8> = r.get(2);
+            Ok(VisitorRecord {
+                id: id.to_string(),
+                created_at: r.get(0),
+                subject: r.get(1),
+                preferences: serde_json::from_slice(&state)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn suppressed(&self, kind: &str, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                "SELECT 1 FROM suppression WHERE kind = $1 AND hash = $2",
+                &[&kind, &hash.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(row.is_some())
+    }
+
+    pub async fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                "SELECT source FROM policy_versions WHERE version = $1",
+                &[&version],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let c = self.reader().await?;
         c.query_one("SELECT 1", &[])
             .await
             .map_err(backend)
             .map(|_| ())
+    }
+}
+
+const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
+
+fn consent_row(r: &Row) -> ConsentEvent {
+    let action: String = r.get(6);
+    let wording: Option<Vec<u8>> = r.get(10);
+    ConsentEvent {
+        id: r.get(0),
+        at: r.get(1),
+        subject: r.get(2),
+        visitor: r.get(3),
+        purpose: r.get(4),
+        channel: r.get(5),
+        action: ConsentAction::parse(&action).unwrap_or(ConsentAction::Refuse),
+        policy_version: r.get(7),
+        method: r.get(8),
+        agent: r.get(9),
+        wording_hash: wording.map(|w| hash_from(&w)),
+        ip_prefix: r.get(11),
+        recorded_by: r.get(12),
+        expires_at: r.get(13),
     }
 }
 
@@ -497,7 +600,7 @@ async fn load_for_update(
     Ok((|| {
         Ok((
             decode(&fields).map_err(BatchError::Store)?,
-            decode(&state).map_err(BatchError::Store)?,
+            decode_state(&state).map_err(BatchError::Store)?,
         ))
     })())
 }
@@ -551,7 +654,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             c.execute(
                 "INSERT INTO subjects (id, wrapped_key, kek_id, created_at, erased_at, fields, state)
                  VALUES ($1, $2, $3, $4, NULL, $5, $6)",
-                &[id, &wrapped_key.bytes, &kek_id, created_at, &encode(fields), &encode(&SubjectStateRecord::default())],
+                &[id, &wrapped_key.bytes, &kek_id, created_at, &encode(fields), &encode_state(&SubjectStateRecord::default())],
             )
             .await?;
             put_lookups(c, id, lookups).await
@@ -605,7 +708,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             }
             c.execute(
                 "UPDATE subjects SET state = $2 WHERE id = $1",
-                &[subject, &encode(&state)],
+                &[subject, &encode_state(&state)],
             )
             .await?;
             Ok(Ok(()))
@@ -633,5 +736,128 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
                 Ok(())
             })
         }
+        WriteOp::RecordConsent(event) => record_consent(c, event).await,
+        WriteOp::Suppress {
+            kind,
+            hash,
+            at,
+            reason,
+        } => {
+            c.execute(
+                "INSERT INTO suppression (kind, hash, at, reason) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, hash) DO NOTHING",
+                &[kind, &hash.as_slice(), at, reason],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        WriteOp::Unsuppress { kind, hash } => {
+            c.execute(
+                "DELETE FROM suppression WHERE kind = $1 AND hash = $2",
+                &[kind, &hash.as_slice()],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        WriteOp::LinkVisitor {
+            visitor,
+            subject,
+            events,
+        } => {
+            let changed = c
+                .execute(
+                    "UPDATE visitors SET subject_id = $2 WHERE id = $1",
+                    &[visitor, subject],
+                )
+                .await?;
+            if changed == 0 {
+                return Ok(Err(BatchError::VisitorNotFound));
+            }
+            for e in events {
+                if let Err(err) = record_consent(c, e).await? {
+                    return Ok(Err(err));
+                }
+            }
+            Ok(Ok(()))
+        }
+        WriteOp::PutPolicyVersion {
+            version,
+            effective,
+            sha256,
+            source,
+            at,
+        } => {
+            let known = c
+                .query_opt(
+                    "SELECT sha256 FROM policy_versions WHERE version = $1 FOR UPDATE",
+                    &[version],
+                )
+                .await?;
+            match known.map(|r| r.get::<_, Vec<u8>>(0)) {
+                Some(h) if h == sha256 => Ok(Ok(())),
+                Some(_) => Ok(Err(BatchError::PolicyVersionChanged(version.clone()))),
+                None => {
+                    c.execute(
+                        "INSERT INTO policy_versions (version, effective, sha256, source, loaded_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (version) DO NOTHING",
+                        &[version, effective, &sha256.as_slice(), source, at],
+                    )
+                    .await?;
+                    Ok(Ok(()))
+                }
+            }
+        }
+    }
+}
+
+async fn record_consent(c: &tokio_postgres::Transaction<'_>, e: &ConsentEvent) -> OpResult {
+    let action = e.action.as_str();
+    let wording = e.wording_hash.map(|h| h.to_vec());
+    c.execute(
+        "INSERT INTO consent_events (id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        &[&e.id, &e.at, &e.subject, &e.visitor, &e.purpose, &e.channel, &action, &e.policy_version, &e.method, &e.agent, &wording, &e.ip_prefix, &e.recorded_by, &e.expires_at],
+    )
+    .await?;
+    match e.holder() {
+        Some(Holder::Subject(subject)) => {
+            let (_, mut state) = match load_for_update(c, &subject).await? {
+                Ok(x) => x,
+                Err(err) => return Ok(Err(err)),
+            };
+            state.preferences.apply(e);
+            c.execute(
+                "UPDATE subjects SET state = $2 WHERE id = $1",
+                &[&subject, &encode_state(&state)],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        Some(Holder::Visitor(visitor)) => {
+            let current = c
+                .query_opt(
+                    "SELECT state FROM visitors WHERE id = $1 FOR UPDATE",
+                    &[&visitor],
+                )
+                .await?;
+            let mut prefs: Preferences = match current.map(|r| r.get::<_, Vec<u8>>(0)) {
+                Some(bytes) => match serde_json::from_slice(&bytes) {
+                    Ok(p) => p,
+                    Err(x) => return Ok(Err(BatchError::Store(x.to_string()))),
+                },
+                None => Preferences::default(),
+            };
+            prefs.apply(e);
+            let bytes = serde_json::to_vec(&prefs).unwrap_or_default();
+            c.execute(
+                "INSERT INTO visitors (id, created_at, subject_id, state) VALUES ($1, $2, NULL, $3)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+                &[&visitor, &e.at, &bytes],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        None => Ok(Err(BatchError::Store(
+            "a consent event needs a subject or a visitor".into(),
+        ))),
     }
 }

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_consent.sql"),
+];
 /// The most batches one group transaction takes.
 const MAX_GROUP: usize = 512;
 const READERS: usize = 8;
@@ -318,9 +321,104 @@ impl SqliteStore {
         })
     }
 
+    pub fn consent_events(&self, holder: &Holder) -> Result<Vec<ConsentEvent>, StoreError> {
+        self.read(|c| {
+            let (sql, key): (String, Box<dyn rusqlite::ToSql>) = match holder {
+                Holder::Subject(id) => (
+                    format!("{CONSENT_COLUMNS} WHERE subject_id = ?1 ORDER BY seq"),
+                    Box::new(id.as_bytes().to_vec()),
+                ),
+                Holder::Visitor(v) => (
+                    format!("{CONSENT_COLUMNS} WHERE visitor_id = ?1 ORDER BY seq"),
+                    Box::new(v.clone()),
+                ),
+            };
+            let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt.query_map([key], consent_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+    }
+
+    pub fn consent_event(&self, id: Uuid) -> Result<Option<ConsentEvent>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!("{CONSENT_COLUMNS} WHERE id = ?1"))
+                .map_err(backend)?
+                .query_row([id.as_bytes().as_slice()], consent_row)
+                .optional()
+                .map_err(backend)
+        })
+    }
+
+    pub fn visitor(&self, id: &str) -> Result<Option<VisitorRecord>, StoreError> {
+        self.read(|c| {
+            let row: Option<(i64, Option<Vec<u8>>, Vec<u8>)> = c
+                .prepare_cached("SELECT created_at, subject_id, state FROM visitors WHERE id = ?1")
+                .map_err(backend)?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(backend)?;
+            row.map(|(created_at, subject, state)| {
+                Ok(VisitorRecord {
+                    id: id.to_string(),
+                    created_at,
+                    subject: subject.and_then(|b| Uuid::from_slice(&b).ok()),
+                    preferences: serde_json::from_slice(&state)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    pub fn suppressed(&self, kind: &str, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM suppression WHERE kind = ?1 AND hash = ?2")
+                .map_err(backend)?
+                .query_row(params![kind, hash.as_slice()], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+                .map_err(backend)
+        })
+    }
+
+    pub fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT source FROM policy_versions WHERE version = ?1")
+                .map_err(backend)?
+                .query_row([version], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
+    }
+
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
     }
+}
+
+const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
+
+fn consent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentEvent> {
+    let id: Vec<u8> = r.get(0)?;
+    let subject: Option<Vec<u8>> = r.get(2)?;
+    let action: String = r.get(6)?;
+    let wording: Option<Vec<u8>> = r.get(10)?;
+    Ok(ConsentEvent {
+        id: uuid_from(&id)?,
+        at: r.get(1)?,
+        subject: subject.map(|b| uuid_from(&b)).transpose()?,
+        visitor: r.get(3)?,
+        purpose: r.get(4)?,
+        channel: r.get(5)?,
+        action: ConsentAction::parse(&action).unwrap_or(ConsentAction::Refuse),
+        policy_version: r.get(7)?,
+        method: r.get(8)?,
+        agent: r.get(9)?,
+        wording_hash: wording.map(|w| hash_from(&w)),
+        ip_prefix: r.get(11)?,
+        recorded_by: r.get(12)?,
+        expires_at: r.get(13)?,
+    })
 }
 
 const API_KEY_COLUMNS: &str =
@@ -373,7 +471,7 @@ pub(super) fn build_subject(
         created_at,
         erased_at,
         fields: decode(fields).map_err(StoreError::Corrupt)?,
-        state: decode(state).map_err(StoreError::Corrupt)?,
+        state: decode_state(state).map_err(StoreError::Corrupt)?,
     })
 }
 
@@ -583,7 +681,7 @@ fn load_for_update(
     }
     Ok((
         decode(&fields).map_err(BatchError::Store)?,
-        decode(&state).map_err(BatchError::Store)?,
+        decode_state(&state).map_err(BatchError::Store)?,
     ))
 }
 
@@ -636,7 +734,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
                 wrapped_key.kek_id,
                 created_at,
                 encode(fields),
-                encode(&SubjectStateRecord::default())
+                encode_state(&SubjectStateRecord::default())
             ])
             .map_err(store_err)?;
             put_lookups(c, id, lookups)
@@ -684,7 +782,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
             }
             c.prepare_cached("UPDATE subjects SET state = ?2 WHERE id = ?1")
                 .map_err(store_err)?
-                .execute(params![subject.as_bytes().as_slice(), encode(&state)])
+                .execute(params![subject.as_bytes().as_slice(), encode_state(&state)])
                 .map_err(store_err)?;
             Ok(())
         }
@@ -719,5 +817,129 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
             }
             Ok(())
         }
+        WriteOp::RecordConsent(event) => record_consent(c, event),
+        WriteOp::Suppress {
+            kind,
+            hash,
+            at,
+            reason,
+        } => {
+            c.prepare_cached("INSERT INTO suppression (kind, hash, at, reason) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, hash) DO NOTHING")
+                .map_err(store_err)?
+                .execute(params![kind, hash.as_slice(), at, reason])
+                .map_err(store_err)?;
+            Ok(())
+        }
+        WriteOp::Unsuppress { kind, hash } => {
+            c.prepare_cached("DELETE FROM suppression WHERE kind = ?1 AND hash = ?2")
+                .map_err(store_err)?
+                .execute(params![kind, hash.as_slice()])
+                .map_err(store_err)?;
+            Ok(())
+        }
+        WriteOp::LinkVisitor {
+            visitor,
+            subject,
+            events,
+        } => {
+            let changed = c
+                .prepare_cached("UPDATE visitors SET subject_id = ?2 WHERE id = ?1")
+                .map_err(store_err)?
+                .execute(params![visitor, subject.as_bytes().as_slice()])
+                .map_err(store_err)?;
+            if changed == 0 {
+                return Err(BatchError::VisitorNotFound);
+            }
+            events.iter().try_for_each(|e| record_consent(c, e))
+        }
+        WriteOp::PutPolicyVersion {
+            version,
+            effective,
+            sha256,
+            source,
+            at,
+        } => {
+            let known: Option<Vec<u8>> = c
+                .prepare_cached("SELECT sha256 FROM policy_versions WHERE version = ?1")
+                .map_err(store_err)?
+                .query_row([version], |r| r.get(0))
+                .optional()
+                .map_err(store_err)?;
+            match known {
+                Some(h) if h == sha256 => Ok(()),
+                Some(_) => Err(BatchError::PolicyVersionChanged(version.clone())),
+                None => {
+                    c.prepare_cached("INSERT INTO policy_versions (version, effective, sha256, source, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                        .map_err(store_err)?
+                        .execute(params![version, effective, sha256.as_slice(), source, at])
+                        .map_err(store_err)?;
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Appends the event and folds it into its holder's preferences.
+fn record_consent(c: &Connection, e: &ConsentEvent) -> Result<(), BatchError> {
+    c.prepare_cached(
+        "INSERT INTO consent_events (id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .map_err(store_err)?
+    .execute(params![
+        e.id.as_bytes().as_slice(),
+        e.at,
+        e.subject.as_ref().map(|s| s.as_bytes().to_vec()),
+        e.visitor,
+        e.purpose,
+        e.channel,
+        e.action.as_str(),
+        e.policy_version,
+        e.method,
+        e.agent,
+        e.wording_hash.map(|h| h.to_vec()),
+        e.ip_prefix,
+        e.recorded_by,
+        e.expires_at
+    ])
+    .map_err(store_err)?;
+    match e.holder() {
+        Some(Holder::Subject(subject)) => {
+            let (_, mut state) = load_for_update(c, &subject)?;
+            state.preferences.apply(e);
+            c.prepare_cached("UPDATE subjects SET state = ?2 WHERE id = ?1")
+                .map_err(store_err)?
+                .execute(params![subject.as_bytes().as_slice(), encode_state(&state)])
+                .map_err(store_err)?;
+            Ok(())
+        }
+        Some(Holder::Visitor(visitor)) => {
+            let current: Option<Vec<u8>> = c
+                .prepare_cached("SELECT state FROM visitors WHERE id = ?1")
+                .map_err(store_err)?
+                .query_row([&visitor], |r| r.get(0))
+                .optional()
+                .map_err(store_err)?;
+            let mut prefs: Preferences = match &current {
+                Some(bytes) => {
+                    serde_json::from_slice(bytes).map_err(|x| BatchError::Store(x.to_string()))?
+                }
+                None => Preferences::default(),
+            };
+            prefs.apply(e);
+            let bytes = serde_json::to_vec(&prefs).map_err(|x| BatchError::Store(x.to_string()))?;
+            c.prepare_cached(
+                "INSERT INTO visitors (id, created_at, subject_id, state) VALUES (?1, ?2, NULL, ?3)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            )
+            .map_err(store_err)?
+            .execute(params![visitor, e.at, bytes])
+            .map_err(store_err)?;
+            Ok(())
+        }
+        None => Err(BatchError::Store(
+            "a consent event needs a subject or a visitor".into(),
+        )),
     }
 }

@@ -51,13 +51,47 @@ pub struct StoredRelationship {
     pub reference: Option<String>,
 }
 
-/// A subject's state, as the decision needs it. Grows with later issues
-/// (consents, objections); unknown to older readers is impossible since the
-/// schema version guards the format.
+/// A subject's state, as the decision needs it: relationships, restriction,
+/// and the consent preferences derived from the ledger. Stored as JSON (format
+/// 2) so that fields added later read as their defaults; format 1 (the first
+/// schema's postcard encoding) is still read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectStateRecord {
+    #[serde(default)]
     pub relationships: Vec<StoredRelationship>,
+    #[serde(default)]
     pub restricted: bool,
+    #[serde(default)]
+    pub preferences: super::consent::Preferences,
+}
+
+/// The shape of format 1, kept only to read it.
+#[derive(Deserialize, Default)]
+struct StateV1 {
+    relationships: Vec<StoredRelationship>,
+    restricted: bool,
+}
+
+pub(crate) fn encode_state(state: &SubjectStateRecord) -> Vec<u8> {
+    let mut out = vec![2u8];
+    out.extend(serde_json::to_vec(state).unwrap_or_default());
+    out
+}
+
+pub(crate) fn decode_state(bytes: &[u8]) -> Result<SubjectStateRecord, String> {
+    match bytes.split_first() {
+        None => Ok(SubjectStateRecord::default()),
+        Some((2, rest)) => serde_json::from_slice(rest).map_err(|e| e.to_string()),
+        Some((1, _)) => {
+            let v1: StateV1 = decode(bytes)?;
+            Ok(SubjectStateRecord {
+                relationships: v1.relationships,
+                restricted: v1.restricted,
+                preferences: Default::default(),
+            })
+        }
+        Some((v, _)) => Err(format!("unknown state format {v}")),
+    }
 }
 
 /// One subject as loaded by a read.
@@ -137,6 +171,35 @@ pub enum WriteOp {
     CreateApiKey(ApiKeyRecord),
     RevokeApiKey {
         id: String,
+        at: Micros,
+    },
+    /// Appends a consent event and folds it into its holder's preferences.
+    RecordConsent(super::consent::ConsentEvent),
+    /// Adds a keyed hash of an address to the suppression list.
+    Suppress {
+        kind: String,
+        hash: [u8; 32],
+        at: Micros,
+        reason: String,
+    },
+    Unsuppress {
+        kind: String,
+        hash: [u8; 32],
+    },
+    /// A visitor becomes a subject: its choices are recorded again for the
+    /// subject (`events`, method `visitor-link`) and the visitor points to it.
+    LinkVisitor {
+        visitor: String,
+        subject: Uuid,
+        events: Vec<super::consent::ConsentEvent>,
+    },
+    /// Records the policy a server runs with; the same version with other
+    /// content is refused.
+    PutPolicyVersion {
+        version: String,
+        effective: String,
+        sha256: [u8; 32],
+        source: String,
         at: Micros,
     },
 }

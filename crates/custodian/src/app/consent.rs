@@ -1,0 +1,727 @@
+//! The consent ledger's use cases: record a choice (grant, withdraw, refuse,
+//! object) for a subject or a visitor, show the current preferences with the
+//! policy's defaults and renewal, and move a visitor's choices to the subject
+//! it becomes. Every change is audited and announced through the outbox in
+//! the same transaction.
+
+use super::collect::micros;
+use super::error::{FieldProblem, written};
+use super::read::time_of;
+use super::{App, AppError, Principal, Role};
+use custodian_policy::terms::{ChannelMode, FieldType, LegalBasis};
+use custodian_policy::values;
+use custodian_vault::audit::AuditDraft;
+use custodian_vault::crypto::{new_id, sha256};
+use custodian_vault::store::{
+    Batch, ConsentAction, ConsentEvent, Holder, OutboxEvent, Preferences, SubjectRecord, WriteOp,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Grant,
+    Withdraw,
+    Refuse,
+    Object,
+}
+
+impl From<Action> for ConsentAction {
+    fn from(a: Action) -> ConsentAction {
+        match a {
+            Action::Grant => ConsentAction::Grant,
+            Action::Withdraw => ConsentAction::Withdraw,
+            Action::Refuse => ConsentAction::Refuse,
+            Action::Object => ConsentAction::Object,
+        }
+    }
+}
+
+/// How the choice was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    #[default]
+    WebForm,
+    App,
+    CallCentre,
+    Import,
+    /// A Global Privacy Control signal.
+    Gpc,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::WebForm => "web-form",
+            Method::App => "app",
+            Method::CallCentre => "call-centre",
+            Method::Import => "import",
+            Method::Gpc => "gpc",
+        }
+    }
+}
+
+/// What the person saw and where from: kept as a hash of the wording and a
+/// truncated address, never the address itself.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// The wording shown; only its SHA-256 is stored.
+    #[serde(default)]
+    pub wording: Option<String>,
+    /// Or the SHA-256 of the wording, as 64 hex digits.
+    #[serde(default)]
+    pub wording_sha256: Option<String>,
+    /// The person's IP address; stored truncated (IPv4 /24, IPv6 /48).
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// The subject; or give `visitor`.
+    #[serde(default)]
+    pub subject: Option<Uuid>,
+    /// A pseudonymous browser id (16 to 64 letters, digits, `-` or `_`).
+    #[serde(default)]
+    pub visitor: Option<String>,
+    /// A purpose declared in the policy. Omitted only to object to (or
+    /// withdraw an objection to) all direct marketing.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// email, phone, sms or post, for marketing purposes.
+    #[serde(default)]
+    pub channel: Option<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub method: Method,
+    #[serde(default)]
+    pub evidence: Evidence,
+    /// For call-centre choices made by an agent; an agent key is recorded as itself.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// RFC 3339; when the consent lapses, if it does.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentResponse {
+    pub event: Uuid,
+    pub policy_version: String,
+    pub preferences: Vec<PreferenceView>,
+}
+
+/// The current state for one purpose and channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PreferenceView {
+    pub purpose: String,
+    pub channel: Option<String>,
+    /// given, withdrawn, refused, not-given (an opt-in default), on (an
+    /// opt-out default), objected
+    pub status: String,
+    /// Whether the purpose may be used now on this ground.
+    pub effective: bool,
+    /// Given under a policy version materially changed since for this purpose.
+    pub needs_renewal: bool,
+    pub since: Option<String>,
+    pub policy_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: Uuid,
+    pub at: String,
+    pub purpose: Option<String>,
+    pub channel: Option<String>,
+    pub action: String,
+    pub method: String,
+    pub policy_version: String,
+    pub agent: Option<String>,
+    pub ip_prefix: Option<String>,
+    pub wording_sha256: Option<String>,
+    pub recorded_by: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentHistory {
+    pub preferences: Vec<PreferenceView>,
+    /// Every event, oldest first: nothing is ever changed or removed.
+    pub events: Vec<EventView>,
+}
+
+fn rfc3339(micros: i64) -> String {
+    time_of(micros)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub fn valid_visitor_id(id: &str) -> bool {
+    (16..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn invalid(field: &str, code: &'static str, detail: impl Into<String>) -> AppError {
+    AppError::Fields {
+        code: "consent_refused",
+        problems: vec![FieldProblem {
+            field: field.into(),
+            code,
+            detail: detail.into(),
+        }],
+    }
+}
+
+/// Checks a request against the policy: the purpose rests on consent (or
+/// can be objected to), the channel belongs to the purpose.
+fn check(app: &App, req: &ConsentRequest) -> Result<(), AppError> {
+    let policy = &app.policy.document;
+    let Some(purpose_id) = &req.purpose else {
+        return match req.action {
+            Action::Object | Action::Withdraw => match &req.channel {
+                Some(c)
+                    if !policy
+                        .marketing
+                        .channels
+                        .iter()
+                        .any(|d| d.channel.as_str() == c) =>
+                {
+                    Err(invalid(
+                        "channel",
+                        "unknown_channel",
+                        format!("`{c}` is not a marketing channel of the policy"),
+                    ))
+                }
+                _ => Ok(()),
+            },
+            _ => Err(invalid(
+                "purpose",
+                "purpose_required",
+                "only an objection to all direct marketing names no purpose",
+            )),
+        };
+    };
+    let purpose = policy
+        .purposes
+        .iter()
+        .find(|p| p.id.as_str() == purpose_id)
+        .ok_or_else(|| AppError::UnknownPurpose(purpose_id.clone()))?;
+    let basis = *purpose.basis;
+    match req.action {
+        Action::Object
+            if !(purpose.marketing
+                || matches!(
+                    basis,
+                    LegalBasis::LegitimateInterest | LegalBasis::PublicTask
+                )) =>
+        {
+            return Err(invalid(
+                "action",
+                "not_objectable",
+                format!(
+                    "purpose `{purpose_id}` rests on {}: withdraw consent instead, or it cannot be objected to",
+                    basis.as_str()
+                ),
+            ));
+        }
+        Action::Grant | Action::Refuse | Action::Withdraw if basis != LegalBasis::Consent => {
+            return Err(invalid(
+                "purpose",
+                "not_consent_based",
+                format!(
+                    "purpose `{purpose_id}` rests on {}, not consent",
+                    basis.as_str()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let channels: Vec<&str> = purpose.channels.iter().map(|c| c.as_str()).collect();
+    match (&req.channel, channels.is_empty()) {
+        (Some(c), false) if !channels.contains(&c.as_str()) => Err(invalid(
+            "channel",
+            "unknown_channel",
+            format!("purpose `{purpose_id}` uses {}", channels.join(", ")),
+        )),
+        (Some(_), true) => Err(invalid(
+            "channel",
+            "no_channels",
+            format!("purpose `{purpose_id}` has no channels"),
+        )),
+        (None, false) if req.action != Action::Object => Err(invalid(
+            "channel",
+            "channel_required",
+            format!(
+                "consent to `{purpose_id}` is given per channel: {}",
+                channels.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn wording_hash(e: &Evidence) -> Result<Option<[u8; 32]>, AppError> {
+    if let Some(w) = &e.wording {
+        return Ok(Some(sha256(w.as_bytes())));
+    }
+    let Some(hex) = &e.wording_sha256 else {
+        return Ok(None);
+    };
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect();
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(
+                "evidence.wording_sha256",
+                "invalid_value",
+                "expected 64 hex digits",
+            )
+        })
+}
+
+/// Address fields of a subject that a suppression entry can key on, by the
+/// channel they serve: (channel, lookup kind, normalised value).
+fn addresses(app: &App, record: &SubjectRecord) -> Result<Vec<(&'static str, String)>, AppError> {
+    let Some(wrapped) = &record.wrapped_key else {
+        return Ok(Vec::new());
+    };
+    let key = app
+        .keys
+        .unwrap(&record.id, wrapped)
+        .map_err(|_| AppError::Internal)?;
+    let mut out = Vec::new();
+    for f in &record.fields {
+        let Some(ix) = app.policy.compiled.field(&f.name) else {
+            continue;
+        };
+        let kind = app.policy.compiled.fields.get(ix.get()).map(|x| x.kind);
+        let label = match kind {
+            Some(FieldType::Email) => "email",
+            Some(FieldType::Phone) => "phone",
+            _ => continue,
+        };
+        let plain = key
+            .open(&record.id, &f.name, &f.sealed)
+            .map_err(|_| AppError::Internal)?;
+        let text = String::from_utf8(plain).map_err(|_| AppError::Internal)?;
+        if let Some(k) = values::lookup_key(
+            if label == "email" {
+                FieldType::Email
+            } else {
+                FieldType::Phone
+            },
+            &text,
+        ) {
+            out.push((label, k));
+        }
+    }
+    Ok(out)
+}
+
+/// The suppression kind that guards a channel's address.
+pub fn suppression_kind(address: &str) -> String {
+    format!("suppress:{address}")
+}
+
+fn channel_address(channel: Option<&str>) -> Option<&'static str> {
+    match channel {
+        Some("email") => Some("email"),
+        Some("phone" | "sms") => Some("phone"),
+        _ => None,
+    }
+}
+
+pub async fn record(
+    app: &App,
+    principal: &Principal,
+    req: ConsentRequest,
+    now: OffsetDateTime,
+) -> Result<ConsentResponse, AppError> {
+    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
+    if let Some(p) = &req.purpose {
+        principal.may_use_purpose(p)?;
+    } else if principal.role == Role::Service {
+        return Err(AppError::ForbiddenCode {
+            code: "purpose_not_allowed_for_key",
+            detail: "a service key records choices for its own purposes only".into(),
+        });
+    }
+    let holder = match (&req.subject, &req.visitor) {
+        (Some(s), None) => Holder::Subject(*s),
+        (None, Some(v)) if valid_visitor_id(v) => Holder::Visitor(v.clone()),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "visitor",
+                "invalid_value",
+                "16 to 64 letters, digits, `-` or `_`",
+            ));
+        }
+        _ => {
+            return Err(AppError::Invalid(
+                "give exactly one of `subject` or `visitor`".into(),
+            ));
+        }
+    };
+    check(app, &req)?;
+    let record = match &holder {
+        Holder::Subject(id) => Some(
+            app.store
+                .subject(*id)
+                .await?
+                .ok_or(AppError::SubjectNotFound)?,
+        ),
+        Holder::Visitor(_) => None,
+    };
+    if record.as_ref().is_some_and(|r| r.wrapped_key.is_none()) {
+        return Err(AppError::Erased);
+    }
+    let at = micros(now);
+    let expires_at = match &req.expires_at {
+        Some(t) => Some(
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map(micros)
+                .map_err(|_| {
+                    invalid(
+                        "expires_at",
+                        "invalid_value",
+                        "expected an RFC 3339 date and time",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let agent = match (principal.role, req.method) {
+        (Role::Agent, _) => Some(principal.key_id.clone()),
+        (_, Method::CallCentre) => Some(req.agent.clone().ok_or_else(|| {
+            invalid(
+                "agent",
+                "agent_required",
+                "a call-centre choice names the agent",
+            )
+        })?),
+        _ => None,
+    };
+    let event = ConsentEvent {
+        id: new_id(),
+        at,
+        subject: req.subject,
+        visitor: req.visitor.clone(),
+        purpose: req.purpose.clone(),
+        channel: req.channel.clone(),
+        action: req.action.into(),
+        policy_version: app.policy_version().to_string(),
+        method: req.method.as_str().into(),
+        agent,
+        wording_hash: wording_hash(&req.evidence)?,
+        ip_prefix: req.evidence.ip.as_deref().and_then(values::truncate_ip),
+        recorded_by: principal.actor(),
+        expires_at,
+    };
+    let mut ops = vec![WriteOp::RecordConsent(event.clone())];
+    if let Some(record) = &record {
+        ops.extend(suppression_changes(app, record, &req, at)?);
+    }
+    let batch = Batch {
+        ops,
+        audit: vec![AuditDraft {
+            at,
+            actor: principal.actor(),
+            action: format!("consent.{}", event.action.as_str()),
+            purpose: req.purpose.clone(),
+            subject: req.subject,
+            decision: "recorded".into(),
+            reason: req.channel.as_ref().map(|c| format!("channel={c}")),
+        }],
+        outbox: vec![OutboxEvent {
+            at,
+            topic: "consent.changed".into(),
+            subject: req.subject,
+            payload: serde_json::json!({
+                "event": event.id, "subject": req.subject, "visitor": req.visitor, "purpose": req.purpose,
+                "channel": req.channel, "action": event.action.as_str(), "method": event.method,
+                "policy_version": event.policy_version,
+            })
+            .to_string(),
+        }],
+    };
+    written(app.store.write(batch).await)?;
+    let prefs = match &holder {
+        Holder::Subject(id) => app
+            .store
+            .subject(*id)
+            .await?
+            .map(|r| r.state.preferences)
+            .unwrap_or_default(),
+        Holder::Visitor(v) => app
+            .store
+            .visitor(v)
+            .await?
+            .map(|r| r.preferences)
+            .unwrap_or_default(),
+    };
+    Ok(ConsentResponse {
+        event: event.id,
+        policy_version: app.policy_version().to_string(),
+        preferences: preferences(app, &prefs, now).await?,
+    })
+}
+
+/// An objection to marketing puts the subject's addresses on the suppression
+/// list (which outlives erasure); a fresh grant for a channel takes that
+/// channel's address off it.
+fn suppression_changes(
+    app: &App,
+    record: &SubjectRecord,
+    req: &ConsentRequest,
+    at: i64,
+) -> Result<Vec<WriteOp>, AppError> {
+    let marketing = match &req.purpose {
+        None => true,
+        Some(p) => app
+            .policy
+            .document
+            .purposes
+            .iter()
+            .any(|x| x.id.as_str() == p && x.marketing),
+    };
+    if !marketing || !matches!(req.action, Action::Object | Action::Grant) {
+        return Ok(Vec::new());
+    }
+    let wanted = channel_address(req.channel.as_deref());
+    let mut ops = Vec::new();
+    for (address, value) in addresses(app, record)? {
+        if wanted.is_some_and(|w| w != address) || (req.action == Action::Grant && wanted.is_none())
+        {
+            continue;
+        }
+        let kind = suppression_kind(address);
+        let hash = app.keys.blind_index(&kind, &value);
+        ops.push(match req.action {
+            Action::Object => WriteOp::Suppress {
+                kind,
+                hash,
+                at,
+                reason: "objection to direct marketing".into(),
+            },
+            _ => WriteOp::Unsuppress { kind, hash },
+        });
+    }
+    Ok(ops)
+}
+
+/// Every consent purpose and marketing channel, with the policy's defaults
+/// where nothing was recorded.
+pub async fn preferences(
+    app: &App,
+    prefs: &Preferences,
+    now: OffsetDateTime,
+) -> Result<Vec<PreferenceView>, AppError> {
+    let stale = super::read::stale_versions(app, &prefs.consents).await?;
+    let doc = &app.policy.document;
+    let mut out = Vec::new();
+    for p in doc
+        .purposes
+        .iter()
+        .filter(|p| *p.basis == LegalBasis::Consent || p.marketing)
+    {
+        let channels: Vec<Option<String>> = if p.channels.is_empty() {
+            vec![None]
+        } else {
+            p.channels.iter().map(|c| Some(c.to_string())).collect()
+        };
+        for channel in channels {
+            let objected = prefs.objections.iter().any(|o| {
+                let purpose_matches = match &o.purpose {
+                    Some(x) => x == p.id.as_str(),
+                    None => p.marketing,
+                };
+                purpose_matches
+                    && (o.channel.is_none() || channel.is_none() || o.channel == channel)
+            });
+            let recorded = prefs
+                .consents
+                .iter()
+                .find(|c| c.purpose == p.id.as_str() && c.channel == channel);
+            let mode = channel
+                .as_ref()
+                .and_then(|c| {
+                    doc.marketing
+                        .channels
+                        .iter()
+                        .find(|d| d.channel.as_str() == c)
+                })
+                .map(|d| *d.mode);
+            let needs_renewal = recorded.is_some_and(|c| {
+                stale
+                    .get(&c.policy_version)
+                    .is_some_and(|s| s.contains(p.id.as_str()))
+            });
+            let expired = recorded.is_some_and(|c| c.expires_at.is_some_and(|e| e <= micros(now)));
+            let (status, effective) = match (objected, recorded, *p.basis) {
+                (true, _, _) => ("objected".to_string(), false),
+                (false, Some(c), LegalBasis::Consent) => (
+                    c.status.clone(),
+                    c.status == "given" && !needs_renewal && !expired,
+                ),
+                (false, None, LegalBasis::Consent) => ("not-given".to_string(), false),
+                (false, _, _) if mode == Some(ChannelMode::OptOut) || mode.is_none() => {
+                    ("on".to_string(), true)
+                }
+                (false, _, _) => ("not-given".to_string(), false),
+            };
+            out.push(PreferenceView {
+                purpose: p.id.to_string(),
+                channel,
+                status,
+                effective,
+                needs_renewal,
+                since: recorded.map(|c| rfc3339(c.at)),
+                policy_version: recorded.map(|c| c.policy_version.clone()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn event_view(e: &ConsentEvent) -> EventView {
+    EventView {
+        id: e.id,
+        at: rfc3339(e.at),
+        purpose: e.purpose.clone(),
+        channel: e.channel.clone(),
+        action: e.action.as_str().into(),
+        method: e.method.clone(),
+        policy_version: e.policy_version.clone(),
+        agent: e.agent.clone(),
+        ip_prefix: e.ip_prefix.clone(),
+        wording_sha256: e.wording_hash.map(|h| custodian_vault::audit::hex(&h)),
+        recorded_by: e.recorded_by.clone(),
+    }
+}
+
+pub async fn history(
+    app: &App,
+    principal: &Principal,
+    holder: Holder,
+    now: OffsetDateTime,
+) -> Result<ConsentHistory, AppError> {
+    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
+    let prefs = match &holder {
+        Holder::Subject(id) => {
+            app.store
+                .subject(*id)
+                .await?
+                .ok_or(AppError::SubjectNotFound)?
+                .state
+                .preferences
+        }
+        Holder::Visitor(v) => {
+            app.store
+                .visitor(v)
+                .await?
+                .ok_or_else(|| AppError::NotFound("no visitor with this id".into()))?
+                .preferences
+        }
+    };
+    let events = app.store.consent_events(&holder).await?;
+    Ok(ConsentHistory {
+        preferences: preferences(app, &prefs, now).await?,
+        events: events.iter().map(event_view).collect(),
+    })
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    pub subject: Uuid,
+}
+
+/// A visitor signs up: its recorded choices are recorded again for the
+/// subject (method `visitor-link`, same purpose, channel and evidence), unless
+/// the subject already made a later choice for that purpose and channel.
+pub async fn link_visitor(
+    app: &App,
+    principal: &Principal,
+    visitor: &str,
+    req: LinkRequest,
+    now: OffsetDateTime,
+) -> Result<ConsentHistory, AppError> {
+    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
+    if !valid_visitor_id(visitor) {
+        return Err(AppError::NotFound("no visitor with this id".into()));
+    }
+    let record = app
+        .store
+        .subject(req.subject)
+        .await?
+        .ok_or(AppError::SubjectNotFound)?;
+    let found = app
+        .store
+        .visitor(visitor)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no visitor with this id".into()))?;
+    if found.subject.is_some_and(|s| s != req.subject) {
+        return Err(AppError::Conflict("visitor".into()));
+    }
+    let at = micros(now);
+    let mine = &record.state.preferences;
+    let mut events = Vec::new();
+    for e in app
+        .store
+        .consent_events(&Holder::Visitor(visitor.to_string()))
+        .await?
+    {
+        let later_own = mine.consents.iter().any(|c| {
+            Some(&c.purpose) == e.purpose.as_ref() && c.channel == e.channel && c.at > e.at
+        });
+        if later_own {
+            continue;
+        }
+        events.push(ConsentEvent {
+            id: new_id(),
+            subject: Some(req.subject),
+            visitor: None,
+            method: "visitor-link".into(),
+            recorded_by: principal.actor(),
+            ..e
+        });
+    }
+    let batch = Batch {
+        ops: vec![WriteOp::LinkVisitor {
+            visitor: visitor.to_string(),
+            subject: req.subject,
+            events,
+        }],
+        audit: vec![AuditDraft {
+            at,
+            actor: principal.actor(),
+            action: "consent.link-visitor".into(),
+            purpose: None,
+            subject: Some(req.subject),
+            decision: "recorded".into(),
+            reason: None,
+        }],
+        outbox: vec![OutboxEvent {
+            at,
+            topic: "consent.visitor-linked".into(),
+            subject: Some(req.subject),
+            payload: serde_json::json!({"subject": req.subject, "visitor": visitor}).to_string(),
+        }],
+    };
+    written(app.store.write(batch).await)?;
+    history(app, principal, Holder::Subject(req.subject), now).await
+}

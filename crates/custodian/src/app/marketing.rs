@@ -1,0 +1,251 @@
+//! The checks mailers call before every send: may this address (or subject)
+//! be contacted on this channel? The suppression list is always honoured,
+//! also for addresses Custodian does not otherwise know. The answer comes
+//! from the same decision as every read, asked for the channel's own fields.
+
+use super::consent::suppression_kind;
+use super::read::{actor_of, subject_state};
+use super::{App, AppError, Principal, Role};
+use custodian_policy::compiled::{FieldSet, PurposeIx};
+use custodian_policy::decision::{self, Reason, Request};
+use custodian_policy::terms::{Channel, ChannelMode, FieldType};
+use custodian_policy::values;
+use custodian_vault::store::SubjectRecord;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckQuery {
+    /// email, phone, sms or post
+    pub channel: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub subject: Option<Uuid>,
+    /// One marketing purpose (default: any that uses the channel).
+    #[serde(default)]
+    pub purpose: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CheckAnswer {
+    pub allowed: bool,
+    /// For an allowed answer, the purpose that allows it; otherwise why not:
+    /// suppressed, unknown (an address Custodian does not hold on an opt-in
+    /// channel), no_consent, consent_withdrawn, objected, restricted, erased.
+    pub reason: String,
+    pub purpose: Option<String>,
+}
+
+/// The marketing purposes a check considers, after the key's bindings.
+pub struct Scope {
+    channel: Channel,
+    purposes: Vec<PurposeIx>,
+    /// Whether an address the vault does not hold may be contacted (opt-out channels).
+    unknown_allowed: bool,
+}
+
+pub fn scope(
+    app: &App,
+    principal: &Principal,
+    channel: &str,
+    purpose: Option<&str>,
+) -> Result<Scope, AppError> {
+    principal.require(&[Role::Admin, Role::Dpo, Role::Service, Role::Agent])?;
+    let channel = Channel::parse(channel).ok_or_else(|| {
+        AppError::Invalid(format!(
+            "unknown channel `{channel}`; expected email, phone, sms or post"
+        ))
+    })?;
+    let doc = &app.policy.document;
+    let mut purposes = Vec::new();
+    for p in doc
+        .purposes
+        .iter()
+        .filter(|p| p.marketing && p.channels.iter().any(|c| c.as_str() == channel.as_str()))
+    {
+        if purpose.is_some_and(|wanted| wanted != p.id.as_str()) {
+            continue;
+        }
+        if principal.role == Role::Service && !principal.purposes.iter().any(|x| x == p.id.as_str())
+        {
+            continue;
+        }
+        if let Some(ix) = app.policy.compiled.purpose(&p.id) {
+            purposes.push(ix);
+        }
+    }
+    if purposes.is_empty() {
+        return Err(match purpose {
+            Some(p) if app.policy.compiled.purpose(p).is_none() => {
+                AppError::UnknownPurpose(p.to_string())
+            }
+            _ => AppError::ForbiddenCode {
+                code: "no_marketing_purpose",
+                detail: format!(
+                    "no marketing purpose by {} is open to this key",
+                    channel.as_str()
+                ),
+            },
+        });
+    }
+    let mode = doc
+        .marketing
+        .channels
+        .iter()
+        .find(|d| d.channel.as_str() == channel.as_str())
+        .map(|d| *d.mode);
+    Ok(Scope {
+        channel,
+        purposes,
+        unknown_allowed: mode == Some(ChannelMode::OptOut),
+    })
+}
+
+fn answer(allowed: bool, reason: &str, purpose: Option<String>) -> CheckAnswer {
+    CheckAnswer {
+        allowed,
+        reason: reason.into(),
+        purpose,
+    }
+}
+
+/// One address or subject, already parsed.
+pub enum Target {
+    Address(FieldType, String),
+    Subject(Uuid),
+}
+
+/// Parses a line of a bulk check (an address, or a subject id) for a channel.
+pub fn target(channel: Channel, text: &str) -> Option<Target> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(id) = Uuid::parse_str(text) {
+        return Some(Target::Subject(id));
+    }
+    let kind = match channel {
+        Channel::Email => FieldType::Email,
+        Channel::Phone | Channel::Sms => FieldType::Phone,
+        Channel::Post => return None,
+    };
+    values::lookup_key(kind, text).map(|k| Target::Address(kind, k))
+}
+
+async fn find(app: &App, target: &Target) -> Result<Option<SubjectRecord>, AppError> {
+    match target {
+        Target::Subject(id) => Ok(app.store.subject(*id).await?),
+        Target::Address(kind, key) => {
+            for field in app
+                .policy
+                .compiled
+                .fields
+                .iter()
+                .filter(|f| f.kind == *kind)
+            {
+                let hash = app.keys.blind_index(&field.name, key);
+                if let Some(r) = app.store.subject_by_lookup(&field.name, &hash).await? {
+                    return Ok(Some(r));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn address_label(kind: FieldType) -> &'static str {
+    if kind == FieldType::Email {
+        "email"
+    } else {
+        "phone"
+    }
+}
+
+pub async fn check(
+    app: &App,
+    principal: &Principal,
+    scope: &Scope,
+    target: &Target,
+    now: OffsetDateTime,
+) -> Result<CheckAnswer, AppError> {
+    if let Target::Address(kind, key) = target {
+        let kind_name = suppression_kind(address_label(*kind));
+        if app
+            .store
+            .suppressed(&kind_name, &app.keys.blind_index(&kind_name, key))
+            .await?
+        {
+            return Ok(answer(false, "suppressed", None));
+        }
+    }
+    let Some(record) = find(app, target).await? else {
+        return Ok(if scope.unknown_allowed {
+            answer(true, "not_objected", None)
+        } else {
+            answer(false, "unknown", None)
+        });
+    };
+    let state = subject_state(app, &record).await?;
+    let policy = &app.policy.compiled;
+    let mut first_refusal: Option<Reason> = None;
+    for pix in &scope.purposes {
+        let Some(table) = policy.purposes.get(pix.get()) else {
+            continue;
+        };
+        // The fields this channel needs (an email address), or every field
+        // the purpose uses when the channel names none.
+        let own = table
+            .channel_fields
+            .get(scope.channel.index())
+            .copied()
+            .unwrap_or_default();
+        let wanted: FieldSet = if own.is_empty() { table.fields } else { own };
+        let request = Request {
+            actor: actor_of(principal),
+            purpose: *pix,
+            wanted,
+            recipient: None,
+            channel: Some(scope.channel),
+        };
+        let d = decision::decide(policy, &state, &request, now);
+        if !d.allowed.is_empty() && d.refused().is_empty() {
+            return Ok(answer(true, "allowed", Some(table.id.clone())));
+        }
+        if first_refusal.is_none() {
+            first_refusal = d.refusals().map(|(_, r)| r).next();
+        }
+    }
+    Ok(answer(
+        false,
+        first_refusal.map_or("no_consent", Reason::code),
+        None,
+    ))
+}
+
+pub async fn check_one(
+    app: &App,
+    principal: &Principal,
+    q: CheckQuery,
+    now: OffsetDateTime,
+) -> Result<CheckAnswer, AppError> {
+    let scope = scope(app, principal, &q.channel, q.purpose.as_deref())?;
+    let target = match (&q.email, &q.phone, &q.subject) {
+        (Some(e), None, None) => values::lookup_key(FieldType::Email, e)
+            .map(|k| Target::Address(FieldType::Email, k))
+            .ok_or_else(|| AppError::Invalid("the email address given is not valid".into()))?,
+        (None, Some(p), None) => values::lookup_key(FieldType::Phone, p)
+            .map(|k| Target::Address(FieldType::Phone, k))
+            .ok_or_else(|| AppError::Invalid("the telephone number given is not valid".into()))?,
+        (None, None, Some(s)) => Target::Subject(*s),
+        _ => {
+            return Err(AppError::Invalid(
+                "give exactly one of `email`, `phone` or `subject`".into(),
+            ));
+        }
+    };
+    check(app, principal, &scope, &target, now).await
+}

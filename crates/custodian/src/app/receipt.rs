@@ -1,0 +1,297 @@
+//! Proof of consent: every consent event exports as a Kantara Consent Receipt
+//! v1.1 and as an ISO/IEC TS 27560 record in the W3C DPV JSON-LD profile,
+//! both signed together with the controller's Ed25519 receipt key, whose
+//! public half is published at `/.well-known/custodian-receipt-key`.
+
+use super::read::time_of;
+use super::{App, AppError, Principal, Role};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use custodian_policy::model::Policy;
+use custodian_policy::terms::Sensitivity;
+use custodian_vault::crypto::verify_ed25519;
+use custodian_vault::store::{ConsentAction, ConsentEvent};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// JSON with object keys sorted at every level and no insignificant space:
+/// the exact bytes a receipt's signature covers.
+pub fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        Value::String(k.clone()),
+                        map.get(k).map_or_else(String::new, canonical)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn status_iri(action: ConsentAction) -> &'static str {
+    match action {
+        ConsentAction::Grant => "dpv:ConsentGiven",
+        ConsentAction::Withdraw => "dpv:ConsentWithdrawn",
+        ConsentAction::Refuse => "dpv:ConsentRefused",
+        ConsentAction::Object => "dpv:ObjectionGiven",
+    }
+}
+
+/// The Kantara receipt and the 27560 record for one event.
+pub fn documents(policy: &Policy, event: &ConsentEvent, public_key: &[u8; 32]) -> (Value, Value) {
+    let c = &policy.controller;
+    let purpose = event
+        .purpose
+        .as_deref()
+        .and_then(|id| policy.purposes.iter().find(|p| p.id.as_str() == id));
+    let categories: Vec<&custodian_policy::model::Category> = purpose
+        .map(|p| {
+            p.categories
+                .iter()
+                .filter_map(|r| {
+                    let id = r.split('.').next().unwrap_or_default();
+                    policy.categories.iter().find(|c| c.id.as_str() == id)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let recipients: Vec<String> = purpose
+        .map(|p| {
+            p.recipients
+                .iter()
+                .filter_map(|r| {
+                    policy
+                        .recipients
+                        .iter()
+                        .find(|x| x.id.as_str() == r.as_str())
+                        .map(|x| x.name.clone())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let termination = purpose
+        .and_then(|p| p.retention.as_ref())
+        .and_then(|r| {
+            policy
+                .retention
+                .iter()
+                .find(|x| x.id.as_str() == r.as_str())
+        })
+        .map_or_else(String::new, |r| r.description.clone());
+    let principal = match (&event.subject, &event.visitor) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(v)) => format!("visitor:{v}"),
+        _ => String::new(),
+    };
+    let timestamp = event.at / 1_000_000;
+    let created = time_of(event.at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let sensitive = categories
+        .iter()
+        .any(|c| *c.sensitivity == Sensitivity::Special);
+    let spi: Vec<String> = categories
+        .iter()
+        .filter_map(|c| c.art9_condition.as_ref().map(|a| a.to_string()))
+        .collect();
+    let purpose_text = purpose.map_or_else(
+        || "all direct marketing".to_string(),
+        |p| p.description.clone(),
+    );
+    let purpose_dpv = purpose
+        .and_then(|p| p.dpv.clone())
+        .unwrap_or_else(|| "dpv:DirectMarketing".into());
+    let jurisdiction = match *policy.policy.regime {
+        custodian_policy::terms::Regime::UkGdpr => "GB",
+        custodian_policy::terms::Regime::EuGdpr => "EU",
+    };
+    let receipt = json!({
+        "version": "KI-CR-v1.1.0",
+        "jurisdiction": jurisdiction,
+        "consentTimestamp": timestamp,
+        "collectionMethod": event.method,
+        "consentReceiptID": event.id.to_string(),
+        "publicKey": URL_SAFE_NO_PAD.encode(public_key),
+        "language": "en",
+        "piiPrincipalId": principal,
+        "piiControllers": [{
+            "piiController": c.legal_name.to_string(),
+            "onBehalf": false,
+            "contact": c.dpo.name.to_string(),
+            "address": c.contact_address.to_string(),
+            "phone": c.phone,
+            "email": c.email.clone().unwrap_or_default(),
+            "piiControllerUrl": c.website.clone().unwrap_or_default(),
+        }],
+        "policyUrl": policy.policy.notice_url,
+        "services": [{
+            "service": c.trading_name.clone().unwrap_or_else(|| c.legal_name.to_string()),
+            "purposes": [{
+                "purpose": purpose_text,
+                "purposeCategory": [purpose_dpv.clone()],
+                "consentType": if event.method == "gpc" { "IMPLICIT" } else { "EXPLICIT" },
+                "piiCategory": categories.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                "primaryPurpose": true,
+                "termination": termination,
+                "thirdPartyDisclosure": !recipients.is_empty(),
+                "thirdPartyName": recipients.join(", "),
+            }],
+        }],
+        "sensitive": sensitive,
+        "spiCat": spi,
+        "x-custodian": {
+            "action": event.action.as_str(),
+            "channel": event.channel,
+            "policyVersion": event.policy_version,
+            "purposeId": event.purpose,
+        },
+    });
+    let record = json!({
+        "@context": {
+            "dpv": "https://w3id.org/dpv#",
+            "pd": "https://w3id.org/dpv/pd#",
+            "dct": "http://purl.org/dc/terms/",
+        },
+        "@id": format!("urn:uuid:{}", event.id),
+        "@type": "dpv:ConsentRecord",
+        "dct:conformsTo": "https://w3id.org/dpv/schema/dpv-27560#record",
+        "dct:identifier": event.id.to_string(),
+        "dct:created": created,
+        "dpv:hasDataSubject": {"@id": format!("urn:custodian:{principal}")},
+        "dpv:hasDataController": {"@type": "dpv:DataController", "dct:title": c.legal_name.to_string()},
+        "dpv:hasPurpose": {"@type": purpose_dpv, "dct:description": purpose_text},
+        "dpv:hasPersonalData": categories.iter().map(|c| c.dpv.clone().unwrap_or_else(|| c.id.to_string())).collect::<Vec<_>>(),
+        "dpv:hasLegalBasis": "dpv:Consent",
+        "dpv:hasConsentStatus": status_iri(event.action),
+        "dpv:hasRecipient": recipients,
+        "dpv:hasNotice": {"@id": policy.policy.notice_url, "dct:hasVersion": event.policy_version},
+        "dpv:isIndicatedBy": event.method,
+        "dpv:hasJurisdiction": jurisdiction,
+    });
+    (receipt, record)
+}
+
+/// A signed bundle: `{receipt, record, signature}`.
+pub fn sign(app: &App, event: &ConsentEvent) -> Result<Value, AppError> {
+    let public = app.keys.receipt_public_key().ok_or(AppError::Internal)?;
+    let (receipt, record) = documents(&app.policy.document, event, &public);
+    let signed = json!({"receipt": receipt, "record": record});
+    let message = canonical(&signed);
+    let signature = app
+        .keys
+        .sign_receipt(message.as_bytes())
+        .ok_or(AppError::Internal)?;
+    Ok(json!({
+        "receipt": signed["receipt"],
+        "record": signed["record"],
+        "signature": {
+            "alg": "EdDSA",
+            "crv": "Ed25519",
+            "public_key": URL_SAFE_NO_PAD.encode(public),
+            "covers": "the canonical JSON (keys sorted, no spaces) of {\"receipt\", \"record\"}",
+            "value": URL_SAFE_NO_PAD.encode(signature),
+        },
+    }))
+}
+
+pub async fn receipt(app: &App, principal: &Principal, id: Uuid) -> Result<Value, AppError> {
+    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
+    let event = app
+        .store
+        .consent_event(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no consent event with this id".into()))?;
+    if principal.role == Role::Service
+        && !event
+            .purpose
+            .as_ref()
+            .is_some_and(|p| principal.purposes.contains(p))
+    {
+        return Err(AppError::ForbiddenCode {
+            code: "purpose_not_allowed_for_key",
+            detail: "this key is not bound to the event's purpose".into(),
+        });
+    }
+    sign(app, &event)
+}
+
+/// The published public key, as a JWK.
+pub fn public_jwk(app: &App) -> Value {
+    match app.keys.receipt_public_key() {
+        Some(k) => {
+            json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "x": URL_SAFE_NO_PAD.encode(k)})
+        }
+        None => json!({}),
+    }
+}
+
+/// Checks a signed bundle. With `pinned`, the key must also be that one.
+pub fn verify(bundle: &Value, pinned: Option<&str>) -> Result<String, String> {
+    let sig = &bundle["signature"];
+    let key_text = sig["public_key"]
+        .as_str()
+        .ok_or("the receipt has no signature.public_key")?;
+    if let Some(p) = pinned {
+        if p.trim_end_matches('=') != key_text {
+            return Err("the receipt is signed with a different key than the one given".into());
+        }
+    }
+    if bundle["receipt"]["publicKey"].as_str() != Some(key_text) {
+        return Err("the receipt's publicKey does not match the signing key".into());
+    }
+    let key = URL_SAFE_NO_PAD
+        .decode(key_text)
+        .map_err(|_| "the public key is not base64url")?;
+    let value = URL_SAFE_NO_PAD
+        .decode(
+            sig["value"]
+                .as_str()
+                .ok_or("the receipt has no signature.value")?,
+        )
+        .map_err(|_| "the signature is not base64url")?;
+    let signed = json!({"receipt": bundle["receipt"], "record": bundle["record"]});
+    if verify_ed25519(&key, canonical(&signed).as_bytes(), &value) {
+        Ok(format!(
+            "valid: consent receipt {} ({} of `{}`), signed by key {key_text}",
+            bundle["receipt"]["consentReceiptID"]
+                .as_str()
+                .unwrap_or("?"),
+            bundle["receipt"]["x-custodian"]["action"]
+                .as_str()
+                .unwrap_or("?"),
+            bundle["receipt"]["x-custodian"]["purposeId"]
+                .as_str()
+                .unwrap_or("all direct marketing"),
+        ))
+    } else {
+        Err("the signature does not match: the receipt was altered or signed by another key".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let v = json!({"b": 1, "a": {"d": [1, {"z": 2, "y": 1}], "c": "x"}});
+        assert_eq!(
+            canonical(&v),
+            r#"{"a":{"c":"x","d":[1,{"y":1,"z":2}]},"b":1}"#
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! The cookie banner script, a preview page for it, and the Global Privacy
+//! Control well-known resource. The script is rendered once from the policy:
+//! its categories, wording and version are data, not code.
+
+use super::State;
+use axum::Router;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use custodian_policy::LoadedPolicy;
+use custodian_policy::terms::CookieCategory;
+
+const SCRIPT: &str = include_str!("consent.js");
+
+pub struct Banner {
+    script: String,
+    gpc_json: String,
+}
+
+const TITLE: &str = "Cookies on this website";
+
+impl Banner {
+    pub fn render(policy: &LoadedPolicy) -> Banner {
+        let doc = &policy.document;
+        let categories: Vec<serde_json::Value> = CookieCategory::ALL
+            .iter()
+            .filter(|c| **c != CookieCategory::StrictlyNecessary)
+            .filter_map(|c| {
+                let cookies: Vec<&str> = doc.cookies.iter().filter(|k| *k.category == *c).map(|k| k.name.as_str()).collect();
+                if cookies.is_empty() {
+                    return None;
+                }
+                let description = doc
+                    .cookies
+                    .iter()
+                    .filter(|k| *k.category == *c)
+                    .map(|k| k.description.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some(serde_json::json!({"id": c.as_str(), "label": c.label(), "description": description, "cookies": cookies}))
+            })
+            .collect();
+        let name = doc
+            .controller
+            .trading_name
+            .as_deref()
+            .unwrap_or(&doc.controller.legal_name);
+        let text = format!(
+            "{name} uses strictly necessary cookies to make this website work. With your permission we also use the cookies below. You can change your choice at any time."
+        );
+        let mut config = serde_json::json!({
+            "endpoint": "/v1/cookie-consent",
+            "renewal": "/v1/cookie-consent/renewal",
+            "cookiePolicy": "/cookies",
+            "version": policy.compiled.version,
+            "title": TITLE,
+            "text": text,
+            "necessary": "Strictly necessary (always on)",
+            "gpcText": "Your browser sends a Global Privacy Control signal: we treat it as an objection to marketing, and set no marketing cookies.",
+            "accept": "Accept all",
+            "reject": "Reject all",
+            "save": "Save my choices",
+            "more": "Read our cookie policy",
+            "categories": categories,
+        });
+        // The evidence kept with each choice: a hash of exactly this wording.
+        let wording = custodian_vault::crypto::sha256(
+            serde_json::to_string(&config)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        config["wording"] = serde_json::Value::String(custodian_vault::audit::hex(&wording));
+        let config = serde_json::to_string(&config)
+            .unwrap_or_else(|_| "null".into())
+            .replace("</", "<\\/");
+        let script = SCRIPT.replace("/*CONFIG*/null/*END*/", &config);
+        let gpc_json =
+            serde_json::json!({"gpc": true, "lastUpdate": doc.policy.effective.to_string()})
+                .to_string();
+        Banner { script, gpc_json }
+    }
+}
+
+fn typed(body: String, content_type: &'static str, cache: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+const PREVIEW: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Cookie banner preview</title>\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body><main><h1>Cookie banner preview</h1>\
+<p>This page includes <code>/consent.js</code> as a website would.</p><p>Current choice: <output id=\"choice\">none yet</output></p>\
+<p><button type=\"button\" id=\"change\">Change cookie settings</button></p></main>\
+<script src=\"/consent.js\"></script><script>\
+function shown(){document.getElementById('choice').textContent=JSON.stringify(window.Custodian.consent);}\
+document.addEventListener('custodian:consent',shown);document.getElementById('change').onclick=function(){window.Custodian.show();};\
+</script></body></html>\n";
+
+pub fn routes() -> Router<State> {
+    Router::new()
+        .route(
+            "/consent.js",
+            get(|s: AxumState<State>| async move {
+                typed(
+                    s.banner.script.clone(),
+                    "text/javascript; charset=utf-8",
+                    "public, max-age=300",
+                )
+            }),
+        )
+        .route(
+            "/consent/preview",
+            get(|| async { typed(PREVIEW.to_string(), "text/html; charset=utf-8", "no-store") }),
+        )
+        .route(
+            "/.well-known/gpc.json",
+            get(|s: AxumState<State>| async move {
+                typed(
+                    s.banner.gpc_json.clone(),
+                    "application/json",
+                    "public, max-age=86400",
+                )
+            }),
+        )
+}
