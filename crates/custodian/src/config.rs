@@ -167,14 +167,31 @@ impl StoreSettings {
     }
 }
 
+/// Host, port and database of a connection string; never its user's password.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user_part = &url[scheme + 3..at];
-            let user = user_part.split(':').next().unwrap_or("");
-            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(c) => {
+            let hosts: Vec<String> = c
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            let port = c
+                .get_ports()
+                .first()
+                .map_or(String::new(), |p| format!(":{p}"));
+            let user = c.get_user().map_or(String::new(), |u| format!("{u}@"));
+            format!(
+                "postgres://{user}{}{port}/{}",
+                hosts.join(","),
+                c.get_dbname().unwrap_or("")
+            )
         }
-        _ => url.to_string(),
+        Err(_) => "(an unreadable connection string)".to_string(),
     }
 }
 
@@ -206,6 +223,11 @@ mod tests {
             redact("postgres://app:secret@db:5432/custodian"),
             "postgres://app@db:5432/custodian"
         );
-        assert_eq!(redact("postgres://db/custodian"), "postgres://db/custodian");
+        assert_eq!(
+            redact("postgres://db/custodian"),
+            "postgres://db:5432/custodian"
+        );
+        assert!(!redact("postgres://db/custodian?password=hunter2").contains("hunter2"));
+        assert!(!redact("host=db password=hunter2 dbname=c").contains("hunter2"));
     }
 }

@@ -387,6 +387,22 @@ pub async fn put_relationship(
     now: OffsetDateTime,
 ) -> Result<RelationshipResponse, AppError> {
     principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
+    if principal.role == Role::Service {
+        // A service may record only the relationships that ground one of its own purposes.
+        let grounds_own = app.policy.document.purposes.iter().any(|p| {
+            principal.purposes.iter().any(|b| b == p.id.as_str())
+                && p.relationships.iter().any(|r| r.as_str() == req.kind)
+        });
+        if !grounds_own {
+            return Err(AppError::ForbiddenCode {
+                code: "relationship_not_allowed_for_key",
+                detail: format!(
+                    "none of this key's purposes rests on a `{}` relationship",
+                    req.kind
+                ),
+            });
+        }
+    }
     if app.policy.compiled.relationship(&req.kind).is_none() {
         let known = app.policy.compiled.relationships.join(", ");
         return Err(AppError::Invalid(format!(

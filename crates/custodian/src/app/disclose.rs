@@ -131,6 +131,17 @@ pub async fn disclose(
     } else {
         None
     };
+    let refusal = refusal.or_else(|| {
+        (recipient.form == DisclosureForm::Aggregated).then(|| {
+            (
+                "aggregated_only",
+                format!(
+                    "`{}` receives only aggregated statistics, never records about individuals",
+                    req.recipient
+                ),
+            )
+        })
+    });
     if let Some((code, detail)) = refusal {
         written(
             app.store
@@ -155,8 +166,8 @@ pub async fn disclose(
             continue;
         };
         let wanted = match &fields {
-            Some(f) => wanted(policy, &record, Some(f))?,
-            None => wanted(policy, &record, None)?.intersect(recipient.fields),
+            Some(f) => wanted(policy, &record, Some(f), pix)?,
+            None => wanted(policy, &record, None, pix)?.intersect(recipient.fields),
         };
         let request = Request {
             actor,

@@ -249,3 +249,86 @@ pub async fn check_one(
     };
     check(app, principal, &scope, &target, now).await
 }
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressRequest {
+    /// email, phone or sms
+    pub channel: String,
+    /// Addresses never to market to, known to Custodian or not (at most 10,000).
+    pub addresses: Vec<String>,
+    /// Why, for the record (for example "unsubscribed by reply").
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SuppressResponse {
+    pub suppressed: usize,
+    /// Entries that are not valid addresses for the channel, by position.
+    pub invalid: Vec<usize>,
+}
+
+/// Adds addresses to the suppression list: only keyed hashes are kept, so
+/// the list can hold addresses of people Custodian holds nothing else about.
+pub async fn suppress(
+    app: &App,
+    principal: &Principal,
+    req: SuppressRequest,
+    now: OffsetDateTime,
+) -> Result<SuppressResponse, AppError> {
+    principal.require(&[Role::Admin, Role::Dpo, Role::Service, Role::Agent])?;
+    if req.addresses.is_empty() || req.addresses.len() > 10_000 {
+        return Err(AppError::Invalid(
+            "`addresses` must hold 1 to 10,000 entries".into(),
+        ));
+    }
+    let channel = Channel::parse(&req.channel)
+        .ok_or_else(|| AppError::Invalid(format!("unknown channel `{}`", req.channel)))?;
+    let kind = match channel {
+        Channel::Email => FieldType::Email,
+        Channel::Phone | Channel::Sms => FieldType::Phone,
+        Channel::Post => {
+            return Err(AppError::Invalid(
+                "postal addresses are suppressed through an objection by the subject".into(),
+            ));
+        }
+    };
+    let at = super::collect::micros(now);
+    let kind_name = suppression_kind(address_label(kind));
+    let mut ops = Vec::new();
+    let mut invalid = Vec::new();
+    for (i, a) in req.addresses.iter().enumerate() {
+        match values::lookup_key(kind, a) {
+            Some(k) => ops.push(custodian_vault::store::WriteOp::Suppress {
+                kind: kind_name.clone(),
+                hash: app.keys.blind_index(&kind_name, &k),
+                at,
+                reason: req
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "added to the suppression list".into()),
+            }),
+            None => invalid.push(i),
+        }
+    }
+    let suppressed = ops.len();
+    let batch = custodian_vault::store::Batch {
+        ops,
+        audit: vec![custodian_vault::audit::AuditDraft {
+            at,
+            actor: principal.actor(),
+            action: "marketing.suppress".into(),
+            purpose: None,
+            subject: None,
+            decision: "recorded".into(),
+            reason: Some(format!("channel={} count={suppressed}", channel.as_str())),
+        }],
+        outbox: vec![],
+    };
+    super::error::written(app.store.write(batch).await)?;
+    Ok(SuppressResponse {
+        suppressed,
+        invalid,
+    })
+}

@@ -190,21 +190,31 @@ pub fn parse_channel(channel: Option<&str>) -> Result<Option<Channel>, AppError>
         .transpose()
 }
 
-/// The fields asked for: the named ones, or every field the subject holds.
+/// The fields asked for: the named ones, or the held fields the purpose
+/// needs (so that a read does not reveal which other fields a subject has).
 pub fn wanted(
     policy: &CompiledPolicy,
     record: &SubjectRecord,
     fields: Option<&str>,
+    purpose: PurposeIx,
 ) -> Result<FieldSet, AppError> {
     match fields {
         Some(list) => policy
             .field_set(list.split(',').map(str::trim).filter(|f| !f.is_empty()))
             .map_err(|unknown| AppError::Invalid(format!("`{unknown}` is not a declared field"))),
-        None => Ok(record
-            .fields
-            .iter()
-            .filter_map(|f| policy.field(&f.name))
-            .collect()),
+        None => {
+            let needed = policy
+                .purposes
+                .get(purpose.get())
+                .map(|p| p.fields)
+                .unwrap_or_default();
+            Ok(record
+                .fields
+                .iter()
+                .filter_map(|f| policy.field(&f.name))
+                .collect::<FieldSet>()
+                .intersect(needed))
+        }
     }
 }
 
@@ -284,7 +294,7 @@ async fn decide_and_open(
     let request = Request {
         actor: actor_of(principal),
         purpose: pix,
-        wanted: wanted(policy, &record, fields)?,
+        wanted: wanted(policy, &record, fields, pix)?,
         recipient: None,
         channel: parse_channel(channel)?,
     };

@@ -5,7 +5,7 @@ use super::extract::{Caller, Json, Query};
 use super::problem::Problem;
 use crate::app::consent::{self, ConsentHistory, ConsentRequest, ConsentResponse, LinkRequest};
 use crate::app::cookies::{self, CookieChoice, CookieChoiceResponse};
-use crate::app::marketing::{self, CheckAnswer, CheckQuery};
+use crate::app::marketing::{self, CheckAnswer, CheckQuery, SuppressRequest, SuppressResponse};
 use crate::app::{AppError, receipt};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -35,6 +35,7 @@ pub fn routes() -> Router<State> {
                 .post(check_many)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/marketing/suppressions", post(suppress))
         .route("/v1/cookie-consent", post(cookie_choice))
         .route("/v1/cookie-consent/renewal", get(cookie_renewal))
         .route("/.well-known/custodian-receipt-key", get(receipt_key))
@@ -173,6 +174,11 @@ pub async fn check_many(
             let line: Vec<u8> = pending.drain(..=i).collect();
             break line;
         }
+        if pending.len() > MAX_LINE {
+            return Err(Problem::from(AppError::Invalid(
+                "the first line must be a short JSON object".into(),
+            )));
+        }
         match chunks.next().await {
             Some(Ok(c)) => pending.extend_from_slice(&c),
             Some(Err(_)) => {
@@ -181,11 +187,6 @@ pub async fn check_many(
                 )));
             }
             None => break std::mem::take(&mut pending),
-        }
-        if pending.len() > MAX_LINE {
-            return Err(Problem::from(AppError::Invalid(
-                "the first line must be a short JSON object".into(),
-            )));
         }
     };
     let header: BulkHeader = serde_json::from_slice(&header).map_err(|_| {
@@ -253,6 +254,20 @@ pub async fn check_many(
         HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(response)
+}
+
+/// Add addresses to the suppression list (kept as keyed hashes only).
+#[utoipa::path(post, path = "/v1/marketing/suppressions", tag = "marketing", request_body = SuppressRequest, security(("api_key" = [])),
+    responses((status = 201, body = SuppressResponse), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn suppress(
+    AxumState(s): AxumState<State>,
+    Caller(p): Caller,
+    Json(req): Json<SuppressRequest>,
+) -> Answer<(StatusCode, axum::Json<SuppressResponse>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(marketing::suppress(&s.app, &p, req, now()).await?),
+    ))
 }
 
 /// The cookie banner records a visitor's choice. No API key; `Sec-GPC: 1` is honoured.

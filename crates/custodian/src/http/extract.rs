@@ -11,23 +11,31 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-/// Serde's messages quote offending input (`invalid type: string "..."`);
-/// the quoted part may be personal data, so it is cut out.
+/// Serde's messages quote offending input (`invalid type: string "..."`,
+/// ``invalid value: integer `...` ``), which may be personal data. Only
+/// messages about the shape (unknown or missing fields, which name keys
+/// only) are passed on; every other one becomes "`path` has the wrong type
+/// or value".
 pub fn without_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut in_quotes = false;
-    for c in message.chars() {
-        match c {
-            '"' if !in_quotes => {
-                in_quotes = true;
-                out.push_str("(value)");
-            }
-            '"' => in_quotes = false,
-            _ if in_quotes => {}
-            c => out.push(c),
+    let text = message
+        .split_once("target type: ")
+        .map_or(message, |(_, rest)| rest);
+    let (path, detail) = match text.split_once(": ") {
+        Some((p, d)) if !p.contains(' ') => (p, d),
+        _ => ("", text),
+    };
+    let detail = detail.split(" at line ").next().unwrap_or(detail);
+    if detail.starts_with("unknown field") || detail.starts_with("missing field") {
+        if path.is_empty() {
+            detail.to_string()
+        } else {
+            format!("{path}: {detail}")
         }
+    } else if path.is_empty() {
+        "the body has a value of the wrong type or form".to_string()
+    } else {
+        format!("`{path}` has the wrong type or value")
     }
-    out
 }
 
 pub struct Json<T>(pub T);
@@ -122,10 +130,24 @@ pub fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn quoted_values_are_cut_from_messages() {
+    fn values_never_reach_messages() {
+        let cases = [
+            "Failed to deserialize the JSON body into the target type: data: invalid type: string \"ada@example.org\", expected a map at line 1 column 9",
+            "Failed to deserialize the JSON body into the target type: subjects: invalid type: string \"x\\\" ada@example.org\", expected a sequence",
+            "Failed to deserialize the JSON body into the target type: n: invalid value: integer `4915112345678`, expected u8",
+        ];
+        for c in cases {
+            let out = super::without_values(c);
+            assert!(
+                !out.contains("ada@") && !out.contains("4915112345678"),
+                "{out}"
+            );
+        }
         assert_eq!(
-            super::without_values("invalid type: string \"ada@example.org\", expected a map"),
-            "invalid type: string (value), expected a map"
+            super::without_values(
+                "Failed to deserialize the JSON body into the target type: extra: unknown field `extra`, expected one of `purpose`, `data` at line 1 column 64"
+            ),
+            "extra: unknown field `extra`, expected one of `purpose`, `data`"
         );
     }
 }

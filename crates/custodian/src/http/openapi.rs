@@ -17,7 +17,7 @@ use crate::app::cookies::{CookieChoice, CookieChoiceResponse};
 use crate::app::disclose::{Disclosed, DisclosureRequest, DisclosureResponse};
 use crate::app::error::FieldProblem;
 use crate::app::keys::{KeyInfo, NewKeyRequest, NewKeyResponse};
-use crate::app::marketing::CheckAnswer;
+use crate::app::marketing::{CheckAnswer, SuppressRequest, SuppressResponse};
 use crate::app::read::{ReadResponse, Refusal};
 use axum::Router;
 use custodian_vault::audit::Verification;
@@ -38,14 +38,14 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::revoke_key, routes::verify_audit, routes::healthz, routes::readyz,
         consent_routes::record_consent, consent_routes::subject_consents, consent_routes::visitor_consents,
         consent_routes::link_visitor, consent_routes::consent_receipt, consent_routes::receipt_key,
-        consent_routes::check, consent_routes::check_many, consent_routes::cookie_choice, consent_routes::cookie_renewal,
+        consent_routes::check, consent_routes::check_many, consent_routes::suppress, consent_routes::cookie_choice, consent_routes::cookie_renewal,
     ),
     components(schemas(
         Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
         RelationshipResponse, RelationshipStatus, ReadResponse, Refusal, DisclosureRequest,
         DisclosureResponse, Disclosed, NewKeyRequest, NewKeyResponse, KeyInfo, Role, Verification,
         ConsentRequest, ConsentResponse, ConsentHistory, PreferenceView, EventView, Evidence, Action, Method,
-        LinkRequest, CheckAnswer, CookieChoice, CookieChoiceResponse,
+        LinkRequest, CheckAnswer, CookieChoice, CookieChoiceResponse, SuppressRequest, SuppressResponse,
     )),
     modifiers(&BearerKeys),
 )]

@@ -192,17 +192,27 @@ impl Store {
         }
     }
 
-    /// Recomputes the whole audit chain, a page at a time.
+    /// Recomputes the whole audit chain, a page at a time. The head is read
+    /// first and only entries up to it are checked, so entries committed
+    /// while the check runs (every read writes one) are not mistaken for
+    /// tampering.
     pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        let head = self.audit_head().await?;
+        let last = head.map_or(0, |(seq, _)| seq);
         let mut verifier = Verifier::default();
         let mut after = 0;
-        loop {
+        'pages: loop {
             let page = self.audit_page(after, 10_000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            page.iter().for_each(|e| verifier.push(e));
+            let Some(tail) = page.last() else { break };
+            after = tail.seq;
+            for e in &page {
+                if e.seq > last {
+                    break 'pages;
+                }
+                verifier.push(e);
+            }
         }
-        Ok(verifier.finish(self.audit_head().await?))
+        Ok(verifier.finish(head))
     }
 
     /// A holder's consent events, oldest first.

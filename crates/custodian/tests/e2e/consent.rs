@@ -1,0 +1,565 @@
+//! Consent, marketing checks, receipts, cookie consent and Global Privacy
+//! Control, through the real server.
+
+use super::vault::{collect, vault};
+use super::*;
+use serde_json::json;
+
+/// A subscriber with an email address and, for the first one of a test, +447700900555.
+fn subscriber(server: &Server, key: &str, email: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let phone = if email.starts_with("grace@") {
+        "+447700900555".to_string()
+    } else {
+        format!("+4477009{:05}", 10_000 + n)
+    };
+    collect(
+        server,
+        key,
+        &json!({"purpose": "requested-communications", "data": {"full_name": "Grace Hopper", "email": email, "phone": phone}}),
+    )
+}
+
+fn consent(server: &Server, key: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = server.post("/v1/consents", Some(key), &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()
+}
+
+fn check(server: &Server, key: &str, query: &str) -> serde_json::Value {
+    let r = server.get(&format!("/v1/marketing/check?{query}"), Some(key));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn preference<'a>(
+    prefs: &'a serde_json::Value,
+    purpose: &str,
+    channel: Option<&str>,
+) -> &'a serde_json::Value {
+    prefs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["purpose"] == purpose && p["channel"].as_str() == channel)
+        .unwrap_or_else(|| panic!("no preference for {purpose}/{channel:?} in {prefs}"))
+}
+
+#[test]
+fn consent_is_per_channel_withdrawable_and_never_rewritten() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = subscriber(s, &v.admin, "grace@example.org");
+    // Defaults from the policy: email, phone and SMS off until granted; post on.
+    let history = s
+        .get(&format!("/v1/subjects/{id}/consents"), Some(&v.admin))
+        .json();
+    let prefs = &history["preferences"];
+    assert_eq!(
+        preference(prefs, "requested-communications", Some("email"))["status"],
+        "not-given"
+    );
+    assert_eq!(
+        preference(prefs, "requested-communications", Some("sms"))["status"],
+        "not-given"
+    );
+    assert_eq!(
+        preference(prefs, "postal-marketing", Some("post"))["status"],
+        "on"
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=email&email=grace@example.org")["reason"],
+        "no_consent"
+    );
+
+    let granted = consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant",
+               "method": "web-form", "evidence": {"wording": "Yes, email me the newsletter", "ip": "203.0.113.45"}}),
+    );
+    let effective = preference(
+        &granted["preferences"],
+        "requested-communications",
+        Some("email"),
+    );
+    assert_eq!(
+        (
+            effective["status"].as_str(),
+            effective["effective"].as_bool()
+        ),
+        (Some("given"), Some(true))
+    );
+    let a = check(s, &v.admin, "channel=email&email=GRACE@example.org");
+    assert_eq!(
+        (a["allowed"].as_bool(), a["purpose"].as_str()),
+        (Some(true), Some("requested-communications"))
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=sms&phone=%2B447700900555")["allowed"],
+        false
+    );
+    // A read for email marketing sees the email address and not the phone number.
+    let r = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=requested-communications&channel=email"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(r["data"]["email"], "grace@example.org");
+    assert!(r["data"].get("phone").is_none());
+
+    // Withdrawal is one request, like the grant.
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "withdraw"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=email&email=grace@example.org")["reason"],
+        "consent_withdrawn"
+    );
+    let history = s
+        .get(&format!("/v1/subjects/{id}/consents"), Some(&v.admin))
+        .json();
+    let events = history["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["action"], "grant");
+    assert_eq!(events[0]["ip_prefix"], "203.0.113.0");
+    assert_eq!(events[0]["wording_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(events[0]["policy_version"], "2.0");
+    assert_eq!(events[1]["action"], "withdraw");
+    assert!(
+        !history.to_string().contains("203.0.113.45"),
+        "the full IP address was stored"
+    );
+
+    // Refusals are clear: consent to a purpose that does not rest on it, a channel the purpose lacks.
+    let r = s.post(
+        "/v1/consents",
+        Some(&v.admin),
+        &json!({"subject": id, "purpose": "process-orders", "action": "grant"}),
+    );
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (422, Some("not_consent_based"))
+    );
+    let r = s.post("/v1/consents", Some(&v.admin), &json!({"subject": id, "purpose": "requested-communications", "channel": "post", "action": "grant"}));
+    assert_eq!(r.json()["errors"][0]["code"], "unknown_channel");
+    let r = s.post(
+        "/v1/consents",
+        Some(&v.admin),
+        &json!({"subject": id, "purpose": "requested-communications", "action": "grant"}),
+    );
+    assert_eq!(r.json()["errors"][0]["code"], "channel_required");
+}
+
+#[test]
+fn an_objection_stops_all_marketing_and_suppresses_the_address() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = subscriber(s, &v.admin, "ada@objection.example");
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=email&email=ada@objection.example")["allowed"],
+        true
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=post&subject={id}"))["allowed"],
+        true
+    );
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "action": "object", "method": "call-centre", "agent": "agent-7"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=email&email=ada@objection.example")["reason"],
+        "suppressed"
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=post&subject={id}"))["reason"],
+        "objected"
+    );
+    // Addresses Custodian knows nothing else about can be suppressed too.
+    let r = s.post(
+        "/v1/marketing/suppressions",
+        Some(&v.admin),
+        &json!({"channel": "email", "addresses": ["Stranger@Elsewhere.example", "not an address"], "reason": "unsubscribed by reply"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["invalid"], json!([1]));
+    assert_eq!(
+        check(
+            s,
+            &v.admin,
+            "channel=email&email=stranger@elsewhere.example"
+        )["reason"],
+        "suppressed"
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=email&email=other@elsewhere.example")["reason"],
+        "unknown"
+    );
+}
+
+#[test]
+fn campaign_lists_stream_back_only_the_allowed() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let mut expected = Vec::new();
+    for i in 0..30 {
+        let email = format!("reader{i}@list.example");
+        let id = subscriber(s, &v.admin, &email);
+        if i % 3 == 0 {
+            consent(
+                s,
+                &v.admin,
+                json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant"}),
+            );
+            expected.push(email);
+        }
+    }
+    let mut body = String::from("{\"channel\":\"email\"}\n");
+    for i in 0..2_000 {
+        body.push_str(&format!("reader{i}@list.example\n"));
+    }
+    body.push_str("not-an-address\n\n");
+    let r = s.request("POST", "/v1/marketing/check", Some(&v.admin), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    let chunked = r.header("transfer-encoding") == Some("chunked");
+    let lines: Vec<String> = decode_chunked(&r.body, chunked)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str::<String>(l).unwrap())
+        .collect();
+    assert_eq!(lines, expected);
+    let r = s.request(
+        "POST",
+        "/v1/marketing/check",
+        Some(&v.admin),
+        Some("{\"channel\":\"fax\"}\nx@y.example\n"),
+    );
+    assert_eq!(r.status, 422);
+}
+
+fn decode_chunked(body: &str, chunked: bool) -> String {
+    if !chunked {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+#[test]
+fn receipts_are_signed_and_verifiable() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = subscriber(s, &v.admin, "receipt@example.org");
+    let event = consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "sms", "action": "grant", "evidence": {"wording": "Text me offers"}}),
+    )["event"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.get(&format!("/v1/consents/{event}/receipt"), Some(&v.admin));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bundle = r.json();
+    let receipt = &bundle["receipt"];
+    assert_eq!(receipt["version"], "KI-CR-v1.1.0");
+    assert!(receipt["consentTimestamp"].is_i64());
+    assert_eq!(receipt["consentReceiptID"], event.as_str());
+    assert_eq!(receipt["piiPrincipalId"], id.as_str());
+    assert_eq!(
+        receipt["piiControllers"][0]["piiController"],
+        "i-Image IT Limited"
+    );
+    assert_eq!(
+        receipt["policyUrl"],
+        "https://www.iimageit.com/privacy-policy"
+    );
+    let purpose = &receipt["services"][0]["purposes"][0];
+    for key in [
+        "purpose",
+        "purposeCategory",
+        "consentType",
+        "piiCategory",
+        "primaryPurpose",
+        "termination",
+        "thirdPartyDisclosure",
+        "thirdPartyName",
+    ] {
+        assert!(purpose.get(key).is_some(), "{key} missing from {purpose}");
+    }
+    assert!(receipt.get("sensitive").is_some() && receipt.get("spiCat").is_some());
+    let record = &bundle["record"];
+    assert_eq!(
+        record["dct:conformsTo"],
+        "https://w3id.org/dpv/schema/dpv-27560#record"
+    );
+    assert_eq!(record["dpv:hasConsentStatus"], "dpv:ConsentGiven");
+
+    let scratch = Scratch::new("receipt");
+    let file = scratch.write("receipt.json", &r.body);
+    let key = s.get("/.well-known/custodian-receipt-key", None).json();
+    let x = key["x"].as_str().unwrap();
+    let out = run(&[
+        "receipt",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        x,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid"));
+    let altered = r
+        .body
+        .replacen("Text me offers", "x", 1)
+        .replacen("\"sms\"", "\"email\"", 1);
+    let bad = scratch.write("altered.json", &altered);
+    let out = run(&["receipt", "verify", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("INVALID"));
+    let out = run(&[
+        "receipt",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        "AAAA",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn global_privacy_control_is_an_objection() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let gpc = s.get("/.well-known/gpc.json", None).json();
+    assert_eq!(gpc["gpc"], true);
+    assert_eq!(gpc["lastUpdate"], "2026-12-01");
+    let choose = |headers: &str, visitor: &str| {
+        let body = json!({"visitor": visitor, "choices": {"analytics": true, "functional": false}})
+            .to_string();
+        let mut stream = std::net::TcpStream::connect(&s.addr).unwrap();
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "POST /v1/cookie-consent HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+    };
+    let events = |visitor: &str| {
+        s.get(&format!("/v1/visitors/{visitor}/consents"), Some(&v.admin))
+            .json()["events"]
+            .clone()
+    };
+    choose("Sec-GPC: 1\r\n", "visitor-with-gpc-0001");
+    let e = events("visitor-with-gpc-0001");
+    assert!(
+        e.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["action"] == "object" && x["method"] == "gpc" && x["purpose"].is_null()),
+        "{e}"
+    );
+    assert!(
+        e.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["action"] == "grant" && x["purpose"] == "cookie-analytics")
+    );
+    choose("Sec-GPC: 0\r\n", "visitor-without-gpc-1");
+    assert!(
+        !events("visitor-without-gpc-1")
+            .to_string()
+            .contains("\"object\"")
+    );
+    choose("Sec-GPC: 0\r\nSec-GPC: 1\r\n", "visitor-two-headers-1");
+    assert!(
+        events("visitor-two-headers-1")
+            .to_string()
+            .contains("\"gpc\"")
+    );
+    choose("", "visitor-no-header-001");
+    assert!(
+        !events("visitor-no-header-001")
+            .to_string()
+            .contains("\"object\"")
+    );
+}
+
+#[test]
+fn a_visitors_choices_move_to_the_subject_it_becomes() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let r = s.post(
+        "/v1/cookie-consent",
+        None,
+        &json!({"choices": {"analytics": true, "functional": true}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let visitor = r.json()["visitor"].as_str().unwrap().to_string();
+    let id = subscriber(s, &v.admin, "signup@example.org");
+    let r = s.post(
+        &format!("/v1/visitors/{visitor}/link"),
+        Some(&v.admin),
+        &json!({"subject": id}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let history = r.json();
+    assert_eq!(
+        preference(&history["preferences"], "cookie-analytics", None)["status"],
+        "given"
+    );
+    assert_eq!(
+        preference(&history["preferences"], "interactive-features", None)["status"],
+        "given"
+    );
+    assert!(
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["method"] == "visitor-link")
+    );
+    // The subject's analytics read now has a consent to rest on.
+    let other = subscriber(s, &v.admin, "other@example.org");
+    let r = s.post(
+        &format!("/v1/visitors/{visitor}/link"),
+        Some(&v.admin),
+        &json!({"subject": other}),
+    );
+    assert_eq!(r.status, 409);
+}
+
+#[test]
+fn a_material_change_asks_for_consent_again() {
+    let scratch = Scratch::new("renewal");
+    let data = scratch.arg("data");
+    let first = Server::start(&["--data-dir", &data]);
+    let admin = first.admin_key.clone().unwrap();
+    let id = subscriber(&first, &admin, "renew@example.org");
+    consent(
+        &first,
+        &admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant"}),
+    );
+    let visitor = first
+        .post(
+            "/v1/cookie-consent",
+            None,
+            &json!({"choices": {"analytics": true}}),
+        )
+        .json()["visitor"]
+        .clone();
+    assert!(visitor.is_string());
+    assert_eq!(first.stop(), Some(0));
+
+    // Version 2.1: the newsletter purpose now also uses postal addresses (material).
+    let changed = reference_text()
+        .replacen("version = \"2.0\"", "version = \"2.1\"", 1)
+        .replacen("categories = [\"name\", \"email\", \"phone\"]\nsubjects = [\"customers\", \"prospects\"]", "categories = [\"name\", \"email\", \"phone\", \"postal-address\"]\nsubjects = [\"customers\", \"prospects\"]", 1);
+    assert_ne!(changed, reference_text());
+    let file = scratch.write("v21.toml", &changed);
+    let second = Server::start(&["--data-dir", &data, "--policy", file.to_str().unwrap()]);
+    let prefs = second
+        .get(&format!("/v1/subjects/{id}/consents"), Some(&admin))
+        .json()["preferences"]
+        .clone();
+    let email = preference(&prefs, "requested-communications", Some("email"));
+    assert_eq!(
+        (
+            email["needs_renewal"].as_bool(),
+            email["effective"].as_bool()
+        ),
+        (Some(true), Some(false)),
+        "{email}"
+    );
+    assert_eq!(
+        check(&second, &admin, "channel=email&email=renew@example.org")["allowed"],
+        false
+    );
+    // Cookie purposes did not change: the banner need not ask again.
+    let renewal = second
+        .get("/v1/cookie-consent/renewal?since=2.0", None)
+        .json();
+    assert_eq!(renewal["renew"], false);
+    // Consent given again under 2.1 is effective.
+    consent(
+        &second,
+        &admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant"}),
+    );
+    assert_eq!(
+        check(&second, &admin, "channel=email&email=renew@example.org")["allowed"],
+        true
+    );
+    assert_eq!(second.stop(), Some(0));
+
+    // The same version number with other content is refused.
+    let sneaky = scratch.write(
+        "sneaky.toml",
+        &changed.replacen("version = \"2.1\"", "version = \"2.0\"", 1),
+    );
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+        "--policy",
+        sneaky.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("give the changed policy a new version"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_banner_script_is_small_and_self_contained() {
+    let v = vault(&[]);
+    let r = v.server.get("/consent.js", None);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        r.body.len() < 10 * 1024,
+        "consent.js is {} bytes",
+        r.body.len()
+    );
+    assert!(!r.body.contains("https://") && !r.body.contains("http://"));
+    assert!(r.body.contains("\"analytics\"") && r.body.contains("globalPrivacyControl"));
+    assert!(
+        v.server
+            .get("/consent/preview", None)
+            .body
+            .contains("/consent.js")
+    );
+}
