@@ -162,6 +162,9 @@ conformance!(
     tampering_with_the_audit_is_named,
     outbox_events_commit_with_their_change,
     a_newer_schema_is_refused,
+    consent_events_fold_into_preferences,
+    visitors_keep_choices_and_hand_them_on,
+    suppression_and_policy_versions,
 );
 
 fn keyring() -> Keyring {
@@ -566,4 +569,231 @@ fn database_urls_get_their_database_replaced() {
         url_with_database("postgres://h/db?sslmode=disable", "t1"),
         "postgres://h/t1?sslmode=disable"
     );
+}
+
+fn consent_event(
+    subject: Option<Uuid>,
+    visitor: Option<&str>,
+    purpose: Option<&str>,
+    channel: Option<&str>,
+    action: ConsentAction,
+) -> ConsentEvent {
+    ConsentEvent {
+        id: new_id(),
+        at: now_micros(),
+        subject,
+        visitor: visitor.map(str::to_string),
+        purpose: purpose.map(str::to_string),
+        channel: channel.map(str::to_string),
+        action,
+        policy_version: "2.0".into(),
+        method: "web-form".into(),
+        agent: None,
+        wording_hash: Some([9; 32]),
+        ip_prefix: Some("203.0.113.0".into()),
+        recorded_by: "key:test".into(),
+        expires_at: None,
+    }
+}
+
+fn record(e: ConsentEvent) -> Batch {
+    Batch {
+        ops: vec![WriteOp::RecordConsent(e)],
+        audit: vec![draft("consent", None)],
+        outbox: vec![],
+    }
+}
+
+async fn consent_events_fold_into_preferences(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let grant = consent_event(
+        Some(id),
+        None,
+        Some("news"),
+        Some("email"),
+        ConsentAction::Grant,
+    );
+    f.store.write(record(grant.clone())).await.unwrap().unwrap();
+    f.store
+        .write(record(consent_event(
+            Some(id),
+            None,
+            Some("news"),
+            Some("email"),
+            ConsentAction::Withdraw,
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    f.store
+        .write(record(consent_event(
+            Some(id),
+            None,
+            None,
+            None,
+            ConsentAction::Object,
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    let subject = f.store.subject(id).await.unwrap().unwrap();
+    let prefs = &subject.state.preferences;
+    assert_eq!(prefs.consents.len(), 1);
+    assert_eq!(prefs.consents[0].status, "withdrawn");
+    assert_eq!(prefs.objections.len(), 1);
+    // The ledger keeps every event, in order, as recorded.
+    let events = f.store.consent_events(&Holder::Subject(id)).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.action).collect::<Vec<_>>(),
+        [
+            ConsentAction::Grant,
+            ConsentAction::Withdraw,
+            ConsentAction::Object
+        ]
+    );
+    assert_eq!(events[0], grant);
+    assert_eq!(f.store.consent_event(grant.id).await.unwrap(), Some(grant));
+    // A consent for a subject that does not exist is refused and leaves nothing.
+    let missing = record(consent_event(
+        Some(new_id()),
+        None,
+        Some("news"),
+        Some("email"),
+        ConsentAction::Grant,
+    ));
+    assert_eq!(
+        f.store.write(missing).await.unwrap(),
+        Err(BatchError::SubjectNotFound)
+    );
+}
+
+async fn visitors_keep_choices_and_hand_them_on(f: Fixture) {
+    let ring = keyring();
+    let visitor = "visitor-0123456789abcdef";
+    f.store
+        .write(record(consent_event(
+            None,
+            Some(visitor),
+            Some("cookie-analytics"),
+            None,
+            ConsentAction::Grant,
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    let found = f.store.visitor(visitor).await.unwrap().unwrap();
+    assert_eq!(found.preferences.consents[0].status, "given");
+    assert!(found.subject.is_none());
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let moved = ConsentEvent {
+        subject: Some(id),
+        visitor: None,
+        method: "visitor-link".into(),
+        id: new_id(),
+        ..consent_event(
+            None,
+            Some(visitor),
+            Some("cookie-analytics"),
+            None,
+            ConsentAction::Grant,
+        )
+    };
+    let link = Batch {
+        ops: vec![WriteOp::LinkVisitor {
+            visitor: visitor.into(),
+            subject: id,
+            events: vec![moved],
+        }],
+        audit: vec![draft("link", Some(id))],
+        outbox: vec![],
+    };
+    f.store.write(link).await.unwrap().unwrap();
+    assert_eq!(
+        f.store.visitor(visitor).await.unwrap().unwrap().subject,
+        Some(id)
+    );
+    let subject = f.store.subject(id).await.unwrap().unwrap();
+    assert_eq!(
+        subject.state.preferences.consents[0].purpose,
+        "cookie-analytics"
+    );
+    let unknown = Batch {
+        ops: vec![WriteOp::LinkVisitor {
+            visitor: "nobody-0000000000000".into(),
+            subject: id,
+            events: vec![],
+        }],
+        audit: vec![],
+        outbox: vec![],
+    };
+    assert_eq!(
+        f.store.write(unknown).await.unwrap(),
+        Err(BatchError::VisitorNotFound)
+    );
+}
+
+async fn suppression_and_policy_versions(f: Fixture) {
+    let suppress = Batch {
+        ops: vec![WriteOp::Suppress {
+            kind: "suppress:email".into(),
+            hash: [1; 32],
+            at: 1,
+            reason: "objection".into(),
+        }],
+        audit: vec![],
+        outbox: vec![],
+    };
+    f.store.write(suppress.clone()).await.unwrap().unwrap();
+    f.store.write(suppress).await.unwrap().unwrap();
+    assert!(
+        f.store
+            .suppressed("suppress:email", &[1; 32])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .suppressed("suppress:phone", &[1; 32])
+            .await
+            .unwrap()
+    );
+    let lift = Batch {
+        ops: vec![WriteOp::Unsuppress {
+            kind: "suppress:email".into(),
+            hash: [1; 32],
+        }],
+        audit: vec![],
+        outbox: vec![],
+    };
+    f.store.write(lift).await.unwrap().unwrap();
+    assert!(
+        !f.store
+            .suppressed("suppress:email", &[1; 32])
+            .await
+            .unwrap()
+    );
+
+    let put = |sha: u8, source: &str| Batch {
+        ops: vec![WriteOp::PutPolicyVersion {
+            version: "2.0".into(),
+            effective: "2026-12-01".into(),
+            sha256: [sha; 32],
+            source: source.into(),
+            at: 1,
+        }],
+        audit: vec![],
+        outbox: vec![],
+    };
+    f.store.write(put(1, "policy text")).await.unwrap().unwrap();
+    f.store.write(put(1, "policy text")).await.unwrap().unwrap();
+    assert_eq!(
+        f.store.policy_source("2.0").await.unwrap().as_deref(),
+        Some("policy text")
+    );
+    assert_eq!(
+        f.store.write(put(2, "changed")).await.unwrap(),
+        Err(BatchError::PolicyVersionChanged("2.0".into()))
+    );
+    assert_eq!(f.store.policy_source("9.9").await.unwrap(), None);
 }
