@@ -377,6 +377,18 @@ pub async fn record(
         }
     };
     check(app, &req)?;
+    // Consent must be provable (Art. 7(1)): a grant carries what was shown,
+    // unless the browser's own signal is the evidence.
+    if req.action == Action::Grant
+        && req.evidence.wording.is_none()
+        && req.evidence.wording_sha256.is_none()
+    {
+        return Err(invalid(
+            "evidence",
+            "evidence_required",
+            "a grant records the wording shown (`evidence.wording` or `evidence.wording_sha256`)",
+        ));
+    }
     let record = match &holder {
         Holder::Subject(id) => Some(
             app.store

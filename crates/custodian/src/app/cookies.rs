@@ -103,6 +103,16 @@ pub async fn record_choice(
         }
         _ => None,
     };
+    if wording.is_none() && choice.choices.values().any(|accepted| *accepted) {
+        return Err(AppError::Fields {
+            code: "consent_refused",
+            problems: vec![FieldProblem {
+                field: "wording_sha256".into(),
+                code: "evidence_required",
+                detail: "an acceptance records the SHA-256 of the banner's wording".into(),
+            }],
+        });
+    }
     let at = micros(now);
     let ip_prefix = ip.and_then(values::truncate_ip);
     let event = |purpose: Option<String>, action: ConsentAction, method: &str| ConsentEvent {

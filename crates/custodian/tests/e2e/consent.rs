@@ -21,7 +21,11 @@ fn subscriber(server: &Server, key: &str, email: &str) -> String {
     )
 }
 
-fn consent(server: &Server, key: &str, body: serde_json::Value) -> serde_json::Value {
+/// Records a consent event; a grant gets the wording shown as its evidence if it has none.
+fn consent(server: &Server, key: &str, mut body: serde_json::Value) -> serde_json::Value {
+    if body["action"] == "grant" && body.get("evidence").is_none() {
+        body["evidence"] = json!({"wording": "Yes, you may contact me about your products"});
+    }
     let r = server.post("/v1/consents", Some(key), &body);
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()
@@ -146,6 +150,22 @@ fn consent_is_per_channel_withdrawable_and_never_rewritten() {
         (422, Some("not_consent_based"))
     );
     let r = s.post("/v1/consents", Some(&v.admin), &json!({"subject": id, "purpose": "requested-communications", "channel": "post", "action": "grant"}));
+    // A grant without evidence of what was shown is not provable: refused, nothing recorded.
+    let r2 = s.post("/v1/consents", Some(&v.admin), &json!({"subject": id, "purpose": "requested-communications", "channel": "sms", "action": "grant"}));
+    assert_eq!(
+        (r2.status, r2.json()["errors"][0]["code"].as_str()),
+        (422, Some("evidence_required"))
+    );
+    let unknown = s.post("/v1/consents", Some(&v.admin), &json!({"subject": "01890000-0000-7000-8000-000000000000", "purpose": "requested-communications", "channel": "sms", "action": "grant", "evidence": {"wording": "x"}}));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        s.get(&format!("/v1/subjects/{id}/consents"), Some(&v.admin))
+            .json()["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(r.json()["errors"][0]["code"], "unknown_channel");
     let r = s.post(
         "/v1/consents",
@@ -355,7 +375,7 @@ fn global_privacy_control_is_an_objection() {
     assert_eq!(gpc["gpc"], true);
     assert_eq!(gpc["lastUpdate"], "2026-12-01");
     let choose = |headers: &str, visitor: &str| {
-        let body = json!({"visitor": visitor, "choices": {"analytics": true, "functional": false}})
+        let body = json!({"visitor": visitor, "choices": {"analytics": true, "functional": false}, "wording_sha256": "ab".repeat(32)})
             .to_string();
         let mut stream = std::net::TcpStream::connect(&s.addr).unwrap();
         use std::io::{Read, Write};
@@ -418,6 +438,11 @@ fn a_visitors_choices_move_to_the_subject_it_becomes() {
         None,
         &json!({"choices": {"analytics": true, "functional": true}}),
     );
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (422, Some("evidence_required"))
+    );
+    let r = s.post("/v1/cookie-consent", None, &json!({"choices": {"analytics": true, "functional": true}, "wording_sha256": "cd".repeat(32)}));
     assert_eq!(r.status, 201, "{}", r.body);
     let visitor = r.json()["visitor"].as_str().unwrap().to_string();
     let id = subscriber(s, &v.admin, "signup@example.org");
@@ -469,7 +494,7 @@ fn a_material_change_asks_for_consent_again() {
         .post(
             "/v1/cookie-consent",
             None,
-            &json!({"choices": {"analytics": true}}),
+            &json!({"choices": {"analytics": true}, "wording_sha256": "ef".repeat(32)}),
         )
         .json()["visitor"]
         .clone();

@@ -165,6 +165,7 @@ conformance!(
     consent_events_fold_into_preferences,
     visitors_keep_choices_and_hand_them_on,
     suppression_and_policy_versions,
+    stored_preferences_equal_a_replay_of_the_ledger,
 );
 
 fn keyring() -> Keyring {
@@ -796,4 +797,45 @@ async fn suppression_and_policy_versions(f: Fixture) {
         Err(BatchError::PolicyVersionChanged("2.0".into()))
     );
     assert_eq!(f.store.policy_source("9.9").await.unwrap(), None);
+}
+
+async fn stored_preferences_equal_a_replay_of_the_ledger(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "replay@example.org").await.unwrap();
+    // A fixed pseudo-random walk over actions, purposes and channels.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let actions = [
+        ConsentAction::Grant,
+        ConsentAction::Withdraw,
+        ConsentAction::Refuse,
+        ConsentAction::Object,
+    ];
+    let purposes = [Some("news"), Some("offers"), None];
+    let channels = [Some("email"), Some("sms"), None];
+    for _ in 0..60 {
+        let action = actions[next(4) as usize];
+        let purpose = purposes[next(3) as usize];
+        let channel = channels[next(3) as usize];
+        let batch = record(consent_event(Some(id), None, purpose, channel, action));
+        f.store.write(batch).await.unwrap().unwrap();
+    }
+    let stored = f
+        .store
+        .subject(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .preferences;
+    let mut replayed = Preferences::default();
+    for e in f.store.consent_events(&Holder::Subject(id)).await.unwrap() {
+        replayed.apply(&e);
+    }
+    assert_eq!(stored, replayed);
 }

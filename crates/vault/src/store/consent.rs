@@ -242,4 +242,55 @@ mod tests {
         p.apply(&event(ConsentAction::Withdraw, None, None, 4));
         assert!(p.objections.is_empty());
     }
+
+    mod replay {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn arb_event() -> impl Strategy<Value = ConsentEvent> {
+            (
+                0..4usize,
+                proptest::option::of(prop_oneof![Just("news"), Just("offers"), Just("cookies")]),
+                proptest::option::of(prop_oneof![Just("email"), Just("sms"), Just("post")]),
+            )
+                .prop_map(|(action, purpose, channel)| {
+                    let action = [
+                        ConsentAction::Grant,
+                        ConsentAction::Withdraw,
+                        ConsentAction::Refuse,
+                        ConsentAction::Object,
+                    ][action];
+                    event(action, purpose, channel, 0)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// The stored preferences, updated event by event and stored
+            /// (JSON) between events, equal a replay of the whole ledger.
+            #[test]
+            fn derived_state_equals_a_replay_of_the_events(events in proptest::collection::vec(arb_event(), 0..40)) {
+                let mut stored = serde_json::to_vec(&Preferences::default()).unwrap();
+                let mut ledger = Vec::new();
+                for (i, mut e) in events.into_iter().enumerate() {
+                    e.at = i as i64;
+                    e.id = Uuid::from_u128(i as u128);
+                    let mut current: Preferences = serde_json::from_slice(&stored).unwrap();
+                    current.apply(&e);
+                    stored = serde_json::to_vec(&current).unwrap();
+                    ledger.push(e);
+                }
+                let mut replayed = Preferences::default();
+                ledger.iter().for_each(|e| replayed.apply(e));
+                let stored: Preferences = serde_json::from_slice(&stored).unwrap();
+                prop_assert_eq!(stored, replayed.clone());
+                // At most one consent per purpose and channel, and it is the latest event's.
+                for c in &replayed.consents {
+                    let latest = ledger.iter().rev().find(|e| e.purpose.as_deref() == Some(c.purpose.as_str()) && e.channel == c.channel && e.action != ConsentAction::Object);
+                    prop_assert_eq!(latest.map(|e| e.id), Some(c.event));
+                }
+            }
+        }
+    }
 }
