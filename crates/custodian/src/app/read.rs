@@ -13,7 +13,7 @@ use custodian_policy::decision::{
 use custodian_policy::terms::{Channel, FieldType};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
-use custodian_vault::store::{Batch, StoredConsent, SubjectRecord};
+use custodian_vault::store::{Batch, StoredConsent, SubjectRecord, SubjectStateRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
@@ -82,13 +82,14 @@ pub fn time_of(micros: i64) -> OffsetDateTime {
 /// purpose: such a consent is reported for renewal and not relied on.
 pub fn state_of(
     policy: &CompiledPolicy,
-    record: &SubjectRecord,
+    erased: bool,
+    record: &SubjectStateRecord,
     stale: &dyn Fn(&StoredConsent) -> bool,
 ) -> SubjectState {
-    let prefs = &record.state.preferences;
+    let prefs = &record.preferences;
     SubjectState {
-        erased: record.erased_at.is_some() || record.wrapped_key.is_none(),
-        restricted: record.state.restricted,
+        erased,
+        restricted: record.restricted,
         consents: prefs
             .consents
             .iter()
@@ -111,7 +112,6 @@ pub fn state_of(
             })
             .collect(),
         relationships: record
-            .state
             .relationships
             .iter()
             .filter_map(|r| {
@@ -162,13 +162,23 @@ pub async fn stale_versions(
 
 /// The decision's snapshot of a subject, with renewal taken into account.
 pub async fn subject_state(app: &App, record: &SubjectRecord) -> Result<SubjectState, AppError> {
-    let stale = stale_versions(app, &record.state.preferences.consents).await?;
+    let erased = record.erased_at.is_some() || record.wrapped_key.is_none();
+    state_for(app, erased, &record.state).await
+}
+
+/// The same for a subject's stored state alone.
+pub async fn state_for(
+    app: &App,
+    erased: bool,
+    state: &SubjectStateRecord,
+) -> Result<SubjectState, AppError> {
+    let stale = stale_versions(app, &state.preferences.consents).await?;
     let is_stale = |c: &StoredConsent| {
         stale
             .get(&c.policy_version)
             .is_some_and(|p| p.contains(&c.purpose))
     };
-    Ok(state_of(&app.policy.compiled, record, &is_stale))
+    Ok(state_of(&app.policy.compiled, erased, state, &is_stale))
 }
 
 pub fn actor_of(principal: &Principal) -> Actor {

@@ -199,39 +199,65 @@ pub async fn check_many(
         custodian_policy::terms::Channel::parse(&header.channel).ok_or(AppError::Internal)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let app = s.app.clone();
+    let start = now();
+    // The index is built before the answer starts, so a failure is a clean 5xx.
+    let index = if channel == custodian_policy::terms::Channel::Post {
+        None
+    } else {
+        Some(marketing::campaign_index(&app, &p, &scope, start).await?)
+    };
     tokio::spawn(async move {
-        let now = now();
-        let decide_line = async |line: &[u8]| -> bool {
+        let mut out = Vec::with_capacity(64 * 1024);
+        let decide_line = async |line: &[u8], out: &mut Vec<u8>| {
             let Ok(text) = std::str::from_utf8(line) else {
-                return true;
+                return;
             };
-            let text = text.trim();
+            let text = text.trim().trim_matches('"');
             if text.is_empty() {
-                return true;
+                return;
             }
-            let allowed = match marketing::target(channel, text) {
-                Some(t) => marketing::check(&app, &p, &scope, &t, now)
-                    .await
-                    .is_ok_and(|a| a.allowed),
-                None => false,
+            let allowed = match (&index, uuid::Uuid::parse_str(text)) {
+                (Some(index), Err(_)) => index.allows(&app, text),
+                (_, Ok(id)) => {
+                    marketing::check(&app, &p, &scope, &marketing::Target::Subject(id), start)
+                        .await
+                        .is_ok_and(|a| a.allowed)
+                }
+                (None, Err(_)) => false,
             };
             if allowed {
-                let mut out =
-                    serde_json::Value::String(text.trim_matches('"').to_string()).to_string();
-                out.push('\n');
-                return tx.send(Bytes::from(out)).await.is_ok();
+                out.extend_from_slice(
+                    serde_json::Value::String(text.to_string())
+                        .to_string()
+                        .as_bytes(),
+                );
+                out.push(b'\n');
             }
-            true
         };
         loop {
-            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
-                if line.len() <= MAX_LINE && !decide_line(&line).await {
-                    return;
+            let mut start_of_line = 0;
+            while let Some(i) = pending
+                .get(start_of_line..)
+                .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+            {
+                let end = start_of_line + i;
+                if end - start_of_line <= MAX_LINE {
+                    let line = pending.get(start_of_line..end).unwrap_or_default().to_vec();
+                    decide_line(&line, &mut out).await;
                 }
+                start_of_line = end + 1;
             }
+            pending.drain(..start_of_line);
             if pending.len() > MAX_LINE {
                 pending.clear();
+            }
+            if out.len() >= 32 * 1024
+                && tx
+                    .send(Bytes::from(std::mem::take(&mut out)))
+                    .await
+                    .is_err()
+            {
+                return;
             }
             match chunks.next().await {
                 Some(Ok(c)) => pending.extend_from_slice(&c),
@@ -240,7 +266,10 @@ pub async fn check_many(
         }
         if !pending.is_empty() && pending.len() <= MAX_LINE {
             let rest = std::mem::take(&mut pending);
-            decide_line(&rest).await;
+            decide_line(&rest, &mut out).await;
+        }
+        if !out.is_empty() {
+            let _ = tx.send(Bytes::from(out)).await;
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -233,6 +233,7 @@ fn campaign_lists_stream_back_only_the_allowed() {
     let v = vault(&[]);
     let s = &v.server;
     let mut expected = Vec::new();
+    let mut ids = Vec::new();
     for i in 0..30 {
         let email = format!("reader{i}@list.example");
         let id = subscriber(s, &v.admin, &email);
@@ -242,13 +243,29 @@ fn campaign_lists_stream_back_only_the_allowed() {
                 &v.admin,
                 json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant"}),
             );
-            expected.push(email);
+            // Reader 3 objects afterwards: suppressed, whatever the consent said.
+            if i == 3 {
+                consent(s, &v.admin, json!({"subject": id, "action": "object"}));
+            } else {
+                expected.push(email);
+            }
         }
+        ids.push(id);
     }
+    let r = s.post(
+        "/v1/marketing/suppressions",
+        Some(&v.admin),
+        &json!({"channel": "email", "addresses": ["reader6@list.example"]}),
+    );
+    assert_eq!(r.status, 201);
+    expected.retain(|e| e != "reader6@list.example");
     let mut body = String::from("{\"channel\":\"email\"}\n");
     for i in 0..2_000 {
         body.push_str(&format!("reader{i}@list.example\n"));
     }
+    // A subject id on its own line is checked too; one without consent is not returned.
+    body.push_str(&format!("{}\n{}\n", ids[9], ids[1]));
+    expected.push(ids[9].clone());
     body.push_str("not-an-address\n\n");
     let r = s.request("POST", "/v1/marketing/check", Some(&v.admin), Some(&body));
     assert_eq!(r.status, 200, "{}", r.body);

@@ -244,6 +244,46 @@ impl Store {
         }
     }
 
+    /// Blind-index entries of one kind with their subjects' state, in hash
+    /// order after `after`, at most `limit`: a campaign check joins its list
+    /// against these a page at a time.
+    pub async fn lookup_page(
+        &self,
+        kind: &str,
+        after: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<LookupState>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.lookup_page(kind, after, limit),
+            Store::Postgres(s) => s.lookup_page(kind, after, limit).await,
+        }
+    }
+
+    /// Suppression hashes of one kind, in order after `after`, at most `limit`.
+    pub async fn suppression_page(
+        &self,
+        kind: &str,
+        after: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.suppression_page(kind, after, limit),
+            Store::Postgres(s) => s.suppression_page(kind, after, limit).await,
+        }
+    }
+
+    /// The subject a blind index points to, without its sealed fields.
+    pub async fn state_by_lookup(
+        &self,
+        kind: &str,
+        hash: &[u8; 32],
+    ) -> Result<Option<LookupState>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.state_by_lookup(kind, hash),
+            Store::Postgres(s) => s.state_by_lookup(kind, hash).await,
+        }
+    }
+
     /// The source of a policy version this store has run with.
     pub async fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
         match self {

@@ -343,6 +343,85 @@ impl PgStore {
         Ok(row.is_some())
     }
 
+    pub async fn lookup_page(
+        &self,
+        kind: &str,
+        after: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<LookupState>, StoreError> {
+        let c = self.reader().await?;
+        let after = after.unwrap_or([0; 32]);
+        let rows = c
+            .query(
+                "SELECT l.hash, s.id, (s.wrapped_key IS NULL OR s.erased_at IS NOT NULL), s.state
+                 FROM lookup l JOIN subjects s ON s.id = l.subject_id
+                 WHERE l.kind = $1 AND l.hash > $2 ORDER BY l.hash LIMIT $3",
+                &[&kind, &after.as_slice(), &limit],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let hash: Vec<u8> = r.get(0);
+                let state: Vec<u8> = r.get(3);
+                Ok(LookupState {
+                    hash: hash_from(&hash),
+                    subject: r.get(1),
+                    erased: r.get(2),
+                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn suppression_page(
+        &self,
+        kind: &str,
+        after: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let c = self.reader().await?;
+        let after = after.unwrap_or([0; 32]);
+        let rows = c
+            .query(
+                "SELECT hash FROM suppression WHERE kind = $1 AND hash > $2 ORDER BY hash LIMIT $3",
+                &[&kind, &after.as_slice(), &limit],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| hash_from(&r.get::<_, Vec<u8>>(0)))
+            .collect())
+    }
+
+    pub async fn state_by_lookup(
+        &self,
+        kind: &str,
+        hash: &[u8; 32],
+    ) -> Result<Option<LookupState>, StoreError> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                "SELECT s.id, (s.wrapped_key IS NULL OR s.erased_at IS NOT NULL), s.state
+                 FROM lookup l JOIN subjects s ON s.id = l.subject_id
+                 WHERE l.kind = $1 AND l.hash = $2",
+                &[&kind, &hash.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            let state: Vec<u8> = r.get(2);
+            Ok(LookupState {
+                hash: *hash,
+                subject: r.get(0),
+                erased: r.get(1),
+                state: decode_state(&state).map_err(StoreError::Corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
     pub async fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
         let c = self.reader().await?;
         let row = c

@@ -381,6 +381,93 @@ impl SqliteStore {
         })
     }
 
+    pub fn lookup_page(
+        &self,
+        kind: &str,
+        after: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<LookupState>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT l.hash, s.id, s.wrapped_key IS NULL OR s.erased_at IS NOT NULL, s.state
+                     FROM lookup l JOIN subjects s ON s.id = l.subject_id
+                     WHERE l.kind = ?1 AND l.hash > ?2 ORDER BY l.hash LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let after = after.unwrap_or([0; 32]);
+            let rows = stmt
+                .query_map(params![kind, after.as_slice(), limit], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (hash, id, erased, state) = row.map_err(backend)?;
+                out.push(LookupState {
+                    hash: hash_from(&hash),
+                    subject: uuid_from(&id).map_err(backend)?,
+                    erased,
+                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn suppression_page(
+        &self,
+        kind: &str,
+        after: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT hash FROM suppression WHERE kind = ?1 AND hash > ?2 ORDER BY hash LIMIT ?3")
+                .map_err(backend)?;
+            let after = after.unwrap_or([0; 32]);
+            let rows = stmt
+                .query_map(params![kind, after.as_slice(), limit], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(backend)?;
+            rows.map(|r| r.map(|h| hash_from(&h)).map_err(backend)).collect()
+        })
+    }
+
+    pub fn state_by_lookup(
+        &self,
+        kind: &str,
+        hash: &[u8; 32],
+    ) -> Result<Option<LookupState>, StoreError> {
+        self.read(|c| {
+            let row: Option<(Vec<u8>, bool, Vec<u8>)> = c
+                .prepare_cached(
+                    "SELECT s.id, s.wrapped_key IS NULL OR s.erased_at IS NOT NULL, s.state
+                     FROM lookup l JOIN subjects s ON s.id = l.subject_id
+                     WHERE l.kind = ?1 AND l.hash = ?2",
+                )
+                .map_err(backend)?
+                .query_row(params![kind, hash.as_slice()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            row.map(|(id, erased, state)| {
+                Ok(LookupState {
+                    hash: *hash,
+                    subject: uuid_from(&id).map_err(backend)?,
+                    erased,
+                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
     pub fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT source FROM policy_versions WHERE version = ?1")

@@ -247,3 +247,13 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Re
         Some((v, _)) => Err(format!("unknown record format {v}")),
     }
 }
+
+/// A subject reached through a blind index, with just what a marketing
+/// decision needs (no sealed fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupState {
+    pub hash: [u8; 32],
+    pub subject: Uuid,
+    pub erased: bool,
+    pub state: SubjectStateRecord,
+}
