@@ -197,22 +197,37 @@ pub async fn check(
             Ok(decide(app, principal, scope, &state, now))
         }
         Target::Address(kind, key) => {
-            let (kind_name, hash) = suppression_hash(app, *kind, key);
-            if app.store.suppressed(&kind_name, &hash).await? {
-                return Ok(answer(false, "suppressed", None));
-            }
-            for field in app
+            let (kind_name, suppress_hash) = suppression_hash(app, *kind, key);
+            let fields: Vec<&str> = app
                 .policy
                 .compiled
                 .fields
                 .iter()
                 .filter(|f| f.kind == *kind)
-            {
-                let hash = app.keys.blind_index(&field.name, key);
-                if let Some(found) = app.store.state_by_lookup(&field.name, &hash).await? {
+                .map(|f| f.name.as_str())
+                .collect();
+            // The first lookup field and the suppression list in one query; any others after.
+            for (n, field) in fields.iter().enumerate() {
+                let hash = app.keys.blind_index(field, key);
+                let found = if n == 0 {
+                    let (suppressed, found) = app
+                        .store
+                        .check_lookup(field, &hash, &kind_name, &suppress_hash)
+                        .await?;
+                    if suppressed {
+                        return Ok(answer(false, "suppressed", None));
+                    }
+                    found
+                } else {
+                    app.store.state_by_lookup(field, &hash).await?
+                };
+                if let Some(found) = found {
                     let state = state_for(app, found.erased, &found.state).await?;
                     return Ok(decide(app, principal, scope, &state, now));
                 }
+            }
+            if fields.is_empty() && app.store.suppressed(&kind_name, &suppress_hash).await? {
+                return Ok(answer(false, "suppressed", None));
             }
             Ok(if scope.unknown_allowed {
                 answer(true, "not_objected", None)
@@ -230,13 +245,38 @@ pub async fn check(
 pub struct CampaignIndex {
     kind: FieldType,
     /// Lookup field name to (blind-index hash to allowed).
-    known: Vec<(String, HashMap<[u8; 32], bool>)>,
-    suppressed: std::collections::HashSet<[u8; 32]>,
+    known: Vec<(String, HashMap<[u8; 32], bool, KeyedHashes>)>,
+    suppressed: std::collections::HashSet<[u8; 32], KeyedHashes>,
     suppression_kind: String,
     unknown_allowed: bool,
 }
 
 const PAGE: i64 = 5_000;
+
+/// The keys of these maps are HMAC outputs, already uniformly random: their
+/// first eight bytes are a hash as good as any, and cost nothing to compute.
+#[derive(Default, Clone, Copy)]
+pub struct KeyedHashes;
+
+pub struct FirstBytes(u64);
+
+impl std::hash::Hasher for FirstBytes {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for KeyedHashes {
+    type Hasher = FirstBytes;
+    fn build_hasher(&self) -> FirstBytes {
+        FirstBytes(0)
+    }
+}
 
 pub async fn campaign_index(
     app: &App,
@@ -255,7 +295,7 @@ pub async fn campaign_index(
     };
     let mut known = Vec::new();
     for field in app.policy.compiled.fields.iter().filter(|f| f.kind == kind) {
-        let mut decided = HashMap::new();
+        let mut decided = HashMap::with_hasher(KeyedHashes);
         let mut after = None;
         loop {
             let page = app.store.lookup_page(&field.name, after, PAGE).await?;
@@ -272,7 +312,7 @@ pub async fn campaign_index(
         known.push((field.name.clone(), decided));
     }
     let suppression_kind = suppression_kind(address_label(kind));
-    let mut suppressed = std::collections::HashSet::new();
+    let mut suppressed = std::collections::HashSet::with_hasher(KeyedHashes);
     let mut after = None;
     loop {
         let page = app
@@ -298,9 +338,10 @@ impl CampaignIndex {
         let Some(key) = values::lookup_key(self.kind, address) else {
             return false;
         };
-        if self
-            .suppressed
-            .contains(&app.keys.blind_index(&self.suppression_kind, &key))
+        if !self.suppressed.is_empty()
+            && self
+                .suppressed
+                .contains(&app.keys.blind_index(&self.suppression_kind, &key))
         {
             return false;
         }

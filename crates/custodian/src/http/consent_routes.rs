@@ -225,12 +225,7 @@ pub async fn check_many(
                 }
                 (None, Err(_)) => false,
             };
-            if allowed {
-                out.extend_from_slice(
-                    serde_json::Value::String(text.to_string())
-                        .to_string()
-                        .as_bytes(),
-                );
+            if allowed && serde_json::to_writer(&mut *out, text).is_ok() {
                 out.push(b'\n');
             }
         };
@@ -242,8 +237,11 @@ pub async fn check_many(
             {
                 let end = start_of_line + i;
                 if end - start_of_line <= MAX_LINE {
-                    let line = pending.get(start_of_line..end).unwrap_or_default().to_vec();
-                    decide_line(&line, &mut out).await;
+                    decide_line(
+                        pending.get(start_of_line..end).unwrap_or_default(),
+                        &mut out,
+                    )
+                    .await;
                 }
                 start_of_line = end + 1;
             }

@@ -166,6 +166,7 @@ conformance!(
     visitors_keep_choices_and_hand_them_on,
     suppression_and_policy_versions,
     stored_preferences_equal_a_replay_of_the_ledger,
+    marketing_lookups_page_and_answer_in_one_query,
 );
 
 fn keyring() -> Keyring {
@@ -838,4 +839,75 @@ async fn stored_preferences_equal_a_replay_of_the_ledger(f: Fixture) {
         replayed.apply(&e);
     }
     assert_eq!(stored, replayed);
+}
+
+async fn marketing_lookups_page_and_answer_in_one_query(f: Fixture) {
+    let ring = keyring();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(
+            create(&f.store, &ring, &format!("m{i}@example.org"))
+                .await
+                .unwrap(),
+        );
+    }
+    let hash = |email: &str| ring.blind_index("email", email);
+    // Paged in hash order, every entry exactly once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = f.store.lookup_page("email", after, 3).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.hash);
+        seen.extend(page.iter().map(|e| e.subject));
+    }
+    seen.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(seen, expected);
+    let (suppressed, found) = f
+        .store
+        .check_lookup("email", &hash("m2@example.org"), "suppress:email", &[5; 32])
+        .await
+        .unwrap();
+    assert!(!suppressed);
+    assert_eq!(found.map(|s| (s.subject, s.erased)), Some((ids[2], false)));
+    let put = Batch {
+        ops: vec![WriteOp::Suppress {
+            kind: "suppress:email".into(),
+            hash: [5; 32],
+            at: 1,
+            reason: "test".into(),
+        }],
+        audit: vec![],
+        outbox: vec![],
+    };
+    f.store.write(put).await.unwrap().unwrap();
+    let (suppressed, found) = f
+        .store
+        .check_lookup(
+            "email",
+            &hash("nobody@example.org"),
+            "suppress:email",
+            &[5; 32],
+        )
+        .await
+        .unwrap();
+    assert!(suppressed);
+    assert!(found.is_none());
+    assert_eq!(
+        f.store
+            .suppression_page("suppress:email", None, 10)
+            .await
+            .unwrap(),
+        vec![[5; 32]]
+    );
+    assert_eq!(
+        f.store
+            .state_by_lookup("email", &hash("m6@example.org"))
+            .await
+            .unwrap()
+            .map(|s| s.subject),
+        Some(ids[6])
+    );
 }

@@ -272,6 +272,24 @@ impl Store {
         }
     }
 
+    /// Both questions of a marketing check in one query: is the address
+    /// suppressed (`suppress_kind`, `suppress_hash`), and whose is it?
+    pub async fn check_lookup(
+        &self,
+        kind: &str,
+        hash: &[u8; 32],
+        suppress_kind: &str,
+        suppress_hash: &[u8; 32],
+    ) -> Result<(bool, Option<LookupState>), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.check_lookup(kind, hash, suppress_kind, suppress_hash),
+            Store::Postgres(s) => {
+                s.check_lookup(kind, hash, suppress_kind, suppress_hash)
+                    .await
+            }
+        }
+    }
+
     /// The subject a blind index points to, without its sealed fields.
     pub async fn state_by_lookup(
         &self,

@@ -395,6 +395,46 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn check_lookup(
+        &self,
+        kind: &str,
+        hash: &[u8; 32],
+        suppress_kind: &str,
+        suppress_hash: &[u8; 32],
+    ) -> Result<(bool, Option<LookupState>), StoreError> {
+        let c = self.reader().await?;
+        let row = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM suppression WHERE kind = $3 AND hash = $4),
+                        s.id, (s.wrapped_key IS NULL OR s.erased_at IS NOT NULL), s.state
+                 FROM (SELECT 1) AS one
+                 LEFT JOIN lookup l ON l.kind = $1 AND l.hash = $2
+                 LEFT JOIN subjects s ON s.id = l.subject_id",
+                &[
+                    &kind,
+                    &hash.as_slice(),
+                    &suppress_kind,
+                    &suppress_hash.as_slice(),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        let suppressed: bool = row.get(0);
+        let id: Option<Uuid> = row.get(1);
+        let erased: Option<bool> = row.get(2);
+        let state: Option<Vec<u8>> = row.get(3);
+        let found = match (id, state) {
+            (Some(id), Some(state)) => Some(LookupState {
+                hash: *hash,
+                subject: id,
+                erased: erased.unwrap_or(true),
+                state: decode_state(&state).map_err(StoreError::Corrupt)?,
+            }),
+            _ => None,
+        };
+        Ok((suppressed, found))
+    }
+
     pub async fn state_by_lookup(
         &self,
         kind: &str,

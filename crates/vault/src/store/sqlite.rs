@@ -438,6 +438,46 @@ impl SqliteStore {
         })
     }
 
+    pub fn check_lookup(
+        &self,
+        kind: &str,
+        hash: &[u8; 32],
+        suppress_kind: &str,
+        suppress_hash: &[u8; 32],
+    ) -> Result<(bool, Option<LookupState>), StoreError> {
+        self.read(|c| {
+            let (suppressed, id, erased, state): CheckRow = c
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM suppression WHERE kind = ?3 AND hash = ?4),
+                            s.id, s.wrapped_key IS NULL OR s.erased_at IS NOT NULL, s.state
+                     FROM (SELECT 1) AS one
+                     LEFT JOIN lookup l ON l.kind = ?1 AND l.hash = ?2
+                     LEFT JOIN subjects s ON s.id = l.subject_id",
+                )
+                .map_err(backend)?
+                .query_row(
+                    params![
+                        kind,
+                        hash.as_slice(),
+                        suppress_kind,
+                        suppress_hash.as_slice()
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .map_err(backend)?;
+            let found = match (id, state) {
+                (Some(id), Some(state)) => Some(LookupState {
+                    hash: *hash,
+                    subject: uuid_from(&id).map_err(backend)?,
+                    erased: erased.unwrap_or(true),
+                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                }),
+                _ => None,
+            };
+            Ok((suppressed, found))
+        })
+    }
+
     pub fn state_by_lookup(
         &self,
         kind: &str,
@@ -482,6 +522,9 @@ impl SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
     }
 }
+
+/// Suppressed?, then the subject's id, erasure and state if the address is known.
+type CheckRow = (bool, Option<Vec<u8>>, Option<bool>, Option<Vec<u8>>);
 
 const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
 
