@@ -245,13 +245,16 @@ pub async fn check(
 pub struct CampaignIndex {
     kind: FieldType,
     /// Lookup field name to (blind-index hash to allowed).
-    known: Vec<(String, HashMap<[u8; 32], bool, KeyedHashes>)>,
+    known: Vec<(String, Decided)>,
     suppressed: std::collections::HashSet<[u8; 32], KeyedHashes>,
     suppression_kind: String,
     unknown_allowed: bool,
 }
 
 const PAGE: i64 = 5_000;
+
+/// Blind-index hash of a known address to whether it may be contacted.
+type Decided = HashMap<[u8; 32], bool, KeyedHashes>;
 
 /// The keys of these maps are HMAC outputs, already uniformly random: their
 /// first eight bytes are a hash as good as any, and cost nothing to compute.
