@@ -423,6 +423,13 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
     let consented = rt.block_on(drive(&addr, Arc::new(grants), args.clients, false))?;
     let consents_per_s = ids.len() as f64 / consented.elapsed.as_secs_f64();
 
+    // The HTTP ceiling of this client and server on this machine: a health check.
+    let health: Vec<Vec<u8>> = (0..args.reads)
+        .map(|_| format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes())
+        .collect();
+    let healthy = rt.block_on(drive(&addr, Arc::new(health), args.clients, false))?;
+    let health_per_s = args.reads as f64 / healthy.elapsed.as_secs_f64();
+
     // Single checks, as a mailer makes before each send.
     let checks: Vec<Vec<u8>> = (0..args.reads)
         .map(|i| {
@@ -503,6 +510,9 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         ms(percentile(&consented.latencies, 0.50)),
         ms(percentile(&consented.latencies, 0.99)),
         consented.failures
+    );
+    println!(
+        "| baseline: GET /healthz with the same clients (this machine's HTTP ceiling for them) | {health_per_s:.0}/s |"
     );
     println!(
         "| single marketing checks (GET /v1/marketing/check by email) | {single_checks_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed |",

@@ -101,7 +101,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// The authenticated caller (`Authorization: Bearer <key>`).
-pub struct Caller(pub Principal);
+pub struct Caller(pub std::sync::Arc<Principal>);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
@@ -110,7 +110,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         _state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(principal) = parts.extensions.get::<Principal>() {
+        if let Some(principal) = parts.extensions.get::<std::sync::Arc<Principal>>() {
             return Ok(Caller(principal.clone()));
         }
         Err(Problem::from(AppError::Unauthorized))

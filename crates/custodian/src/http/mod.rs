@@ -39,7 +39,7 @@ pub struct State {
 }
 
 /// Token hash to the key it names and when that was last checked.
-type AuthCache = HashMap<[u8; 32], (Principal, Instant)>;
+type AuthCache = HashMap<[u8; 32], (Arc<Principal>, Instant)>;
 
 pub struct Limits {
     pub per_key: u32,
@@ -48,7 +48,7 @@ pub struct Limits {
 }
 
 impl State {
-    async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+    async fn authenticate(&self, token: &str) -> Result<Arc<Principal>, AppError> {
         let hash = crate::app::auth::token_hash(token);
         let now = Instant::now();
         if let Ok(cache) = self.auth_cache.lock() {
@@ -58,7 +58,7 @@ impl State {
                 }
             }
         }
-        let principal = keys::authenticate(&self.app, token).await?;
+        let principal = Arc::new(keys::authenticate(&self.app, token).await?);
         if let Ok(mut cache) = self.auth_cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
@@ -113,13 +113,15 @@ fn too_many(wait: u64, code: &str) -> Response {
 /// Rate limits and authentication, for every endpoint.
 async fn guard(AxumState(state): AxumState<State>, mut req: Request, next: Next) -> Response {
     let now = Instant::now();
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    if let Err(wait) = state.per_ip.check(&ip, now) {
-        return too_many(wait, "rate_limited");
+    if state.per_ip.enabled() {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        if let Err(wait) = state.per_ip.check(&ip, now) {
+            return too_many(wait, "rate_limited");
+        }
     }
     if let Some(token) = extract::bearer(req.headers()) {
         match state.authenticate(token).await {
@@ -138,6 +140,9 @@ async fn guard(AxumState(state): AxumState<State>, mut req: Request, next: Next)
 /// One debug line per request: method, route template (never the path with
 /// its ids, never the query, which may hold an email address), status, time.
 async fn log_request(req: Request, next: Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(req).await;
+    }
     let method = req.method().clone();
     let route = req
         .extensions()
