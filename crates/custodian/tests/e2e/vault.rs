@@ -749,10 +749,20 @@ fn no_plaintext_personal_data_on_disk_or_in_the_logs() {
     if wal.exists() {
         files.push(std::fs::read(&wal).unwrap());
     }
-    let log = server.log_text();
-    assert!(log.contains("request"), "debug request logs were captured");
+    // The log is read by another thread: wait for the request lines, then,
+    // after the stop, for everything the server wrote.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log_text().contains("request") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        server.log_text().contains("request"),
+        "debug request logs were captured"
+    );
+    let log_handle = server.log.clone();
     assert_eq!(server.stop(), Some(0));
-    let log = log + &server_log_after_stop(&data);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = log_handle.lock().unwrap().clone() + &server_log_after_stop(&data);
     for secret in secrets
         .iter()
         .chain(["zebedee", "Quuxworth", "Testbury"].iter())
