@@ -218,6 +218,10 @@ pub async fn disclose(
             })
             .await,
     )?;
+    if form != DisclosureForm::Identified {
+        // In request order, a caller could pair each pseudonym with the id it sent.
+        results.sort_by(|a, b| a.subject.cmp(&b.subject));
+    }
     Ok(DisclosureResponse {
         recipient: req.recipient,
         purpose: req.purpose,

@@ -110,6 +110,18 @@ fn too_many(wait: u64, code: &str) -> Response {
     response
 }
 
+/// The rate-limit key of a client address: IPv6 clients usually hold a whole
+/// /64, so they are limited per /64, not per address.
+fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+    }
+}
+
 /// Rate limits and authentication, for every endpoint.
 async fn guard(AxumState(state): AxumState<State>, mut req: Request, next: Next) -> Response {
     let now = Instant::now();
@@ -117,7 +129,7 @@ async fn guard(AxumState(state): AxumState<State>, mut req: Request, next: Next)
         let ip = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+            .map(|c| client_key(c.0.ip()))
             .unwrap_or_default();
         if let Err(wait) = state.per_ip.check(&ip, now) {
             return too_many(wait, "rate_limited");
@@ -207,5 +219,19 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             () = terminate => {},
         }
         tracing::info!("shutting down");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv6_clients_are_limited_per_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(super::client_key(a), super::client_key(b));
+        assert_eq!(
+            super::client_key("203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
     }
 }

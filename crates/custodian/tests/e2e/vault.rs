@@ -572,6 +572,22 @@ fn disclosures_keep_to_the_recipient_and_pseudonymise() {
     assert_eq!(one["data"]["ip_address"], "203.0.113.0");
     assert!(one["data"]["referrer"].as_str().unwrap().starts_with("ps_"));
     assert!(!r.body.contains("lovelace") && !r.body.contains("Firefox"));
+    // Several subjects: the answer is not in request order, so pseudonyms cannot be paired with ids.
+    let more: Vec<String> = (0..6).map(|i| collect(s, &v.admin, &json!({"purpose": "analytics-research", "data": {"ip_address": format!("198.51.100.{i}")}}))).collect();
+    let r = s.post(
+        "/v1/disclosures",
+        Some(&v.admin),
+        &json!({"recipient": "web-analytics", "purpose": "analytics-research", "subjects": more}),
+    );
+    let labels: Vec<String> = r.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["subject"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = labels.clone();
+    sorted.sort();
+    assert_eq!(labels, sorted);
     // The same subject gets a different pseudonym at another recipient.
     let r = s.post(
         "/v1/disclosures",
