@@ -60,10 +60,19 @@ impl FieldSet {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    /// The fields in the set, in index order; visits set bits only.
     pub fn iter(self) -> impl Iterator<Item = FieldIx> {
-        (0..Self::CAPACITY as u16)
-            .map(FieldIx)
-            .filter(move |f| self.contains(*f))
+        self.0.into_iter().enumerate().flat_map(|(w, word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                u16::try_from(w * 64 + bit as usize).ok().map(FieldIx)
+            })
+        })
     }
 }
 
@@ -99,6 +108,21 @@ index_type!(PurposeIx);
 index_type!(RecipientIx);
 index_type!(RelationshipIx);
 index_type!(CategoryIx);
+
+#[cfg(test)]
+mod field_set_tests {
+    use super::*;
+
+    #[test]
+    fn iteration_visits_exactly_the_members_in_order() {
+        let members = [0u16, 1, 63, 64, 127, 200, 255];
+        let set: FieldSet = members.iter().map(|i| FieldIx(*i)).collect();
+        let seen: Vec<u16> = set.iter().map(|f| f.0).collect();
+        assert_eq!(seen, members);
+        assert_eq!(set.len(), members.len());
+        assert_eq!(FieldSet::EMPTY.iter().count(), 0);
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct FieldInfo {
