@@ -216,7 +216,13 @@ pub async fn check_many(
             if text.is_empty() {
                 return;
             }
-            let allowed = match (&index, uuid::Uuid::parse_str(text)) {
+            // Only a 36-character line can be a subject id; most lines are addresses.
+            let id = if text.len() == 36 {
+                uuid::Uuid::parse_str(text)
+            } else {
+                uuid::Uuid::parse_str("")
+            };
+            let allowed = match (&index, id) {
                 (Some(index), Err(_)) => index.allows(&app, text),
                 (_, Ok(id)) => {
                     marketing::check(&app, &p, &scope, &marketing::Target::Subject(id), start)
