@@ -46,6 +46,18 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The 32 bytes written as 64 hex digits, if `text` is exactly that.
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 fn put(ctx: &mut Context, bytes: &[u8]) {
     ctx.update(&(bytes.len() as u64).to_be_bytes());
     ctx.update(bytes);

@@ -6,7 +6,7 @@
 
 use super::collect::micros;
 use super::error::{FieldProblem, written};
-use super::read::time_of;
+use super::read::rfc3339;
 use super::{App, AppError, Principal, Role};
 use custodian_policy::terms::{ChannelMode, FieldType, LegalBasis};
 use custodian_policy::values;
@@ -155,12 +155,6 @@ pub struct ConsentHistory {
     pub events: Vec<EventView>,
 }
 
-fn rfc3339(micros: i64) -> String {
-    time_of(micros)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 pub fn valid_visitor_id(id: &str) -> bool {
     (16..=64).contains(&id.len())
         && id
@@ -274,15 +268,7 @@ fn wording_hash(e: &Evidence) -> Result<Option<[u8; 32]>, AppError> {
     let Some(hex) = &e.wording_sha256 else {
         return Ok(None);
     };
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect();
-    bytes
-        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+    custodian_vault::audit::parse_hex32(hex)
         .map(Some)
         .ok_or_else(|| {
             invalid(

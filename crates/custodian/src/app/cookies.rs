@@ -93,16 +93,10 @@ pub async fn record_choice(
         }
         None => new_visitor_id(),
     };
-    let wording = match choice.wording_sha256.as_deref() {
-        Some(h) if h.len() == 64 => {
-            let bytes: Option<Vec<u8>> = (0..64)
-                .step_by(2)
-                .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-                .collect();
-            bytes.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-        }
-        _ => None,
-    };
+    let wording = choice
+        .wording_sha256
+        .as_deref()
+        .and_then(custodian_vault::audit::parse_hex32);
     if wording.is_none() && choice.choices.values().any(|accepted| *accepted) {
         return Err(AppError::Fields {
             code: "consent_refused",

@@ -44,11 +44,7 @@ pub struct KeyInfo {
     pub revoked_at: Option<String>,
 }
 
-fn rfc3339(micros: i64) -> String {
-    super::read::time_of(micros)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use super::read::rfc3339;
 
 impl From<&ApiKeyRecord> for KeyInfo {
     fn from(k: &ApiKeyRecord) -> KeyInfo {

@@ -77,6 +77,13 @@ pub fn time_of(micros: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// A stored time (unix microseconds) as RFC 3339.
+pub fn rfc3339(micros: i64) -> String {
+    time_of(micros)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// The decision's snapshot of a stored subject. `stale` says whether a
 /// consent was given under a policy version materially changed since for its
 /// purpose: such a consent is reported for renewal and not relied on.

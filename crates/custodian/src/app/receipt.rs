@@ -3,7 +3,7 @@
 //! both signed together with the controller's Ed25519 receipt key, whose
 //! public half is published at `/.well-known/custodian-receipt-key`.
 
-use super::read::time_of;
+use super::read::rfc3339;
 use super::{App, AppError, Principal, Role};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -97,9 +97,7 @@ pub fn documents(policy: &Policy, event: &ConsentEvent, public_key: &[u8; 32]) -
         _ => String::new(),
     };
     let timestamp = event.at / 1_000_000;
-    let created = time_of(event.at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let created = rfc3339(event.at);
     let sensitive = categories
         .iter()
         .any(|c| *c.sensitivity == Sensitivity::Special);

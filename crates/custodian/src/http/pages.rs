@@ -36,12 +36,13 @@ impl Published {
             escape(&doc.controller.legal_name),
             escape(&policy.compiled.version),
         );
+        let (notice, cookie_policy) = (notice::notice(doc), cookies::cookie_policy(doc));
         Published {
             index,
-            notice_html: notice::notice(doc).write(Format::Html),
-            notice_md: notice::notice(doc).write(Format::Markdown),
-            cookies_html: cookies::cookie_policy(doc).write(Format::Html),
-            cookies_md: cookies::cookie_policy(doc).write(Format::Markdown),
+            notice_html: notice.write(Format::Html),
+            notice_md: notice.write(Format::Markdown),
+            cookies_html: cookie_policy.write(Format::Html),
+            cookies_md: cookie_policy.write(Format::Markdown),
             ropa_json: ropa::json(doc),
             policy_json: serde_json::to_string_pretty(doc).unwrap_or_default(),
         }

@@ -509,14 +509,6 @@ fn consent_row(r: &Row) -> ConsentEvent {
 const API_KEY_COLUMNS: &str =
     "SELECT id, hash, role, purposes, recipient, label, created_at, revoked_at FROM api_keys";
 
-fn hash_from(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if bytes.len() == 32 {
-        out.copy_from_slice(bytes);
-    }
-    out
-}
-
 fn subject_row(r: &Row) -> Result<SubjectRecord, StoreError> {
     let kek_id: i32 = r.get(2);
     let fields: Vec<u8> = r.get(5);

@@ -560,14 +560,6 @@ fn uuid_from(bytes: &[u8]) -> rusqlite::Result<Uuid> {
     })
 }
 
-fn hash_from(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if bytes.len() == 32 {
-        out.copy_from_slice(bytes);
-    }
-    out
-}
-
 fn subject_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SubjectRecord, StoreError>> {
     let id: Vec<u8> = r.get(0)?;
     let wrapped: Option<Vec<u8>> = r.get(1)?;
