@@ -119,6 +119,28 @@ fn start_server(data: &Path) -> Result<Running, String> {
     })
 }
 
+/// CPU time the process has used so far, user and system, in seconds
+/// (Linux clock ticks of 10 ms; None elsewhere).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// Server CPU per operation over a phase, in microseconds, as text.
+fn cpu_per_op(before: Option<f64>, after: Option<f64>, ops: usize) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if ops > 0 => {
+            format!("{:.1} µs server CPU each", (a - b) * 1e6 / ops as f64)
+        }
+        _ => "server CPU not available".into(),
+    }
+}
+
 fn resident_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -385,7 +407,11 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         .iter()
         .map(|b| post(&addr, &key, "/v1/subjects", b))
         .collect();
+    let server_pid = server.child.id();
+    let cpu = || cpu_seconds(server_pid);
+    let c0 = cpu();
     let collected = rt.block_on(drive(&addr, Arc::new(requests), args.clients, true))?;
+    let collect_cpu = cpu_per_op(c0, cpu(), args.collections);
     let ids: Vec<String> = collected
         .bodies
         .iter()
@@ -407,7 +433,9 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
             )
         })
         .collect();
+    let c0 = cpu();
     let read = rt.block_on(drive(&addr, Arc::new(reads), args.clients, false))?;
+    let read_cpu = cpu_per_op(c0, cpu(), args.reads);
     let reads_per_s = args.reads as f64 / read.elapsed.as_secs_f64();
 
     // Consent writes: every collected person grants email marketing, with evidence.
@@ -420,14 +448,18 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
             post(&addr, &key, "/v1/consents", &body)
         })
         .collect();
+    let c0 = cpu();
     let consented = rt.block_on(drive(&addr, Arc::new(grants), args.clients, false))?;
+    let consent_cpu = cpu_per_op(c0, cpu(), ids.len());
     let consents_per_s = ids.len() as f64 / consented.elapsed.as_secs_f64();
 
     // The HTTP ceiling of this client and server on this machine: a health check.
     let health: Vec<Vec<u8>> = (0..args.reads)
         .map(|_| format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes())
         .collect();
+    let c0 = cpu();
     let healthy = rt.block_on(drive(&addr, Arc::new(health), args.clients, false))?;
+    let health_cpu = cpu_per_op(c0, cpu(), args.reads);
     let health_per_s = args.reads as f64 / healthy.elapsed.as_secs_f64();
 
     // Single checks, as a mailer makes before each send.
@@ -443,7 +475,9 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
             )
         })
         .collect();
+    let c0 = cpu();
     let checked = rt.block_on(drive(&addr, Arc::new(checks), args.clients, false))?;
+    let check_cpu = cpu_per_op(c0, cpu(), args.reads);
     let single_checks_per_s = args.reads as f64 / checked.elapsed.as_secs_f64();
 
     // A campaign list checked in one streamed request: half known addresses, half not.
@@ -460,6 +494,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         }
     }
     let request = post(&addr, &key, "/v1/marketing/check", &list);
+    let c0 = cpu();
     let bulk = rt.block_on(async {
         let conn = Conn::open(&addr).await.map_err(|e| e.to_string())?;
         let (mut reader, mut writer) = conn.stream.into_split();
@@ -487,6 +522,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         Ok::<_, String>(t.elapsed())
     })?;
     let checks_per_s = list_len as f64 / bulk.as_secs_f64();
+    let campaign_cpu = cpu_per_op(c0, cpu(), list_len);
     drop(server);
 
     let (per_row, batched) = sqlite_baseline(dir, args.collections, mean_bytes)?;
@@ -494,34 +530,34 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
     println!("| measure | figure |");
     println!("|---|---|");
     println!(
-        "| collections (POST /v1/subjects, 3 fields: encrypt, store, blind index, audit, outbox) | {collections_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed |",
+        "| collections (POST /v1/subjects, 3 fields: encrypt, store, blind index, audit, outbox) | {collections_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, {collect_cpu} |",
         ms(percentile(&collected.latencies, 0.50)),
         ms(percentile(&collected.latencies, 0.99)),
         collected.failures
     );
     println!(
-        "| purpose-checked reads (GET /v1/subjects/{{id}}: decide, decrypt, audit) | {reads_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed |",
+        "| purpose-checked reads (GET /v1/subjects/{{id}}: decide, decrypt, audit) | {reads_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, {read_cpu} |",
         ms(percentile(&read.latencies, 0.50)),
         ms(percentile(&read.latencies, 0.99)),
         read.failures
     );
     println!(
-        "| consent writes (POST /v1/consents: validate, append event, fold preferences, audit, outbox) | {consents_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed |",
+        "| consent writes (POST /v1/consents: validate, append event, fold preferences, audit, outbox) | {consents_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, {consent_cpu} |",
         ms(percentile(&consented.latencies, 0.50)),
         ms(percentile(&consented.latencies, 0.99)),
         consented.failures
     );
     println!(
-        "| baseline: GET /healthz with the same clients (this machine's HTTP ceiling for them) | {health_per_s:.0}/s |"
+        "| baseline: GET /healthz with the same clients (this machine's HTTP ceiling for them) | {health_per_s:.0}/s, {health_cpu} |"
     );
     println!(
-        "| single marketing checks (GET /v1/marketing/check by email) | {single_checks_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed |",
+        "| single marketing checks (GET /v1/marketing/check by email) | {single_checks_per_s:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, {check_cpu} |",
         ms(percentile(&checked.latencies, 0.50)),
         ms(percentile(&checked.latencies, 0.99)),
         checked.failures
     );
     println!(
-        "| marketing check of a {list_len}-address campaign list in one streamed request (half known, half not) | {checks_per_s:.0} addresses/s |"
+        "| marketing check of a {list_len}-address campaign list in one streamed request (half known, half not) | {checks_per_s:.0} addresses/s, {campaign_cpu} |"
     );
     println!(
         "| baseline: bare SQLite inserts of {} rows of {mean_bytes} B, one durable transaction each | {per_row:.0}/s |",

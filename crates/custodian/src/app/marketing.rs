@@ -11,7 +11,6 @@ use custodian_policy::decision::{self, Reason, Request};
 use custodian_policy::terms::{Channel, ChannelMode, FieldType};
 use custodian_policy::values;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -45,10 +44,10 @@ pub struct CheckAnswer {
 
 /// The marketing purposes a check considers, after the key's bindings.
 pub struct Scope {
-    channel: Channel,
+    pub(super) channel: Channel,
     purposes: Vec<PurposeIx>,
     /// Whether an address the vault does not hold may be contacted (opt-out channels).
-    unknown_allowed: bool,
+    pub(super) unknown_allowed: bool,
 }
 
 pub fn scope(
@@ -122,7 +121,7 @@ pub enum Target {
     Subject(Uuid),
 }
 
-fn address_label(kind: FieldType) -> &'static str {
+pub(super) fn address_label(kind: FieldType) -> &'static str {
     if kind == FieldType::Email {
         "email"
     } else {
@@ -132,7 +131,7 @@ fn address_label(kind: FieldType) -> &'static str {
 
 /// The decision for one subject's state: the first purpose in scope that
 /// allows the channel, or the first reason none does.
-fn decide(
+pub(super) fn decide(
     app: &App,
     principal: &Principal,
     scope: &Scope,
@@ -235,125 +234,6 @@ pub async fn check(
                 answer(false, "unknown", None)
             })
         }
-    }
-}
-
-/// A campaign check joins the list against every known address of the
-/// channel, decided once up front, and the suppression list: per address
-/// the work is then two keyed hashes and two probes in memory, not two
-/// database queries.
-pub struct CampaignIndex {
-    kind: FieldType,
-    /// Lookup field name to (blind-index hash to allowed).
-    known: Vec<(String, Decided)>,
-    suppressed: std::collections::HashSet<[u8; 32], KeyedHashes>,
-    suppression_kind: String,
-    unknown_allowed: bool,
-}
-
-const PAGE: i64 = 5_000;
-
-/// Blind-index hash of a known address to whether it may be contacted.
-type Decided = HashMap<[u8; 32], bool, KeyedHashes>;
-
-/// The keys of these maps are HMAC outputs, already uniformly random: their
-/// first eight bytes are a hash as good as any, and cost nothing to compute.
-#[derive(Default, Clone, Copy)]
-pub struct KeyedHashes;
-
-pub struct FirstBytes(u64);
-
-impl std::hash::Hasher for FirstBytes {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*b) << (8 * i);
-        }
-    }
-}
-
-impl std::hash::BuildHasher for KeyedHashes {
-    type Hasher = FirstBytes;
-    fn build_hasher(&self) -> FirstBytes {
-        FirstBytes(0)
-    }
-}
-
-pub async fn campaign_index(
-    app: &App,
-    principal: &Principal,
-    scope: &Scope,
-    now: OffsetDateTime,
-) -> Result<CampaignIndex, AppError> {
-    let kind = match scope.channel {
-        Channel::Email => FieldType::Email,
-        Channel::Phone | Channel::Sms => FieldType::Phone,
-        Channel::Post => {
-            return Err(AppError::Invalid(
-                "a campaign by post is checked by subject id, one per line".into(),
-            ));
-        }
-    };
-    let mut known = Vec::new();
-    for field in app.policy.compiled.fields.iter().filter(|f| f.kind == kind) {
-        let mut decided = HashMap::with_hasher(KeyedHashes);
-        let mut after = None;
-        loop {
-            let page = app.store.lookup_page(&field.name, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.hash);
-            for entry in &page {
-                let state = state_for(app, entry.erased, &entry.state).await?;
-                decided.insert(
-                    entry.hash,
-                    decide(app, principal, scope, &state, now).allowed,
-                );
-            }
-        }
-        known.push((field.name.clone(), decided));
-    }
-    let suppression_kind = suppression_kind(address_label(kind));
-    let mut suppressed = std::collections::HashSet::with_hasher(KeyedHashes);
-    let mut after = None;
-    loop {
-        let page = app
-            .store
-            .suppression_page(&suppression_kind, after, PAGE)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some(*last);
-        suppressed.extend(page);
-    }
-    Ok(CampaignIndex {
-        kind,
-        known,
-        suppressed,
-        suppression_kind,
-        unknown_allowed: scope.unknown_allowed,
-    })
-}
-
-impl CampaignIndex {
-    /// Whether an address (as written on the list) may be contacted.
-    pub fn allows(&self, app: &App, address: &str) -> bool {
-        let Some(key) = values::lookup_key(self.kind, address) else {
-            return false;
-        };
-        if !self.suppressed.is_empty()
-            && self
-                .suppressed
-                .contains(&app.keys.blind_index(&self.suppression_kind, &key))
-        {
-            return false;
-        }
-        for (field, decided) in &self.known {
-            if let Some(allowed) = decided.get(&app.keys.blind_index(field, &key)) {
-                return *allowed;
-            }
-        }
-        self.unknown_allowed
     }
 }
 

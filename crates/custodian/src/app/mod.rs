@@ -3,6 +3,7 @@
 //! [`AppError`]; the HTTP layer only translates.
 
 pub mod auth;
+pub mod campaign;
 pub mod collect;
 pub mod consent;
 pub mod cookies;

@@ -3,6 +3,7 @@
 use super::State;
 use super::extract::{Caller, Json, Query};
 use super::problem::Problem;
+use crate::app::campaign::Campaign;
 use crate::app::consent::{self, ConsentHistory, ConsentRequest, ConsentResponse, LinkRequest};
 use crate::app::cookies::{self, CookieChoice, CookieChoiceResponse};
 use crate::app::marketing::{self, CheckAnswer, CheckQuery, SuppressRequest, SuppressResponse};
@@ -17,6 +18,7 @@ use custodian_vault::store::Holder;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -195,98 +197,105 @@ pub async fn check_many(
         )
     })?;
     let scope = marketing::scope(&s.app, &p, &header.channel, header.purpose.as_deref())?;
-    let channel =
-        custodian_policy::terms::Channel::parse(&header.channel).ok_or(AppError::Internal)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let app = s.app.clone();
-    let start = now();
     // The index is built before the answer starts, so a failure is a clean 5xx.
-    let index = if channel == custodian_policy::terms::Channel::Post {
-        None
-    } else {
-        Some(marketing::campaign_index(&app, &p, &scope, start).await?)
-    };
-    tokio::spawn(async move {
-        let mut out = Vec::with_capacity(64 * 1024);
-        let decide_line = async |line: &[u8], out: &mut Vec<u8>| {
-            let Ok(text) = std::str::from_utf8(line) else {
-                return;
-            };
-            let text = text.trim().trim_matches('"');
-            if text.is_empty() {
-                return;
-            }
-            // Only a 36-character line can be a subject id; most lines are addresses.
-            let id = if text.len() == 36 {
-                uuid::Uuid::parse_str(text)
-            } else {
-                uuid::Uuid::parse_str("")
-            };
-            let allowed = match (&index, id) {
-                (Some(index), Err(_)) => index.allows(&app, text),
-                (_, Ok(id)) => {
-                    marketing::check(&app, &p, &scope, &marketing::Target::Subject(id), start)
-                        .await
-                        .is_ok_and(|a| a.allowed)
-                }
-                (None, Err(_)) => false,
-            };
-            if allowed && serde_json::to_writer(&mut *out, text).is_ok() {
-                out.push(b'\n');
-            }
-        };
-        loop {
-            let mut start_of_line = 0;
-            while let Some(i) = pending
-                .get(start_of_line..)
-                .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
-            {
-                let end = start_of_line + i;
-                if end - start_of_line <= MAX_LINE {
-                    decide_line(
-                        pending.get(start_of_line..end).unwrap_or_default(),
-                        &mut out,
-                    )
-                    .await;
-                }
-                start_of_line = end + 1;
-            }
-            pending.drain(..start_of_line);
-            if pending.len() > MAX_LINE {
-                pending.clear();
-            }
-            if out.len() >= 32 * 1024
-                && tx
-                    .send(Bytes::from(std::mem::take(&mut out)))
-                    .await
-                    .is_err()
-            {
-                return;
-            }
-            match chunks.next().await {
-                Some(Ok(c)) => pending.extend_from_slice(&c),
-                _ => break,
-            }
-        }
-        if !pending.is_empty() && pending.len() <= MAX_LINE {
-            let rest = std::mem::take(&mut pending);
-            decide_line(&rest, &mut out).await;
-        }
-        if !out.is_empty() {
-            let _ = tx.send(Bytes::from(out)).await;
-        }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-    });
+    let campaign = Arc::new(Campaign::prepare(&s.app, p, scope, now()).await?);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(decide_list(campaign, chunks, pending, tx));
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
     let mut response = Body::from_stream(stream).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(response)
+}
+
+/// Lines decided per blocking task: about ten thousand addresses.
+const BATCH: usize = 256 * 1024;
+
+/// Reads the rest of a campaign list in batches of whole lines, decides each
+/// batch on a blocking thread (as many at once as there are cores, plus one
+/// being read), and sends the allowed lines back in the list's order. If a
+/// batch cannot be decided the answer is cut off with an error, so that a
+/// mailer never takes a truncated list for a whole one.
+async fn decide_list(
+    campaign: Arc<Campaign>,
+    mut chunks: axum::body::BodyDataStream,
+    mut pending: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let runtime = tokio::runtime::Handle::current();
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut ended = false;
+    // Inside a line too long to be an address: drop bytes up to its end.
+    let mut skipping = false;
+    while !ended || !in_flight.is_empty() {
+        while !ended && pending.len() < BATCH {
+            match chunks.next().await {
+                Some(Ok(chunk)) => {
+                    let mut chunk: &[u8] = &chunk;
+                    if skipping {
+                        match chunk.iter().position(|b| *b == b'\n') {
+                            Some(i) => {
+                                chunk = chunk.get(i + 1..).unwrap_or_default();
+                                skipping = false;
+                            }
+                            None => continue,
+                        }
+                    }
+                    pending.extend_from_slice(chunk);
+                }
+                Some(Err(_)) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::other("the list could not be read")))
+                        .await;
+                    return;
+                }
+                None => ended = true,
+            }
+        }
+        let cut = if ended {
+            pending.len()
+        } else {
+            match pending.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None => {
+                    // A batch's worth of bytes and no line end: not an address.
+                    pending.clear();
+                    skipping = true;
+                    continue;
+                }
+            }
+        };
+        let rest = pending.split_off(cut);
+        let batch = std::mem::replace(&mut pending, rest);
+        if !batch.is_empty() {
+            let (campaign, runtime) = (campaign.clone(), runtime.clone());
+            in_flight.push_back(tokio::task::spawn_blocking(move || {
+                let mut out = Vec::with_capacity(batch.len() / 2);
+                campaign.decide_lines(&batch, MAX_LINE, &runtime, &mut out);
+                out
+            }));
+        }
+        while in_flight.len() > parallel || (ended && !in_flight.is_empty()) {
+            let Some(task) = in_flight.pop_front() else {
+                break;
+            };
+            let sent = match task.await {
+                Ok(out) if out.is_empty() => true,
+                Ok(out) => tx.send(Ok(Bytes::from(out))).await.is_ok(),
+                Err(_) => {
+                    let _ = tx.send(Err(std::io::Error::other("a batch failed"))).await;
+                    false
+                }
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
 }
 
 /// Add addresses to the suppression list (kept as keyed hashes only).

@@ -605,3 +605,47 @@ fn the_banner_script_is_small_and_self_contained() {
             .contains("/consent.js")
     );
 }
+
+#[test]
+fn long_campaign_lists_keep_their_order_across_batches() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let mut allowed = Vec::new();
+    for i in 0..4 {
+        let email = format!("fan{i}@order.example");
+        let id = subscriber(s, &v.admin, &email);
+        consent(
+            s,
+            &v.admin,
+            json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant"}),
+        );
+        allowed.push(email);
+    }
+    // About 2 MB: decided in several batches at once, answered in list order.
+    // An overlong line (longer than a batch) is skipped; the next line is not.
+    let mut body = String::from("{\"channel\":\"email\"}\n");
+    let mut expected = Vec::new();
+    for i in 0..80_000 {
+        if i % 20_000 == 7 {
+            let fan = &allowed[i / 20_000];
+            body.push_str(&format!("{fan}\n"));
+            expected.push(fan.clone());
+        } else if i == 50_000 {
+            body.push_str(&"x".repeat(600_000));
+            body.push('\n');
+            body.push_str(&format!("\"{}\"\n", allowed[0].to_uppercase()));
+            expected.push(allowed[0].to_uppercase());
+        } else {
+            body.push_str(&format!("stranger{i}@order.example\n"));
+        }
+    }
+    let r = s.request("POST", "/v1/marketing/check", Some(&v.admin), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let chunked = r.header("transfer-encoding") == Some("chunked");
+    let lines: Vec<String> = decode_chunked(&r.body, chunked)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str::<String>(l).unwrap())
+        .collect();
+    assert_eq!(lines, expected);
+}
