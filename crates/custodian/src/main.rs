@@ -10,6 +10,11 @@ mod policy_cmd;
 mod rules_cmd;
 mod serve;
 
+// Requests allocate many small short-lived objects; mimalloc serves them
+// from per-thread pages, measurably cheaper than the system allocator here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

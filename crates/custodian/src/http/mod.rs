@@ -28,14 +28,18 @@ use std::time::{Duration, Instant};
 /// revoked on another node stops working within this time.
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
 
+/// What every handler shares. Cloned once or more per request by the
+/// router and its layers, so it is one reference count, not one per part.
 #[derive(Clone)]
-pub struct State {
+pub struct State(Arc<Shared>);
+
+pub struct Shared {
     pub app: App,
-    pages: Arc<pages::Published>,
-    banner: Arc<banner::Banner>,
-    per_key: Arc<RateLimiter>,
-    per_ip: Arc<RateLimiter>,
-    auth_cache: Arc<Mutex<AuthCache>>,
+    pages: pages::Published,
+    banner: banner::Banner,
+    per_key: RateLimiter,
+    per_ip: RateLimiter,
+    auth_cache: Mutex<AuthCache>,
 }
 
 /// Token hash to the key it names and when that was last checked.
@@ -47,7 +51,14 @@ pub struct Limits {
     pub body_bytes: usize,
 }
 
-impl State {
+impl std::ops::Deref for State {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
     async fn authenticate(&self, token: &str) -> Result<Arc<Principal>, AppError> {
         let hash = crate::app::auth::token_hash(token);
         let now = Instant::now();
@@ -76,14 +87,14 @@ impl State {
 }
 
 pub fn router(app: App, limits: &Limits) -> Router {
-    let state = State {
-        pages: Arc::new(pages::Published::render(&app.policy)),
-        banner: Arc::new(banner::Banner::render(&app.policy)),
+    let state = State(Arc::new(Shared {
+        pages: pages::Published::render(&app.policy),
+        banner: banner::Banner::render(&app.policy),
         app,
-        per_key: Arc::new(RateLimiter::new(limits.per_key)),
-        per_ip: Arc::new(RateLimiter::new(limits.per_ip)),
-        auth_cache: Arc::new(Mutex::new(HashMap::new())),
-    };
+        per_key: RateLimiter::new(limits.per_key),
+        per_ip: RateLimiter::new(limits.per_ip),
+        auth_cache: Mutex::new(HashMap::new()),
+    }));
     Router::new()
         .merge(routes::api())
         .merge(consent_routes::routes())

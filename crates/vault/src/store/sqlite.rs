@@ -62,6 +62,13 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         // FULL: a commit is on disk before any request in its group is answered.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
+    } else {
+        // 32 MiB of pages per reader, allocated as used: a read-mostly load
+        // (marketing checks) then reads its working set from memory instead
+        // of one system call per page. Any commit empties every reader's
+        // cache (SQLite's rule), so a write-heavy load never fills it.
+        conn.pragma_update(None, "cache_size", -32_768i64)
+            .map_err(backend)?;
     }
     Ok(conn)
 }
