@@ -84,6 +84,12 @@ fn first_start_makes_a_key_file_and_one_admin_key() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        // The database and its WAL are the owner's alone too, whatever the umask.
+        for name in ["custodian.db", "custodian.db-wal"] {
+            let file = v.scratch.path("data").join(name);
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
     }
     assert!(v.server.log_text().contains("created a new key file"));
     assert!(v.admin.starts_with("ck_"));
