@@ -1,0 +1,403 @@
+//! Writes: the writer task, group commit, and how each operation of a
+//! batch is applied inside the group's transaction.
+
+use super::*;
+
+pub(super) async fn writer_loop(mut client: Client, mut rx: mpsc::Receiver<Job>, url: String) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if client.is_closed() {
+            match connect(&url).await {
+                Ok(c) => client = c,
+                Err(_) => {
+                    for job in jobs {
+                        let _ = job.reply.send(Err(StoreError::Unavailable(
+                            "the writer lost its connection".into(),
+                        )));
+                    }
+                    continue;
+                }
+            }
+        }
+        match commit_group(&mut client, &jobs).await {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; every request in it is answered with an error");
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_group(
+    client: &mut Client,
+    jobs: &[Job],
+) -> Result<Vec<Result<Committed, BatchError>>, tokio_postgres::Error> {
+    let mut tx = client.transaction().await?;
+    let head = load_head(&tx, true).await?;
+    let mut current = head;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let sp = tx.savepoint("batch").await?;
+        match apply_batch(&sp, &job.batch, current).await {
+            Ok(Ok((committed, new_head))) => {
+                sp.commit().await?;
+                current = new_head;
+                outcomes.push(Ok(committed));
+            }
+            Ok(Err(e)) => {
+                sp.rollback().await?;
+                outcomes.push(Err(e));
+            }
+            Err(e) => {
+                sp.rollback().await?;
+                outcomes.push(Err(BatchError::Store(e.to_string())));
+            }
+        }
+    }
+    if current != head {
+        tx.execute(
+            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+            &[&current.0, &current.1.as_slice()],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+type Applied = Result<(Committed, (i64, [u8; 32])), BatchError>;
+
+async fn apply_batch(
+    c: &tokio_postgres::Transaction<'_>,
+    batch: &Batch,
+    head: (i64, [u8; 32]),
+) -> Result<Applied, tokio_postgres::Error> {
+    for op in &batch.ops {
+        if let Err(e) = apply_op(c, op).await? {
+            return Ok(Err(e));
+        }
+    }
+    let entries = audit::chain(head, &batch.audit);
+    for e in &entries {
+        let d = &e.draft;
+        c.execute(
+            "INSERT INTO audit (seq, at, actor, action, purpose, subject_id, decision, reason, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&e.seq, &d.at, &d.actor, &d.action, &d.purpose, &d.subject, &d.decision, &d.reason, &e.prev_hash.as_slice(), &e.hash.as_slice()],
+        )
+        .await?;
+    }
+    for ev in &batch.outbox {
+        c.execute(
+            "INSERT INTO outbox (at, topic, subject_id, payload) VALUES ($1, $2, $3, $4)",
+            &[&ev.at, &ev.topic, &ev.subject, &ev.payload],
+        )
+        .await?;
+    }
+    let new_head = entries.last().map_or(head, |e| (e.seq, e.hash));
+    Ok(Ok((
+        Committed {
+            audit_seqs: entries.iter().map(|e| e.seq).collect(),
+        },
+        new_head,
+    )))
+}
+
+type OpResult = Result<Result<(), BatchError>, tokio_postgres::Error>;
+
+async fn load_for_update(
+    c: &tokio_postgres::Transaction<'_>,
+    subject: &Uuid,
+) -> Result<Result<(Vec<StoredField>, SubjectStateRecord), BatchError>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "SELECT erased_at, fields, state FROM subjects WHERE id = $1 FOR UPDATE",
+            &[subject],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Err(BatchError::SubjectNotFound));
+    };
+    let erased: Option<i64> = row.get(0);
+    if erased.is_some() {
+        return Ok(Err(BatchError::SubjectErased));
+    }
+    let fields: Vec<u8> = row.get(1);
+    let state: Vec<u8> = row.get(2);
+    Ok((|| {
+        Ok((
+            decode(&fields).map_err(BatchError::Store)?,
+            decode_state(&state).map_err(BatchError::Store)?,
+        ))
+    })())
+}
+
+async fn put_lookups(
+    c: &tokio_postgres::Transaction<'_>,
+    subject: &Uuid,
+    lookups: &[Lookup],
+) -> OpResult {
+    for l in lookups {
+        let owner = c
+            .query_opt(
+                "SELECT subject_id FROM lookup WHERE kind = $1 AND hash = $2",
+                &[&l.kind, &l.hash.as_slice()],
+            )
+            .await?;
+        match owner.map(|r| r.get::<_, Uuid>(0)) {
+            Some(o) if o == *subject => continue,
+            Some(_) => return Ok(Err(BatchError::LookupTaken(l.kind.clone()))),
+            None => {}
+        }
+        c.execute(
+            "DELETE FROM lookup WHERE subject_id = $1 AND kind = $2",
+            &[subject, &l.kind],
+        )
+        .await?;
+        let inserted = c
+            .execute(
+                "INSERT INTO lookup (kind, hash, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, hash) DO NOTHING",
+                &[&l.kind, &l.hash.as_slice(), subject],
+            )
+            .await?;
+        if inserted == 0 {
+            // Another node took it between the check and the insert.
+            return Ok(Err(BatchError::LookupTaken(l.kind.clone())));
+        }
+    }
+    Ok(Ok(()))
+}
+
+async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult {
+    match op {
+        WriteOp::CreateSubject {
+            id,
+            wrapped_key,
+            created_at,
+            fields,
+            lookups,
+        } => {
+            let kek_id = i32::try_from(wrapped_key.kek_id).unwrap_or(i32::MAX);
+            c.execute(
+                "INSERT INTO subjects (id, wrapped_key, kek_id, created_at, erased_at, fields, state)
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6)",
+                &[id, &wrapped_key.bytes, &kek_id, created_at, &encode(fields), &encode_state(&SubjectStateRecord::default())],
+            )
+            .await?;
+            put_lookups(c, id, lookups).await
+        }
+        WriteOp::PutFields {
+            subject,
+            fields,
+            lookups,
+            at,
+        } => {
+            let (mut current, _) = match load_for_update(c, subject).await? {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(e)),
+            };
+            for new in fields {
+                match current.iter_mut().find(|f| f.name == new.name) {
+                    Some(old) => {
+                        c.execute(
+                            "INSERT INTO field_history (subject_id, field, sealed, provenance, replaced_at)
+                             VALUES ($1, $2, $3, $4, $5)",
+                            &[subject, &old.name, &old.sealed, &encode(&Some(&old.provenance)), at],
+                        )
+                        .await?;
+                        *old = new.clone();
+                    }
+                    None => current.push(new.clone()),
+                }
+            }
+            c.execute(
+                "UPDATE subjects SET fields = $2 WHERE id = $1",
+                &[subject, &encode(&current)],
+            )
+            .await?;
+            put_lookups(c, subject, lookups).await
+        }
+        WriteOp::PutRelationship {
+            subject,
+            relationship,
+        } => {
+            let (_, mut state) = match load_for_update(c, subject).await? {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(e)),
+            };
+            match state
+                .relationships
+                .iter_mut()
+                .find(|r| r.id == relationship.id)
+            {
+                Some(r) => *r = relationship.clone(),
+                None => state.relationships.push(relationship.clone()),
+            }
+            c.execute(
+                "UPDATE subjects SET state = $2 WHERE id = $1",
+                &[subject, &encode_state(&state)],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        WriteOp::CreateApiKey(k) => {
+            let purposes = serde_json::to_string(&k.purposes).unwrap_or_else(|_| "[]".into());
+            c.execute(
+                "INSERT INTO api_keys (id, hash, role, purposes, recipient, label, created_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                &[&k.id, &k.hash.as_slice(), &k.role, &purposes, &k.recipient, &k.label, &k.created_at],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        WriteOp::RevokeApiKey { id, at } => {
+            let changed = c
+                .execute(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                    &[id, at],
+                )
+                .await?;
+            Ok(if changed == 0 {
+                Err(BatchError::KeyNotFound)
+            } else {
+                Ok(())
+            })
+        }
+        WriteOp::RecordConsent(event) => record_consent(c, event).await,
+        WriteOp::Suppress {
+            kind,
+            hash,
+            at,
+            reason,
+        } => {
+            c.execute(
+                "INSERT INTO suppression (kind, hash, at, reason) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, hash) DO NOTHING",
+                &[kind, &hash.as_slice(), at, reason],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        WriteOp::Unsuppress { kind, hash } => {
+            c.execute(
+                "DELETE FROM suppression WHERE kind = $1 AND hash = $2",
+                &[kind, &hash.as_slice()],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        WriteOp::LinkVisitor {
+            visitor,
+            subject,
+            events,
+        } => {
+            let changed = c
+                .execute(
+                    "UPDATE visitors SET subject_id = $2 WHERE id = $1",
+                    &[visitor, subject],
+                )
+                .await?;
+            if changed == 0 {
+                return Ok(Err(BatchError::VisitorNotFound));
+            }
+            for e in events {
+                if let Err(err) = record_consent(c, e).await? {
+                    return Ok(Err(err));
+                }
+            }
+            Ok(Ok(()))
+        }
+        WriteOp::PutPolicyVersion {
+            version,
+            effective,
+            sha256,
+            source,
+            at,
+        } => {
+            let known = c
+                .query_opt(
+                    "SELECT sha256 FROM policy_versions WHERE version = $1 FOR UPDATE",
+                    &[version],
+                )
+                .await?;
+            match known.map(|r| r.get::<_, Vec<u8>>(0)) {
+                Some(h) if h == sha256 => Ok(Ok(())),
+                Some(_) => Ok(Err(BatchError::PolicyVersionChanged(version.clone()))),
+                None => {
+                    c.execute(
+                        "INSERT INTO policy_versions (version, effective, sha256, source, loaded_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (version) DO NOTHING",
+                        &[version, effective, &sha256.as_slice(), source, at],
+                    )
+                    .await?;
+                    Ok(Ok(()))
+                }
+            }
+        }
+    }
+}
+
+async fn record_consent(c: &tokio_postgres::Transaction<'_>, e: &ConsentEvent) -> OpResult {
+    let action = e.action.as_str();
+    let wording = e.wording_hash.map(|h| h.to_vec());
+    c.execute(
+        "INSERT INTO consent_events (id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        &[&e.id, &e.at, &e.subject, &e.visitor, &e.purpose, &e.channel, &action, &e.policy_version, &e.method, &e.agent, &wording, &e.ip_prefix, &e.recorded_by, &e.expires_at],
+    )
+    .await?;
+    match e.holder() {
+        Some(Holder::Subject(subject)) => {
+            let (_, mut state) = match load_for_update(c, &subject).await? {
+                Ok(x) => x,
+                Err(err) => return Ok(Err(err)),
+            };
+            state.preferences.apply(e);
+            c.execute(
+                "UPDATE subjects SET state = $2 WHERE id = $1",
+                &[&subject, &encode_state(&state)],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        Some(Holder::Visitor(visitor)) => {
+            let current = c
+                .query_opt(
+                    "SELECT state FROM visitors WHERE id = $1 FOR UPDATE",
+                    &[&visitor],
+                )
+                .await?;
+            let mut prefs: Preferences = match current.map(|r| r.get::<_, Vec<u8>>(0)) {
+                Some(bytes) => match serde_json::from_slice(&bytes) {
+                    Ok(p) => p,
+                    Err(x) => return Ok(Err(BatchError::Store(x.to_string()))),
+                },
+                None => Preferences::default(),
+            };
+            prefs.apply(e);
+            let bytes = serde_json::to_vec(&prefs).unwrap_or_default();
+            c.execute(
+                "INSERT INTO visitors (id, created_at, subject_id, state) VALUES ($1, $2, NULL, $3)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+                &[&visitor, &e.at, &bytes],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        None => Ok(Err(BatchError::Store(
+            "a consent event needs a subject or a visitor".into(),
+        ))),
+    }
+}

@@ -1,0 +1,405 @@
+//! Writes: the writer thread, group commit, and how each operation of a
+//! batch is applied inside the group's transaction.
+
+use super::*;
+
+pub(super) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit_group(&mut conn, &jobs) {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; every request in it is answered with an error");
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+type Outcomes = Vec<Result<Committed, BatchError>>;
+
+/// One group transaction. The chain head is read inside it, so another process
+/// writing to the same file (the CLI creating a key) extends the same chain.
+fn commit_group(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Outcomes> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let head = read_head(&tx)?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut current = head;
+    for job in jobs {
+        let mut sp = tx.savepoint()?;
+        match apply_batch(&sp, &job.batch, current) {
+            Ok((committed, new_head)) => {
+                sp.commit()?;
+                current = new_head;
+                outcomes.push(Ok(committed));
+            }
+            Err(e) => {
+                sp.rollback()?;
+                drop(sp);
+                outcomes.push(Err(e));
+            }
+        }
+    }
+    if current != head {
+        tx.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1",
+            params![current.0, current.1.as_slice()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn store_err(e: rusqlite::Error) -> BatchError {
+    BatchError::Store(e.to_string())
+}
+
+fn apply_batch(
+    c: &Connection,
+    batch: &Batch,
+    head: (i64, [u8; 32]),
+) -> Result<(Committed, (i64, [u8; 32])), BatchError> {
+    for op in &batch.ops {
+        apply_op(c, op)?;
+    }
+    let entries = audit::chain(head, &batch.audit);
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO audit (seq, at, actor, action, purpose, subject_id, decision, reason, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(store_err)?;
+    for e in &entries {
+        let d = &e.draft;
+        insert
+            .execute(params![
+                e.seq,
+                d.at,
+                d.actor,
+                d.action,
+                d.purpose,
+                d.subject.as_ref().map(|s| s.as_bytes().as_slice()),
+                d.decision,
+                d.reason,
+                e.prev_hash.as_slice(),
+                e.hash.as_slice()
+            ])
+            .map_err(store_err)?;
+    }
+    let mut outbox = c
+        .prepare_cached(
+            "INSERT INTO outbox (at, topic, subject_id, payload) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(store_err)?;
+    for ev in &batch.outbox {
+        outbox
+            .execute(params![
+                ev.at,
+                ev.topic,
+                ev.subject.as_ref().map(|s| s.as_bytes().as_slice()),
+                ev.payload
+            ])
+            .map_err(store_err)?;
+    }
+    let new_head = entries.last().map_or(head, |e| (e.seq, e.hash));
+    Ok((
+        Committed {
+            audit_seqs: entries.iter().map(|e| e.seq).collect(),
+        },
+        new_head,
+    ))
+}
+
+/// Loads a subject's fields and state for an update; refuses a missing or erased subject.
+fn load_for_update(
+    c: &Connection,
+    subject: &Uuid,
+) -> Result<(Vec<StoredField>, SubjectStateRecord), BatchError> {
+    let row: Option<(Option<i64>, Vec<u8>, Vec<u8>)> = c
+        .prepare_cached("SELECT erased_at, fields, state FROM subjects WHERE id = ?1")
+        .map_err(store_err)?
+        .query_row([subject.as_bytes().as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+        .map_err(store_err)?;
+    let (erased, fields, state) = row.ok_or(BatchError::SubjectNotFound)?;
+    if erased.is_some() {
+        return Err(BatchError::SubjectErased);
+    }
+    Ok((
+        decode(&fields).map_err(BatchError::Store)?,
+        decode_state(&state).map_err(BatchError::Store)?,
+    ))
+}
+
+fn put_lookups(c: &Connection, subject: &Uuid, lookups: &[Lookup]) -> Result<(), BatchError> {
+    for l in lookups {
+        let owner: Option<Vec<u8>> = c
+            .prepare_cached("SELECT subject_id FROM lookup WHERE kind = ?1 AND hash = ?2")
+            .map_err(store_err)?
+            .query_row(params![l.kind, l.hash.as_slice()], |r| r.get(0))
+            .optional()
+            .map_err(store_err)?;
+        match owner {
+            Some(o) if o == subject.as_bytes() => continue,
+            Some(_) => return Err(BatchError::LookupTaken(l.kind.clone())),
+            None => {}
+        }
+        c.prepare_cached("DELETE FROM lookup WHERE subject_id = ?1 AND kind = ?2")
+            .map_err(store_err)?
+            .execute(params![subject.as_bytes().as_slice(), l.kind])
+            .map_err(store_err)?;
+        c.prepare_cached("INSERT INTO lookup (kind, hash, subject_id) VALUES (?1, ?2, ?3)")
+            .map_err(store_err)?
+            .execute(params![
+                l.kind,
+                l.hash.as_slice(),
+                subject.as_bytes().as_slice()
+            ])
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
+
+fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
+    match op {
+        WriteOp::CreateSubject {
+            id,
+            wrapped_key,
+            created_at,
+            fields,
+            lookups,
+        } => {
+            c.prepare_cached(
+                "INSERT INTO subjects (id, wrapped_key, kek_id, created_at, erased_at, fields, state)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)",
+            )
+            .map_err(store_err)?
+            .execute(params![
+                id.as_bytes().as_slice(),
+                wrapped_key.bytes,
+                wrapped_key.kek_id,
+                created_at,
+                encode(fields),
+                encode_state(&SubjectStateRecord::default())
+            ])
+            .map_err(store_err)?;
+            put_lookups(c, id, lookups)
+        }
+        WriteOp::PutFields {
+            subject,
+            fields,
+            lookups,
+            at,
+        } => {
+            let (mut current, _) = load_for_update(c, subject)?;
+            for new in fields {
+                match current.iter_mut().find(|f| f.name == new.name) {
+                    Some(old) => {
+                        c.prepare_cached(
+                            "INSERT INTO field_history (subject_id, field, sealed, provenance, replaced_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .map_err(store_err)?
+                        .execute(params![subject.as_bytes().as_slice(), old.name, old.sealed, encode(&Some(&old.provenance)), at])
+                        .map_err(store_err)?;
+                        *old = new.clone();
+                    }
+                    None => current.push(new.clone()),
+                }
+            }
+            c.prepare_cached("UPDATE subjects SET fields = ?2 WHERE id = ?1")
+                .map_err(store_err)?
+                .execute(params![subject.as_bytes().as_slice(), encode(&current)])
+                .map_err(store_err)?;
+            put_lookups(c, subject, lookups)
+        }
+        WriteOp::PutRelationship {
+            subject,
+            relationship,
+        } => {
+            let (_, mut state) = load_for_update(c, subject)?;
+            match state
+                .relationships
+                .iter_mut()
+                .find(|r| r.id == relationship.id)
+            {
+                Some(r) => *r = relationship.clone(),
+                None => state.relationships.push(relationship.clone()),
+            }
+            c.prepare_cached("UPDATE subjects SET state = ?2 WHERE id = ?1")
+                .map_err(store_err)?
+                .execute(params![subject.as_bytes().as_slice(), encode_state(&state)])
+                .map_err(store_err)?;
+            Ok(())
+        }
+        WriteOp::CreateApiKey(k) => {
+            c.prepare_cached(
+                "INSERT INTO api_keys (id, hash, role, purposes, recipient, label, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+            )
+            .map_err(store_err)?
+            .execute(params![
+                k.id,
+                k.hash.as_slice(),
+                k.role,
+                serde_json::to_string(&k.purposes).unwrap_or_else(|_| "[]".into()),
+                k.recipient,
+                k.label,
+                k.created_at
+            ])
+            .map_err(store_err)?;
+            Ok(())
+        }
+        WriteOp::RevokeApiKey { id, at } => {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                )
+                .map_err(store_err)?
+                .execute(params![id, at])
+                .map_err(store_err)?;
+            if changed == 0 {
+                return Err(BatchError::KeyNotFound);
+            }
+            Ok(())
+        }
+        WriteOp::RecordConsent(event) => record_consent(c, event),
+        WriteOp::Suppress {
+            kind,
+            hash,
+            at,
+            reason,
+        } => {
+            c.prepare_cached("INSERT INTO suppression (kind, hash, at, reason) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, hash) DO NOTHING")
+                .map_err(store_err)?
+                .execute(params![kind, hash.as_slice(), at, reason])
+                .map_err(store_err)?;
+            Ok(())
+        }
+        WriteOp::Unsuppress { kind, hash } => {
+            c.prepare_cached("DELETE FROM suppression WHERE kind = ?1 AND hash = ?2")
+                .map_err(store_err)?
+                .execute(params![kind, hash.as_slice()])
+                .map_err(store_err)?;
+            Ok(())
+        }
+        WriteOp::LinkVisitor {
+            visitor,
+            subject,
+            events,
+        } => {
+            let changed = c
+                .prepare_cached("UPDATE visitors SET subject_id = ?2 WHERE id = ?1")
+                .map_err(store_err)?
+                .execute(params![visitor, subject.as_bytes().as_slice()])
+                .map_err(store_err)?;
+            if changed == 0 {
+                return Err(BatchError::VisitorNotFound);
+            }
+            events.iter().try_for_each(|e| record_consent(c, e))
+        }
+        WriteOp::PutPolicyVersion {
+            version,
+            effective,
+            sha256,
+            source,
+            at,
+        } => {
+            let known: Option<Vec<u8>> = c
+                .prepare_cached("SELECT sha256 FROM policy_versions WHERE version = ?1")
+                .map_err(store_err)?
+                .query_row([version], |r| r.get(0))
+                .optional()
+                .map_err(store_err)?;
+            match known {
+                Some(h) if h == sha256 => Ok(()),
+                Some(_) => Err(BatchError::PolicyVersionChanged(version.clone())),
+                None => {
+                    c.prepare_cached("INSERT INTO policy_versions (version, effective, sha256, source, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                        .map_err(store_err)?
+                        .execute(params![version, effective, sha256.as_slice(), source, at])
+                        .map_err(store_err)?;
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Appends the event and folds it into its holder's preferences.
+fn record_consent(c: &Connection, e: &ConsentEvent) -> Result<(), BatchError> {
+    c.prepare_cached(
+        "INSERT INTO consent_events (id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .map_err(store_err)?
+    .execute(params![
+        e.id.as_bytes().as_slice(),
+        e.at,
+        e.subject.as_ref().map(|s| s.as_bytes().to_vec()),
+        e.visitor,
+        e.purpose,
+        e.channel,
+        e.action.as_str(),
+        e.policy_version,
+        e.method,
+        e.agent,
+        e.wording_hash.map(|h| h.to_vec()),
+        e.ip_prefix,
+        e.recorded_by,
+        e.expires_at
+    ])
+    .map_err(store_err)?;
+    match e.holder() {
+        Some(Holder::Subject(subject)) => {
+            let (_, mut state) = load_for_update(c, &subject)?;
+            state.preferences.apply(e);
+            c.prepare_cached("UPDATE subjects SET state = ?2 WHERE id = ?1")
+                .map_err(store_err)?
+                .execute(params![subject.as_bytes().as_slice(), encode_state(&state)])
+                .map_err(store_err)?;
+            Ok(())
+        }
+        Some(Holder::Visitor(visitor)) => {
+            let current: Option<Vec<u8>> = c
+                .prepare_cached("SELECT state FROM visitors WHERE id = ?1")
+                .map_err(store_err)?
+                .query_row([&visitor], |r| r.get(0))
+                .optional()
+                .map_err(store_err)?;
+            let mut prefs: Preferences = match &current {
+                Some(bytes) => {
+                    serde_json::from_slice(bytes).map_err(|x| BatchError::Store(x.to_string()))?
+                }
+                None => Preferences::default(),
+            };
+            prefs.apply(e);
+            let bytes = serde_json::to_vec(&prefs).map_err(|x| BatchError::Store(x.to_string()))?;
+            c.prepare_cached(
+                "INSERT INTO visitors (id, created_at, subject_id, state) VALUES (?1, ?2, NULL, ?3)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            )
+            .map_err(store_err)?
+            .execute(params![visitor, e.at, bytes])
+            .map_err(store_err)?;
+            Ok(())
+        }
+        None => Err(BatchError::Store(
+            "a consent event needs a subject or a visitor".into(),
+        )),
+    }
+}
