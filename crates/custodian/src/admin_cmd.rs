@@ -1,10 +1,13 @@
-//! Operator commands on the store: `migrate`, `keys ...`, `audit verify`.
+//! Operator commands on the store: `migrate`, `keys ...` (API keys and
+//! key-encryption key rotation), `audit verify`.
 
 use crate::app::keys::{self, NewKeyRequest};
+use crate::app::rotation;
 use crate::app::{App, Role};
 use crate::config::StoreArgs;
 use crate::serve::{load_keys, load_policy, runtime};
 use clap::Subcommand;
+use custodian_vault::keyfile;
 use custodian_vault::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +42,27 @@ pub enum KeysCommand {
         #[command(flatten)]
         store: StoreArgs,
         id: String,
+    },
+    /// Add a new key-encryption key to the key file and make it current.
+    /// Restart every node with the new key file, then run `keys rewrap`.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Re-wrap every data key under the current key-encryption key (the data
+    /// itself is not re-encrypted). Every node must already have the current
+    /// key file, or it cannot open the keys moved.
+    Rewrap {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a key-encryption key from the key file; refused while it still
+    /// wraps any data key.
+    RetireKek {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The key-encryption key's number, as `keys rewrap` lists them.
+        kek: u32,
     },
 }
 
@@ -160,6 +184,9 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                     Err(e) => fail(e),
                 }
             }
+            KeysCommand::Rotate { store } => rotate(&store),
+            KeysCommand::Rewrap { store } => rewrap(&store).await,
+            KeysCommand::RetireKek { store, kek } => retire_kek(&store, kek).await,
             KeysCommand::Revoke { store, id } => {
                 let app = match open_app(&store, None).await {
                     Ok(a) => a,
@@ -175,6 +202,71 @@ pub fn keys(command: KeysCommand) -> ExitCode {
             }
         }
     })
+}
+
+fn rotate(store: &StoreArgs) -> ExitCode {
+    let settings = match store.resolve() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match keyfile::add_kek(&settings.key_file) {
+        Ok(id) => {
+            println!(
+                "key-encryption key {id} added to {} and made current; new data keys are wrapped by it.",
+                settings.key_file.display()
+            );
+            println!(
+                "Restart every Custodian node with this key file, then run `custodian keys rewrap` to move the existing data keys to it."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn rewrap(store: &StoreArgs) -> ExitCode {
+    let app = match open_app(store, None).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match rotation::rewrap_all(&app, "cli", time::OffsetDateTime::now_utc).await {
+        Ok(done) => {
+            println!(
+                "re-wrapped {} data keys under key-encryption key {}",
+                done.moved,
+                app.keys.current_kek()
+            );
+            for (kek, count) in done.per_kek {
+                println!("key-encryption key {kek}: {count} data keys");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn retire_kek(store: &StoreArgs, kek: u32) -> ExitCode {
+    let app = match open_app(store, None).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if let Err(e) = rotation::check_unused(&app, kek).await {
+        return fail(e);
+    }
+    let settings = match store.resolve() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match keyfile::remove_kek(&settings.key_file, kek) {
+        Ok(()) => {
+            println!(
+                "key-encryption key {kek} removed from {}",
+                settings.key_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 pub fn audit(command: AuditCommand) -> ExitCode {

@@ -44,7 +44,7 @@ enum Command {
         #[command(flatten)]
         store: config::StoreArgs,
     },
-    /// Create, list and revoke API keys.
+    /// API keys (create, list, revoke) and key-encryption keys (rotate, rewrap, retire-kek).
     Keys {
         #[command(subcommand)]
         command: admin_cmd::KeysCommand,

@@ -59,9 +59,7 @@ pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), KeyFileError> {
     if path.exists() {
         return load(path).map(|k| (k, false));
     }
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = now_rfc3339();
     let file = KeyFile {
         format: 1,
         current_kek: 1,
@@ -113,6 +111,76 @@ fn write_new(path: &Path, file: &KeyFile) -> Result<(), KeyFileError> {
 }
 
 pub fn load(path: &Path) -> Result<Keyring, KeyFileError> {
+    let file = read(path)?;
+    keyring(path, &file)
+}
+
+/// Adds a new key-encryption key and makes it the current one: data keys
+/// made from now on are wrapped by it. The older keys stay, so that data keys
+/// they wrap still open until `custodian keys rewrap` moves them over.
+/// Returns the new key's id.
+pub fn add_kek(path: &Path) -> Result<u32, KeyFileError> {
+    let mut file = read(path)?;
+    let id = file.kek.iter().map(|k| k.id).max().unwrap_or(0) + 1;
+    file.kek.push(KekEntry {
+        id,
+        key: B64.encode(Secret::random().as_bytes()),
+        created: now_rfc3339(),
+    });
+    file.current_kek = id;
+    keyring(path, &file)?;
+    replace(path, &file)?;
+    Ok(id)
+}
+
+/// Removes a key-encryption key other than the current one. The caller
+/// makes sure first that no data key is still wrapped by it.
+pub fn remove_kek(path: &Path, id: u32) -> Result<(), KeyFileError> {
+    let invalid = |reason: String| KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = read(path)?;
+    if id == file.current_kek {
+        return Err(invalid(format!(
+            "key-encryption key {id} is the current one; add another first (`custodian keys rotate`)"
+        )));
+    }
+    let before = file.kek.len();
+    file.kek.retain(|k| k.id != id);
+    if file.kek.len() == before {
+        return Err(invalid(format!("there is no key-encryption key {id}")));
+    }
+    replace(path, &file)
+}
+
+/// The ids of the key-encryption keys in the file, and the current one.
+pub fn kek_ids(path: &Path) -> Result<(Vec<u32>, u32), KeyFileError> {
+    let file = read(path)?;
+    Ok((file.kek.iter().map(|k| k.id).collect(), file.current_kek))
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Writes the file anew beside the old one, then renames it into place, so
+/// that a crash leaves either the old file or the new one, never half.
+fn replace(path: &Path, file: &KeyFile) -> Result<(), KeyFileError> {
+    let tmp = path.with_extension("toml.new");
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, file)?;
+    std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads and parses the key file, refusing one that others can read; a file
+/// from before receipts gets a signing key added.
+fn read(path: &Path) -> Result<KeyFile, KeyFileError> {
     let invalid = |reason: String| KeyFileError::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -140,14 +208,16 @@ pub fn load(path: &Path) -> Result<Keyring, KeyFileError> {
     if file.receipt_key.is_none() {
         // A key file from before receipts: add a signing key, keeping the rest.
         file.receipt_key = Some(B64.encode(Secret::random().as_bytes()));
-        let tmp = path.with_extension("toml.new");
-        let _ = std::fs::remove_file(&tmp);
-        write_new(&tmp, &file)?;
-        std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        replace(path, &file)?;
     }
+    Ok(file)
+}
+
+fn keyring(path: &Path, file: &KeyFile) -> Result<Keyring, KeyFileError> {
+    let invalid = |reason: String| KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
     if file.format != 1 {
         return Err(invalid(format!(
             "format {} is not known; this build reads format 1",
@@ -210,6 +280,43 @@ mod tests {
             assert_eq!(mode, 0o600);
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
             assert!(matches!(load(&path), Err(KeyFileError::TooOpen { .. })));
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_adds_a_current_kek_and_keeps_the_old_until_retired() {
+        let dir =
+            std::env::temp_dir().join(format!("custodian-keyfile-{}", crate::crypto::new_id()));
+        let path = dir.join("keys.toml");
+        let (ring, _) = load_or_create(&path).unwrap();
+        let subject = crate::crypto::new_id();
+        let (_, old) = ring.new_data_key(&subject).unwrap();
+        assert_eq!(add_kek(&path).unwrap(), 2);
+        assert_eq!(kek_ids(&path).unwrap(), (vec![1, 2], 2));
+        let ring = load(&path).unwrap();
+        assert_eq!(ring.current_kek(), 2);
+        // Keys wrapped by the old KEK still open, and move to the new one.
+        let moved = ring.rewrap(&subject, &old).unwrap();
+        assert_eq!(moved.kek_id, 2);
+        assert!(ring.unwrap(&subject, &old).is_ok());
+        // The current key cannot be retired; an unknown one is named.
+        assert!(remove_kek(&path, 2).is_err());
+        assert!(
+            remove_kek(&path, 9)
+                .unwrap_err()
+                .to_string()
+                .contains("no key-encryption key 9")
+        );
+        remove_kek(&path, 1).unwrap();
+        let ring = load(&path).unwrap();
+        assert!(ring.unwrap(&subject, &moved).is_ok());
+        assert!(ring.unwrap(&subject, &old).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod marketing;
 pub mod read;
 pub mod receipt;
+pub mod rotation;
 
 pub use auth::{Principal, Role};
 pub use error::AppError;

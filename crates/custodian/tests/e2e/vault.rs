@@ -904,3 +904,80 @@ fn a_store_newer_than_the_build_is_refused() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn key_encryption_keys_rotate_without_losing_data() {
+    let v = vault(&[]);
+    let data = v.scratch.arg("data");
+    let name_of = |s: &Server, id: &str| {
+        let r = s.get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&v.admin),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["data"]["full_name"].as_str().unwrap().to_string()
+    };
+    let person = |s: &Server, name: &str, email: &str| {
+        let id = collect(
+            s,
+            &v.admin,
+            &json!({"purpose": "account-management", "data": {"full_name": name, "email": email}}),
+        );
+        open_account(s, &v.admin, &id);
+        id
+    };
+    let ada = person(&v.server, "Ada Lovelace", "ada@rotate.example");
+    assert_eq!(v.server.stop(), Some(0));
+
+    let out = run(&["keys", "rotate", "--data-dir", &data]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("key-encryption key 2 added"));
+    let server = Server::start(&["--data-dir", &data]);
+    let grace = person(&server, "Grace Hopper", "grace@rotate.example");
+    assert_eq!(name_of(&server, &ada), "Ada Lovelace");
+    // The old key still wraps Ada's data key: it cannot be retired yet.
+    let out = run(&["keys", "retire-kek", "--data-dir", &data, "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("still wraps 1 data keys"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Re-wrapping runs beside the server; only Ada's key moves.
+    let out = run(&["keys", "rewrap", "--data-dir", &data]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("re-wrapped 1 data keys under key-encryption key 2"),
+        "{said}"
+    );
+    assert!(said.contains("key-encryption key 2: 2 data keys"), "{said}");
+    assert!(!said.contains("key-encryption key 1:"), "{said}");
+    assert_eq!(name_of(&server, &ada), "Ada Lovelace");
+    // Nothing left to move; the current key is never retired, the old one now can be.
+    let again = text(&run(&["keys", "rewrap", "--data-dir", &data]).stdout);
+    assert!(again.contains("re-wrapped 0 data keys"), "{again}");
+    assert_eq!(
+        run(&["keys", "retire-kek", "--data-dir", &data, "2"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let out = run(&["keys", "retire-kek", "--data-dir", &data, "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.stop(), Some(0));
+
+    // With only the new key in the key file, both people are still readable.
+    let server = Server::start(&["--data-dir", &data]);
+    assert_eq!(name_of(&server, &ada), "Ada Lovelace");
+    assert_eq!(name_of(&server, &grace), "Grace Hopper");
+    let keys = std::fs::read_to_string(v.scratch.path("data").join("keys.toml")).unwrap();
+    assert_eq!(keys.matches("[[kek]]").count(), 1, "{keys}");
+    let out = run(&["audit", "verify", "--data-dir", &data]);
+    assert!(
+        text(&out.stdout).contains("audit chain intact"),
+        "{}",
+        text(&out.stdout)
+    );
+}

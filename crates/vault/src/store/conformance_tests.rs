@@ -167,6 +167,7 @@ conformance!(
     suppression_and_policy_versions,
     stored_preferences_equal_a_replay_of_the_ledger,
     marketing_lookups_page_and_answer_in_one_query,
+    data_keys_move_to_a_new_kek,
 );
 
 fn keyring() -> Keyring {
@@ -910,4 +911,79 @@ async fn marketing_lookups_page_and_answer_in_one_query(f: Fixture) {
             .map(|s| s.subject),
         Some(ids[6])
     );
+}
+
+async fn data_keys_move_to_a_new_kek(f: Fixture) {
+    let (first, second) = (Secret::random(), Secret::random());
+    let (blind, pseudonym) = (Secret::random(), Secret::random());
+    let old = Keyring::new(vec![Kek::new(1, &first).unwrap()], 1, &blind, &pseudonym);
+    let new = Keyring::new(
+        vec![Kek::new(1, &first).unwrap(), Kek::new(2, &second).unwrap()],
+        2,
+        &blind,
+        &pseudonym,
+    );
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            create(&f.store, &old, &format!("kek{i}@example.org"))
+                .await
+                .unwrap(),
+        );
+    }
+    ids.sort();
+    assert_eq!(f.store.data_keys_per_kek().await.unwrap(), [(1, 3)]);
+    // Paged in id order, only keys not yet under KEK 2.
+    let page = f.store.data_keys_page(2, None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[..2]);
+    let rest = f.store.data_keys_page(2, Some(ids[1]), 2).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    let mut ops = Vec::new();
+    for (id, from) in page.into_iter().chain(rest) {
+        let to = new.rewrap(&id, &from).unwrap();
+        ops.push(WriteOp::Rewrap {
+            subject: id,
+            from,
+            to,
+        });
+    }
+    let moved = ops.clone();
+    f.store
+        .write(Batch {
+            ops,
+            audit: vec![draft("keys.rewrap", None)],
+            outbox: vec![],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.store.data_keys_per_kek().await.unwrap(), [(2, 3)]);
+    assert!(
+        f.store
+            .data_keys_page(2, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A rewrap whose `from` is no longer stored changes nothing.
+    f.store
+        .write(Batch {
+            ops: moved,
+            audit: vec![],
+            outbox: vec![],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    for id in &ids {
+        let record = f.store.subject(*id).await.unwrap().unwrap();
+        let wrapped = record.wrapped_key.unwrap();
+        assert_eq!(wrapped.kek_id, 2);
+        let key = new.unwrap(id, &wrapped).unwrap();
+        assert_eq!(
+            key.open(id, "full_name", &record.fields[1].sealed).unwrap(),
+            b"Ada Lovelace"
+        );
+    }
+    assert_eq!(f.store.data_keys_per_kek().await.unwrap(), [(2, 3)]);
 }

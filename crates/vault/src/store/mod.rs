@@ -20,6 +20,7 @@ pub use consent::*;
 pub use types::*;
 
 use crate::audit::{AuditEntry, Verification, Verifier};
+use crate::crypto::WrappedKey;
 use uuid::Uuid;
 
 /// The schema version this build knows. A database at a newer version is refused.
@@ -269,6 +270,28 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.suppression_page(kind, after, limit),
             Store::Postgres(s) => s.suppression_page(kind, after, limit).await,
+        }
+    }
+
+    /// Subjects whose data key is wrapped by another key-encryption key than
+    /// `not_under` (erased subjects have none), in id order after `after`.
+    pub async fn data_keys_page(
+        &self,
+        not_under: u32,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, WrappedKey)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.data_keys_page(not_under, after, limit),
+            Store::Postgres(s) => s.data_keys_page(not_under, after, limit).await,
+        }
+    }
+
+    /// How many data keys each key-encryption key wraps.
+    pub async fn data_keys_per_kek(&self) -> Result<Vec<(u32, i64)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.data_keys_per_kek(),
+            Store::Postgres(s) => s.data_keys_per_kek().await,
         }
     }
 

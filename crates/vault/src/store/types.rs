@@ -193,6 +193,14 @@ pub enum WriteOp {
         subject: Uuid,
         events: Vec<super::consent::ConsentEvent>,
     },
+    /// Moves a subject's data key to another key-encryption key. Applied only
+    /// if the stored key is still `from`: a subject erased or rewrapped in
+    /// the meantime is left as it is.
+    Rewrap {
+        subject: Uuid,
+        from: WrappedKey,
+        to: WrappedKey,
+    },
     /// Records the policy a server runs with; the same version with other
     /// content is refused.
     PutPolicyVersion {

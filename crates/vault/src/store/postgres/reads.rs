@@ -231,6 +231,53 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn data_keys_page(
+        &self,
+        not_under: u32,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, WrappedKey)>, StoreError> {
+        let c = self.reader().await?;
+        let not_under = i32::try_from(not_under).unwrap_or(i32::MAX);
+        let rows = c
+            .query(
+                "SELECT id, kek_id, wrapped_key FROM subjects
+                 WHERE wrapped_key IS NOT NULL AND kek_id <> $1 AND id > $2
+                 ORDER BY id LIMIT $3",
+                &[&not_under, &after.unwrap_or(Uuid::nil()), &limit],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    WrappedKey {
+                        kek_id: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0),
+                        bytes: r.get(2),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub async fn data_keys_per_kek(&self) -> Result<Vec<(u32, i64)>, StoreError> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                "SELECT kek_id, count(*) FROM subjects WHERE wrapped_key IS NOT NULL
+                 GROUP BY kek_id ORDER BY kek_id",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| (u32::try_from(r.get::<_, i32>(0)).unwrap_or(0), r.get(1)))
+            .collect())
+    }
+
     pub async fn check_lookup(
         &self,
         kind: &str,

@@ -290,6 +290,17 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             .await?;
             Ok(Ok(()))
         }
+        WriteOp::Rewrap { subject, from, to } => {
+            let from_kek = i32::try_from(from.kek_id).unwrap_or(i32::MAX);
+            let to_kek = i32::try_from(to.kek_id).unwrap_or(i32::MAX);
+            c.execute(
+                "UPDATE subjects SET wrapped_key = $4, kek_id = $5
+                 WHERE id = $1 AND kek_id = $2 AND wrapped_key = $3",
+                &[subject, &from_kek, &from.bytes, &to.bytes, &to_kek],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
         WriteOp::Unsuppress { kind, hash } => {
             c.execute(
                 "DELETE FROM suppression WHERE kind = $1 AND hash = $2",

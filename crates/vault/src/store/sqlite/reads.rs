@@ -236,6 +236,54 @@ impl SqliteStore {
         })
     }
 
+    pub fn data_keys_page(
+        &self,
+        not_under: u32,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, WrappedKey)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, kek_id, wrapped_key FROM subjects
+                     WHERE wrapped_key IS NOT NULL AND kek_id <> ?1 AND id > ?2
+                     ORDER BY id LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let after = after.unwrap_or(Uuid::nil());
+            let rows = stmt
+                .query_map(
+                    params![not_under, after.as_bytes().as_slice(), limit],
+                    |r| {
+                        Ok((
+                            uuid_from(&r.get::<_, Vec<u8>>(0)?)?,
+                            WrappedKey {
+                                kek_id: r.get(1)?,
+                                bytes: r.get(2)?,
+                            },
+                        ))
+                    },
+                )
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+    }
+
+    pub fn data_keys_per_kek(&self) -> Result<Vec<(u32, i64)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT kek_id, count(*) FROM subjects WHERE wrapped_key IS NOT NULL
+                     GROUP BY kek_id ORDER BY kek_id",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+    }
+
     pub fn check_lookup(
         &self,
         kind: &str,

@@ -290,6 +290,22 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
                 .map_err(store_err)?;
             Ok(())
         }
+        WriteOp::Rewrap { subject, from, to } => {
+            c.prepare_cached(
+                "UPDATE subjects SET wrapped_key = ?4, kek_id = ?5
+                 WHERE id = ?1 AND kek_id = ?2 AND wrapped_key = ?3",
+            )
+            .map_err(store_err)?
+            .execute(params![
+                subject.as_bytes().as_slice(),
+                from.kek_id,
+                from.bytes,
+                to.bytes,
+                to.kek_id
+            ])
+            .map_err(store_err)?;
+            Ok(())
+        }
         WriteOp::Unsuppress { kind, hash } => {
             c.prepare_cached("DELETE FROM suppression WHERE kind = ?1 AND hash = ?2")
                 .map_err(store_err)?
