@@ -241,6 +241,25 @@ fn event(topic: &str, subject: Uuid, at: i64, payload: serde_json::Value) -> Out
     }
 }
 
+/// Writes a collection. A refusal because an address already belongs to
+/// another subject is audited on its own (the batch's own entry is rolled
+/// back with it): otherwise whether an address is held could be probed
+/// without a trace. The entry names the field kind, never the address.
+async fn write_collection(app: &App, batch: Batch, refused: AuditDraft) -> Result<(), AppError> {
+    match written(app.store.write(batch).await) {
+        Err(AppError::Conflict(kind)) => {
+            let entry = AuditDraft {
+                decision: "refused".into(),
+                reason: Some(format!("lookup_conflict: {kind}")),
+                ..refused
+            };
+            written(app.store.write(Batch::audit_only(entry)).await)?;
+            Err(AppError::Conflict(kind))
+        }
+        other => other.map(|_| ()),
+    }
+}
+
 pub async fn collect_new(
     app: &App,
     principal: &Principal,
@@ -271,7 +290,12 @@ pub async fn collect_new(
             serde_json::json!({"subject": id, "purpose": req.purpose, "fields": names, "channel": provenance.channel, "policy_version": provenance.policy_version}),
         )],
     };
-    written(app.store.write(batch).await)?;
+    // Refused, the new id was never stored: the entry names no subject.
+    let refused = AuditDraft {
+        subject: None,
+        ..audit(principal, "collect", &req.purpose, id, at)
+    };
+    write_collection(app, batch, refused).await?;
     Ok(CollectResponse {
         id,
         fields: names,
@@ -328,7 +352,12 @@ pub async fn collect_more(
             serde_json::json!({"subject": subject, "purpose": req.purpose, "fields": names, "rectified": rectified}),
         )],
     };
-    written(app.store.write(batch).await)?;
+    write_collection(
+        app,
+        batch,
+        audit(principal, action, &req.purpose, subject, at),
+    )
+    .await?;
     Ok(CollectResponse {
         id: subject,
         fields: names,

@@ -398,5 +398,17 @@ pub async fn lookup(
             .await;
         }
     }
+    // A lookup that finds no one is audited too, so that probing for who is
+    // a customer leaves a trace; the entry names the kind, not the address.
+    let entry = AuditDraft {
+        at: micros(now),
+        actor: principal.actor(),
+        action: "lookup".into(),
+        purpose: Some(q.purpose.clone()),
+        subject: None,
+        decision: "not_found".into(),
+        reason: Some(format!("by {}", kind.label())),
+    };
+    written(app.store.write(Batch::audit_only(entry)).await)?;
     Err(AppError::SubjectNotFound)
 }

@@ -146,8 +146,9 @@ fn two_nodes_share_one_postgres_database() {
         "--key-file",
         &keys,
     ]);
+    // The 55 above and the audited refusal of the conflicting collection.
     assert!(
-        text(&out.stdout).contains("intact: 55 entries"),
+        text(&out.stdout).contains("intact: 56 entries"),
         "{}",
         text(&out.stdout)
     );

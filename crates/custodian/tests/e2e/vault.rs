@@ -206,8 +206,8 @@ fn collection_then_reads_return_only_what_the_purpose_may_see() {
         (404, Some("subject_not_found"))
     );
     // Each read decision, allowed or refused, is in the chain: 1 key + 1 collect
-    // + 1 relationship + 7 reads (a lookup that finds nobody reads nothing).
-    assert_eq!(v.audit_entries(), 10);
+    // + 1 relationship + 7 reads + the lookup that found nobody.
+    assert_eq!(v.audit_entries(), 11);
 }
 
 #[test]
@@ -229,6 +229,8 @@ fn rectification_replaces_the_value_and_reuses_the_lookup() {
         )
         .json();
     assert_eq!(r["data"], json!({"email": "ada@analytical.example"}));
+    // A lookup that finds no one is audited too (probing leaves a trace).
+    let before = v.audit_entries();
     assert_eq!(
         s.get(
             "/v1/subjects?email=ada.lovelace@example.org&purpose=account-management",
@@ -237,6 +239,7 @@ fn rectification_replaces_the_value_and_reuses_the_lookup() {
         .status,
         404
     );
+    assert_eq!(v.audit_entries(), before + 1);
     assert_eq!(
         s.get(
             "/v1/subjects?email=ada@analytical.example&purpose=account-management",
@@ -245,7 +248,8 @@ fn rectification_replaces_the_value_and_reuses_the_lookup() {
         .status,
         200
     );
-    // Another subject cannot take that address.
+    // Another subject cannot take that address; the refusal is audited.
+    let before = v.audit_entries();
     let mut other = ada();
     other["data"] = json!({"full_name": "Someone Else", "email": "ADA@analytical.example"});
     let r = s.post("/v1/subjects", Some(&v.admin), &other);
@@ -253,6 +257,7 @@ fn rectification_replaces_the_value_and_reuses_the_lookup() {
         (r.status, r.json()["code"].as_str()),
         (409, Some("lookup_conflict"))
     );
+    assert_eq!(v.audit_entries(), before + 1);
     let r = s.post(
         &format!(
             "/v1/subjects/{}/data",
