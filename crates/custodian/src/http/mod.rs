@@ -102,9 +102,8 @@ pub fn router(app: App, limits: &Limits) -> Router {
         .merge(pages::routes())
         .merge(openapi::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
@@ -133,8 +132,27 @@ fn client_key(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// Rate limits and authentication, for every endpoint.
-async fn guard(AxumState(state): AxumState<State>, mut req: Request, next: Next) -> Response {
+/// Every request passes here once: the debug log line, rate limits and
+/// authentication. One layer rather than one each: a layer costs a clone of
+/// the service below it and an allocation per request.
+async fn guard(AxumState(state): AxumState<State>, req: Request, next: Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return limit_and_authenticate(&state, req, next).await;
+    }
+    // Method and route template only: never the path with its ids, never the
+    // query, which may hold an email address.
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_string(), |m| m.as_str().to_string());
+    let start = Instant::now();
+    let response = limit_and_authenticate(&state, req, next).await;
+    tracing::debug!(%method, route, status = response.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
+    response
+}
+
+async fn limit_and_authenticate(state: &State, mut req: Request, next: Next) -> Response {
     let now = Instant::now();
     if state.per_ip.enabled() {
         let ip = req
@@ -158,23 +176,6 @@ async fn guard(AxumState(state): AxumState<State>, mut req: Request, next: Next)
         }
     }
     next.run(req).await
-}
-
-/// One debug line per request: method, route template (never the path with
-/// its ids, never the query, which may hold an email address), status, time.
-async fn log_request(req: Request, next: Next) -> Response {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return next.run(req).await;
-    }
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_string(), |m| m.as_str().to_string());
-    let start = Instant::now();
-    let response = next.run(req).await;
-    tracing::debug!(%method, route, status = response.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
-    response
 }
 
 async fn not_found() -> Response {
