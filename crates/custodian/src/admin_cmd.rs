@@ -20,7 +20,8 @@ pub enum KeysCommand {
         store: StoreArgs,
         #[arg(long, value_enum)]
         role: Role,
-        /// A purpose a service key may use (repeat for several).
+        /// A purpose a service key may use, or a processor key may receive
+        /// disclosures for (repeat for several).
         #[arg(long = "purpose")]
         purposes: Vec<String>,
         /// The recipient of a processor key.

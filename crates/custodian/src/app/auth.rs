@@ -24,7 +24,8 @@ pub enum Role {
     Agent,
     /// A system of the organisation, bound to the purposes it may use.
     Service,
-    /// A processor, bound to one recipient: receives disclosures to that recipient only.
+    /// A processor, bound to one recipient (and optionally to purposes):
+    /// receives disclosures to that recipient only.
     Processor,
 }
 

@@ -90,6 +90,16 @@ pub async fn disclose(
     if principal.role == Role::Service {
         principal.may_use_purpose(&req.purpose)?;
     }
+    // A processor key bound to purposes receives disclosures for those only.
+    if principal.role == Role::Processor
+        && !principal.purposes.is_empty()
+        && !principal.purposes.iter().any(|p| p == &req.purpose)
+    {
+        return Err(AppError::ForbiddenCode {
+            code: "purpose_not_allowed_for_key",
+            detail: format!("this key is not bound to purpose `{}`", req.purpose),
+        });
+    }
     if req.subjects.is_empty() || req.subjects.len() > MAX_SUBJECTS {
         return Err(AppError::Invalid(format!(
             "`subjects` must hold 1 to {MAX_SUBJECTS} ids"

@@ -15,7 +15,9 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
     pub role: Role,
-    /// For a service key: the purposes it may use (at least one).
+    /// For a service key: the purposes it may use (at least one). For a
+    /// processor key, optionally: the only purposes it may receive
+    /// disclosures for (each must disclose to its recipient).
     #[serde(default)]
     pub purposes: Vec<String>,
     /// For a processor key: its recipient.
@@ -94,9 +96,9 @@ fn check(app: &App, req: &NewKeyRequest) -> Result<(), AppError> {
         },
         _ => {}
     }
-    if req.role != Role::Service && !req.purposes.is_empty() {
+    if !matches!(req.role, Role::Service | Role::Processor) && !req.purposes.is_empty() {
         return Err(AppError::Invalid(
-            "only service keys are bound to purposes".into(),
+            "only service and processor keys are bound to purposes".into(),
         ));
     }
     if req.role != Role::Processor && req.recipient.is_some() {
@@ -106,6 +108,27 @@ fn check(app: &App, req: &NewKeyRequest) -> Result<(), AppError> {
     }
     if let Some(unknown) = req.purposes.iter().find(|p| policy.purpose(p).is_none()) {
         return Err(AppError::UnknownPurpose(unknown.clone()));
+    }
+    // A processor bound to purposes gets only what those purposes disclose to
+    // its recipient: a purpose that discloses nothing to it is a mistake.
+    if let (Role::Processor, Some(recipient)) = (req.role, &req.recipient) {
+        let rix = policy
+            .recipient(recipient)
+            .ok_or_else(|| AppError::UnknownRecipient(recipient.clone()))?;
+        for name in &req.purposes {
+            let discloses = policy
+                .purpose(name)
+                .and_then(|pix| policy.purposes.get(pix.get()))
+                .is_some_and(|p| {
+                    1u64.checked_shl(u32::from(rix.0))
+                        .is_some_and(|bit| p.recipients & bit != 0)
+                });
+            if !discloses {
+                return Err(AppError::Invalid(format!(
+                    "purpose `{name}` discloses nothing to `{recipient}`"
+                )));
+            }
+        }
     }
     Ok(())
 }

@@ -440,6 +440,34 @@ fn keys_roles_and_purposes_are_enforced() {
         .status,
         403
     );
+    // Bound to purposes too, it receives disclosures for those purposes only,
+    // though the policy discloses to its recipient for others as well.
+    let post_only = v.key(json!({"role": "processor", "recipient": "mailing-house", "purposes": ["postal-marketing"]}));
+    let to_mailing_house = |purpose: &str| {
+        s.post(
+            "/v1/disclosures",
+            Some(&post_only),
+            &json!({"recipient": "mailing-house", "purpose": purpose, "subjects": [id]}),
+        )
+    };
+    assert_eq!(to_mailing_house("postal-marketing").status, 200);
+    let r = to_mailing_house("process-orders");
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("purpose_not_allowed_for_key"))
+    );
+    // A processor's purpose must disclose to its recipient.
+    let r = s.post(
+        "/v1/keys",
+        Some(&v.admin),
+        &json!({"role": "processor", "recipient": "mailing-house", "purposes": ["analytics-research"]}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("discloses nothing to `mailing-house`"),
+        "{}",
+        r.body
+    );
     // Bindings are checked against the policy.
     let r = s.post(
         "/v1/keys",
