@@ -320,10 +320,7 @@ pub async fn collect_more(
         .await?
         .ok_or(AppError::SubjectNotFound)?;
     let wrapped = record.wrapped_key.as_ref().ok_or(AppError::Erased)?;
-    let key = app
-        .keys
-        .unwrap(&subject, wrapped)
-        .map_err(|_| AppError::Internal)?;
+    let key = app.data_key(&subject, wrapped)?;
     let at = micros(now);
     let provenance = provenance(app, principal, &req.source, &req.purpose, at)?;
     let (fields, lookups) = seal_all(app, &key, &subject, &checked, &provenance);

@@ -285,10 +285,7 @@ fn addresses(app: &App, record: &SubjectRecord) -> Result<Vec<(&'static str, Str
     let Some(wrapped) = &record.wrapped_key else {
         return Ok(Vec::new());
     };
-    let key = app
-        .keys
-        .unwrap(&record.id, wrapped)
-        .map_err(|_| AppError::Internal)?;
+    let key = app.data_key(&record.id, wrapped)?;
     let mut out = Vec::new();
     for f in &record.fields {
         let Some(ix) = app.policy.compiled.field(&f.name) else {

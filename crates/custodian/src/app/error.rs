@@ -38,6 +38,10 @@ pub enum AppError {
     Erased,
     #[error("the store is unavailable")]
     Unavailable,
+    #[error(
+        "a data key is wrapped by key-encryption key {0}, which this node's key file does not hold; restart the node with the current key file"
+    )]
+    KeyUnavailable(u32),
     #[error("an internal error occurred")]
     Internal,
 }
@@ -56,6 +60,7 @@ impl AppError {
             AppError::Conflict(_) => "lookup_conflict",
             AppError::Erased => "subject_erased",
             AppError::Unavailable => "store_unavailable",
+            AppError::KeyUnavailable(_) => "key_unavailable",
             AppError::Internal => "internal",
         }
     }

@@ -77,6 +77,26 @@ impl App {
         .map(|_| ())
     }
 
+    /// Opens a subject's data key. A key wrapped by a key-encryption key this
+    /// node does not hold (rewrapped by another node after a rotation this
+    /// node has not been restarted for) is a clear 503, logged, not a 500.
+    pub fn data_key(
+        &self,
+        subject: &uuid::Uuid,
+        wrapped: &custodian_vault::crypto::WrappedKey,
+    ) -> Result<custodian_vault::crypto::DataKey, AppError> {
+        self.keys.unwrap(subject, wrapped).map_err(|e| match e {
+            custodian_vault::crypto::CryptoError::UnknownKek(kek) => {
+                tracing::error!(
+                    kek,
+                    "a data key is wrapped by a key-encryption key missing from this node's key file; restart the node with the current key file"
+                );
+                AppError::KeyUnavailable(kek)
+            }
+            _ => AppError::Internal,
+        })
+    }
+
     /// The purposes for which consent given under `version` must be renewed:
     /// those a material change since then touches. A version this store never
     /// ran with cannot be compared, so every purpose needs renewal.

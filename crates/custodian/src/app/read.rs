@@ -266,10 +266,7 @@ pub fn open_allowed(
         return Ok(data);
     }
     let wrapped = record.wrapped_key.as_ref().ok_or(AppError::Erased)?;
-    let key = app
-        .keys
-        .unwrap(&record.id, wrapped)
-        .map_err(|_| AppError::Internal)?;
+    let key = app.data_key(&record.id, wrapped)?;
     for f in &record.fields {
         if app
             .policy

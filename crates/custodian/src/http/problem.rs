@@ -63,7 +63,7 @@ impl From<AppError> for Problem {
             | AppError::Fields { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
-            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable | AppError::KeyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut problem = Problem::new(status, e.code(), e.to_string());

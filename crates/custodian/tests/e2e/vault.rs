@@ -960,14 +960,11 @@ fn key_encryption_keys_rotate_without_losing_data() {
         id
     };
     let ada = person(&v.server, "Ada Lovelace", "ada@rotate.example");
-    assert_eq!(v.server.stop(), Some(0));
 
+    // Rotate while the server runs: it keeps the old key file in memory.
     let out = run(&["keys", "rotate", "--data-dir", &data]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("key-encryption key 2 added"));
-    let server = Server::start(&["--data-dir", &data]);
-    let grace = person(&server, "Grace Hopper", "grace@rotate.example");
-    assert_eq!(name_of(&server, &ada), "Ada Lovelace");
     // The old key still wraps Ada's data key: it cannot be retired yet.
     let out = run(&["keys", "retire-kek", "--data-dir", &data, "1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -976,8 +973,6 @@ fn key_encryption_keys_rotate_without_losing_data() {
         "{}",
         text(&out.stderr)
     );
-
-    // Re-wrapping runs beside the server; only Ada's key moves.
     let out = run(&["keys", "rewrap", "--data-dir", &data]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let said = text(&out.stdout);
@@ -985,12 +980,34 @@ fn key_encryption_keys_rotate_without_losing_data() {
         said.contains("re-wrapped 1 data keys under key-encryption key 2"),
         "{said}"
     );
-    assert!(said.contains("key-encryption key 2: 2 data keys"), "{said}");
+    assert!(said.contains("key-encryption key 2: 1 data keys"), "{said}");
     assert!(!said.contains("key-encryption key 1:"), "{said}");
+    // The node not restarted with the new key file cannot open the moved key:
+    // a clear 503 that says what to do, not a 500.
+    let r = v.server.get(
+        &format!("/v1/subjects/{ada}?purpose=account-management"),
+        Some(&v.admin),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (503, Some("key_unavailable")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("key-encryption key 2"), "{}", r.body);
+    assert_eq!(v.server.stop(), Some(0));
+
+    // Restarted with the new key file, it reads Ada; new people use key 2.
+    let server = Server::start(&["--data-dir", &data]);
     assert_eq!(name_of(&server, &ada), "Ada Lovelace");
+    let grace = person(&server, "Grace Hopper", "grace@rotate.example");
     // Nothing left to move; the current key is never retired, the old one now can be.
     let again = text(&run(&["keys", "rewrap", "--data-dir", &data]).stdout);
     assert!(again.contains("re-wrapped 0 data keys"), "{again}");
+    assert!(
+        again.contains("key-encryption key 2: 2 data keys"),
+        "{again}"
+    );
     assert_eq!(
         run(&["keys", "retire-kek", "--data-dir", &data, "2"])
             .status
