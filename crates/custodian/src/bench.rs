@@ -413,9 +413,14 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         .collect();
     let server_pid = server.child.id();
     let cpu = || cpu_seconds(server_pid);
-    let c0 = cpu();
-    let collected = rt.block_on(drive(&addr, Arc::new(requests), args.clients, true))?;
-    let collect_cpu = cpu_per_op(c0, cpu(), args.collections);
+    // One phase of requests: its run, and the server's CPU per request.
+    let phase = |requests: Vec<Vec<u8>>, keep_bodies: bool| {
+        let count = requests.len();
+        let before = cpu();
+        let run = rt.block_on(drive(&addr, Arc::new(requests), args.clients, keep_bodies))?;
+        Ok::<_, String>((run, cpu_per_op(before, cpu(), count)))
+    };
+    let (collected, collect_cpu) = phase(requests, true)?;
     let ids: Vec<String> = collected
         .bodies
         .iter()
@@ -437,9 +442,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
             )
         })
         .collect();
-    let c0 = cpu();
-    let read = rt.block_on(drive(&addr, Arc::new(reads), args.clients, false))?;
-    let read_cpu = cpu_per_op(c0, cpu(), args.reads);
+    let (read, read_cpu) = phase(reads, false)?;
     let reads_per_s = args.reads as f64 / read.elapsed.as_secs_f64();
 
     // Consent writes: every collected person grants email marketing, with evidence.
@@ -452,18 +455,14 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
             post(&addr, &key, "/v1/consents", &body)
         })
         .collect();
-    let c0 = cpu();
-    let consented = rt.block_on(drive(&addr, Arc::new(grants), args.clients, false))?;
-    let consent_cpu = cpu_per_op(c0, cpu(), ids.len());
+    let (consented, consent_cpu) = phase(grants, false)?;
     let consents_per_s = ids.len() as f64 / consented.elapsed.as_secs_f64();
 
     // The HTTP ceiling of this client and server on this machine: a health check.
     let health: Vec<Vec<u8>> = (0..args.reads)
         .map(|_| format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes())
         .collect();
-    let c0 = cpu();
-    let healthy = rt.block_on(drive(&addr, Arc::new(health), args.clients, false))?;
-    let health_cpu = cpu_per_op(c0, cpu(), args.reads);
+    let (healthy, health_cpu) = phase(health, false)?;
     let health_per_s = args.reads as f64 / healthy.elapsed.as_secs_f64();
 
     // Single checks, as a mailer makes before each send.
@@ -479,9 +478,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
             )
         })
         .collect();
-    let c0 = cpu();
-    let checked = rt.block_on(drive(&addr, Arc::new(checks), args.clients, false))?;
-    let check_cpu = cpu_per_op(c0, cpu(), args.reads);
+    let (checked, check_cpu) = phase(checks, false)?;
     let single_checks_per_s = args.reads as f64 / checked.elapsed.as_secs_f64();
 
     // A campaign list checked in one streamed request: half known addresses, half not.
@@ -498,7 +495,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         }
     }
     let request = post(&addr, &key, "/v1/marketing/check", &list);
-    let c0 = cpu();
+    let before = cpu();
     let bulk = rt.block_on(async {
         let conn = Conn::open(&addr).await.map_err(|e| e.to_string())?;
         let (mut reader, mut writer) = conn.stream.into_split();
@@ -526,7 +523,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         Ok::<_, String>(t.elapsed())
     })?;
     let checks_per_s = list_len as f64 / bulk.as_secs_f64();
-    let campaign_cpu = cpu_per_op(c0, cpu(), list_len);
+    let campaign_cpu = cpu_per_op(before, cpu(), list_len);
     drop(server);
 
     let (per_row, batched) = sqlite_baseline(dir, args.collections, mean_bytes)?;

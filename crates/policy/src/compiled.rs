@@ -157,6 +157,14 @@ pub struct PurposeTable {
     pub readable_under_restriction: bool,
 }
 
+impl PurposeTable {
+    /// Whether the purpose may disclose to the recipient at all.
+    pub fn discloses_to(&self, recipient: RecipientIx) -> bool {
+        1u64.checked_shl(u32::from(recipient.0))
+            .is_some_and(|bit| self.recipients & bit != 0)
+    }
+}
+
 /// When a recipient may receive data, under the policy's regime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferRule {

@@ -228,9 +228,7 @@ pub fn decide(
     };
     let mut form = DisclosureForm::Identified;
     if let Some(rix) = recipient {
-        let allowed_for_purpose = 1u64
-            .checked_shl(u32::from(rix.0))
-            .is_some_and(|bit| purpose.recipients & bit != 0);
+        let allowed_for_purpose = purpose.discloses_to(rix);
         match policy.recipients.get(rix.get()) {
             Some(table) if allowed_for_purpose => {
                 ledger.refuse(

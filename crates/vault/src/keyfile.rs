@@ -136,10 +136,7 @@ pub fn add_kek(path: &Path) -> Result<u32, KeyFileError> {
 /// Removes a key-encryption key other than the current one. The caller
 /// makes sure first that no data key is still wrapped by it.
 pub fn remove_kek(path: &Path, id: u32) -> Result<(), KeyFileError> {
-    let invalid = |reason: String| KeyFileError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let invalid = |reason: String| invalid_file(path, reason);
     let mut file = read(path)?;
     if id == file.current_kek {
         return Err(invalid(format!(
@@ -154,10 +151,11 @@ pub fn remove_kek(path: &Path, id: u32) -> Result<(), KeyFileError> {
     replace(path, &file)
 }
 
-/// The ids of the key-encryption keys in the file, and the current one.
-pub fn kek_ids(path: &Path) -> Result<(Vec<u32>, u32), KeyFileError> {
-    let file = read(path)?;
-    Ok((file.kek.iter().map(|k| k.id).collect(), file.current_kek))
+fn invalid_file(path: &Path, reason: String) -> KeyFileError {
+    KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -181,10 +179,7 @@ fn replace(path: &Path, file: &KeyFile) -> Result<(), KeyFileError> {
 /// Reads and parses the key file, refusing one that others can read; a file
 /// from before receipts gets a signing key added.
 fn read(path: &Path) -> Result<KeyFile, KeyFileError> {
-    let invalid = |reason: String| KeyFileError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let invalid = |reason: String| invalid_file(path, reason);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -214,10 +209,7 @@ fn read(path: &Path) -> Result<KeyFile, KeyFileError> {
 }
 
 fn keyring(path: &Path, file: &KeyFile) -> Result<Keyring, KeyFileError> {
-    let invalid = |reason: String| KeyFileError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let invalid = |reason: String| invalid_file(path, reason);
     if file.format != 1 {
         return Err(invalid(format!(
             "format {} is not known; this build reads format 1",
@@ -260,6 +252,12 @@ fn keyring(path: &Path, file: &KeyFile) -> Result<Keyring, KeyFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ids of the key-encryption keys in the file, and the current one.
+    fn kek_ids(path: &Path) -> Result<(Vec<u32>, u32), KeyFileError> {
+        let file = read(path)?;
+        Ok((file.kek.iter().map(|k| k.id).collect(), file.current_kek))
+    }
 
     #[test]
     fn created_once_with_mode_0600_then_loaded() {

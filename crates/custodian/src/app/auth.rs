@@ -95,16 +95,33 @@ impl Principal {
     pub fn may_use_purpose(&self, purpose: &str) -> Result<(), AppError> {
         match self.role {
             Role::Admin | Role::Dpo | Role::Agent => Ok(()),
-            Role::Service if self.purposes.iter().any(|p| p == purpose) => Ok(()),
-            Role::Service => Err(AppError::ForbiddenCode {
-                code: "purpose_not_allowed_for_key",
-                detail: format!("this key is not bound to purpose `{purpose}`"),
-            }),
+            Role::Service => self.bound_to(purpose),
             Role::Processor => Err(AppError::ForbiddenCode {
                 code: "role_not_allowed",
                 detail: "a processor key only receives disclosures".into(),
             }),
         }
+    }
+
+    /// Disclosing: services for their purposes, processors for theirs when
+    /// bound to any (else for every purpose that discloses to their
+    /// recipient), staff roles for any.
+    pub fn may_disclose_for(&self, purpose: &str) -> Result<(), AppError> {
+        match self.role {
+            Role::Service => self.bound_to(purpose),
+            Role::Processor if !self.purposes.is_empty() => self.bound_to(purpose),
+            _ => Ok(()),
+        }
+    }
+
+    fn bound_to(&self, purpose: &str) -> Result<(), AppError> {
+        if self.purposes.iter().any(|p| p == purpose) {
+            return Ok(());
+        }
+        Err(AppError::ForbiddenCode {
+            code: "purpose_not_allowed_for_key",
+            detail: format!("this key is not bound to purpose `{purpose}`"),
+        })
     }
 }
 

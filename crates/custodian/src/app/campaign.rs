@@ -9,7 +9,7 @@ use super::consent::suppression_kind;
 use super::marketing::{self, Scope, Target, address_label};
 use super::read::state_for;
 use super::{App, AppError, Principal};
-use custodian_policy::terms::{Channel, FieldType};
+use custodian_policy::terms::FieldType;
 use custodian_policy::values;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -72,12 +72,7 @@ impl Campaign {
         scope: Scope,
         at: OffsetDateTime,
     ) -> Result<Campaign, AppError> {
-        let kind = match scope.channel {
-            Channel::Email => Some(FieldType::Email),
-            Channel::Phone | Channel::Sms => Some(FieldType::Phone),
-            Channel::Post => None,
-        };
-        let index = match kind {
+        let index = match marketing::address_kind(scope.channel) {
             Some(kind) => Some(index(app, &principal, &scope, kind, at).await?),
             None => None,
         };

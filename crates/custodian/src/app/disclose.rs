@@ -87,19 +87,7 @@ pub async fn disclose(
             detail: "a processor key receives disclosures to its own recipient only".into(),
         });
     }
-    if principal.role == Role::Service {
-        principal.may_use_purpose(&req.purpose)?;
-    }
-    // A processor key bound to purposes receives disclosures for those only.
-    if principal.role == Role::Processor
-        && !principal.purposes.is_empty()
-        && !principal.purposes.iter().any(|p| p == &req.purpose)
-    {
-        return Err(AppError::ForbiddenCode {
-            code: "purpose_not_allowed_for_key",
-            detail: format!("this key is not bound to purpose `{}`", req.purpose),
-        });
-    }
+    principal.may_disclose_for(&req.purpose)?;
     if req.subjects.is_empty() || req.subjects.len() > MAX_SUBJECTS {
         return Err(AppError::Invalid(format!(
             "`subjects` must hold 1 to {MAX_SUBJECTS} ids"
@@ -119,10 +107,7 @@ pub async fn disclose(
     ) else {
         return Err(AppError::Internal);
     };
-    let listed = 1u64
-        .checked_shl(u32::from(rix.0))
-        .is_some_and(|bit| purpose.recipients & bit != 0);
-    let refusal = if !listed {
+    let refusal = if !purpose.discloses_to(rix) {
         Some((
             "recipient_not_allowed",
             format!(

@@ -119,10 +119,7 @@ fn check(app: &App, req: &NewKeyRequest) -> Result<(), AppError> {
             let discloses = policy
                 .purpose(name)
                 .and_then(|pix| policy.purposes.get(pix.get()))
-                .is_some_and(|p| {
-                    1u64.checked_shl(u32::from(rix.0))
-                        .is_some_and(|bit| p.recipients & bit != 0)
-                });
+                .is_some_and(|p| p.discloses_to(rix));
             if !discloses {
                 return Err(AppError::Invalid(format!(
                     "purpose `{name}` discloses nothing to `{recipient}`"

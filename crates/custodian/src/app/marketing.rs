@@ -121,6 +121,16 @@ pub enum Target {
     Subject(Uuid),
 }
 
+/// The kind of address a channel reaches people at; none for post, whose
+/// addresses are not looked up or suppressed by value.
+pub(super) fn address_kind(channel: Channel) -> Option<FieldType> {
+    match channel {
+        Channel::Email => Some(FieldType::Email),
+        Channel::Phone | Channel::Sms => Some(FieldType::Phone),
+        Channel::Post => None,
+    }
+}
+
 pub(super) fn address_label(kind: FieldType) -> &'static str {
     if kind == FieldType::Email {
         "email"
@@ -296,15 +306,11 @@ pub async fn suppress(
     }
     let channel = Channel::parse(&req.channel)
         .ok_or_else(|| AppError::Invalid(format!("unknown channel `{}`", req.channel)))?;
-    let kind = match channel {
-        Channel::Email => FieldType::Email,
-        Channel::Phone | Channel::Sms => FieldType::Phone,
-        Channel::Post => {
-            return Err(AppError::Invalid(
-                "postal addresses are suppressed through an objection by the subject".into(),
-            ));
-        }
-    };
+    let kind = address_kind(channel).ok_or_else(|| {
+        AppError::Invalid(
+            "postal addresses are suppressed through an objection by the subject".into(),
+        )
+    })?;
     let at = super::collect::micros(now);
     let kind_name = suppression_kind(address_label(kind));
     let mut ops = Vec::new();

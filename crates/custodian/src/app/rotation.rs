@@ -6,6 +6,7 @@
 
 use super::{App, AppError};
 use custodian_vault::audit::AuditDraft;
+use custodian_vault::crypto::CryptoError;
 use custodian_vault::store::{Batch, WriteOp};
 use time::OffsetDateTime;
 
@@ -38,11 +39,11 @@ pub async fn rewrap_all(
         after = Some(*last);
         let mut ops = Vec::with_capacity(page.len());
         for (subject, from) in page {
-            let to = app.keys.rewrap(&subject, &from).map_err(|_| {
-                AppError::Invalid(format!(
-                    "a data key is wrapped by key-encryption key {}, which the key file does not hold",
-                    from.kek_id
-                ))
+            let to = app.keys.rewrap(&subject, &from).map_err(|e| match e {
+                CryptoError::UnknownKek(kek) => AppError::Invalid(format!(
+                    "a data key is wrapped by key-encryption key {kek}, which the key file does not hold"
+                )),
+                _ => AppError::Internal,
             })?;
             ops.push(WriteOp::Rewrap { subject, from, to });
         }

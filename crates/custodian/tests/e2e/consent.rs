@@ -270,13 +270,7 @@ fn campaign_lists_stream_back_only_the_allowed() {
     let r = s.request("POST", "/v1/marketing/check", Some(&v.admin), Some(&body));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
-    let chunked = r.header("transfer-encoding") == Some("chunked");
-    let lines: Vec<String> = decode_chunked(&r.body, chunked)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str::<String>(l).unwrap())
-        .collect();
-    assert_eq!(lines, expected);
+    assert_eq!(allowed_lines(&r), expected);
     let r = s.request(
         "POST",
         "/v1/marketing/check",
@@ -286,10 +280,20 @@ fn campaign_lists_stream_back_only_the_allowed() {
     assert_eq!(r.status, 422);
 }
 
-fn decode_chunked(body: &str, chunked: bool) -> String {
-    if !chunked {
-        return body.to_string();
-    }
+/// The lines a streamed campaign check answered, each a JSON string.
+fn allowed_lines(r: &Reply) -> Vec<String> {
+    let body = if r.header("transfer-encoding") == Some("chunked") {
+        decode_chunked(&r.body)
+    } else {
+        r.body.clone()
+    };
+    body.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str::<String>(l).unwrap())
+        .collect()
+}
+
+fn decode_chunked(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, tail)) = rest.split_once("\r\n") {
@@ -641,11 +645,5 @@ fn long_campaign_lists_keep_their_order_across_batches() {
     }
     let r = s.request("POST", "/v1/marketing/check", Some(&v.admin), Some(&body));
     assert_eq!(r.status, 200, "{}", r.body);
-    let chunked = r.header("transfer-encoding") == Some("chunked");
-    let lines: Vec<String> = decode_chunked(&r.body, chunked)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str::<String>(l).unwrap())
-        .collect();
-    assert_eq!(lines, expected);
+    assert_eq!(allowed_lines(&r), expected);
 }
