@@ -153,7 +153,8 @@ async fn index(
             let Some(last) = page.last() else { break };
             after = Some(last.hash);
             for entry in &page {
-                let state = state_for(app, entry.erased, &entry.state).await?;
+                // Not erased: lookup rows exist only for live subjects.
+                let state = state_for(app, false, &entry.state).await?;
                 decided.insert(
                     entry.hash,
                     marketing::decide(app, principal, scope, &state, at).allowed,

@@ -453,21 +453,11 @@ pub async fn record(
             .to_string(),
         }],
     };
-    written(app.store.write(batch).await)?;
-    let prefs = match &holder {
-        Holder::Subject(id) => app
-            .store
-            .subject(*id)
-            .await?
-            .map(|r| r.state.preferences)
-            .unwrap_or_default(),
-        Holder::Visitor(v) => app
-            .store
-            .visitor(v)
-            .await?
-            .map(|r| r.preferences)
-            .unwrap_or_default(),
-    };
+    // The preferences as folded in the write's own transaction: reading
+    // them back would cost a second read of the subject.
+    let prefs = written(app.store.write(batch).await)?
+        .preferences
+        .unwrap_or_default();
     Ok(ConsentResponse {
         event: event.id,
         policy_version: app.policy_version().to_string(),

@@ -231,7 +231,8 @@ pub async fn check(
                     app.store.state_by_lookup(field, &hash).await?
                 };
                 if let Some(found) = found {
-                    let state = state_for(app, found.erased, &found.state).await?;
+                    // Not erased: lookup rows exist only for live subjects.
+                    let state = state_for(app, false, &found.state).await?;
                     return Ok(decide(app, principal, scope, &state, now));
                 }
             }

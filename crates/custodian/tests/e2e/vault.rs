@@ -926,13 +926,25 @@ fn a_store_newer_than_the_build_is_refused() {
         text(&out.stderr)
     );
     db.execute(
-        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
         [],
     )
     .unwrap();
     let out = run(&["migrate", "--data-dir", &data]);
     assert!(
         text(&out.stdout).contains("nothing to do"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A store the previous release wrote (schema 2) is brought up to date.
+    db.execute_batch(
+        "ALTER TABLE lookup DROP COLUMN state;
+         UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    let out = run(&["migrate", "--data-dir", &data]);
+    assert!(
+        text(&out.stdout).contains("schema migrated from version 2 to 3"),
         "{}",
         text(&out.stdout)
     );

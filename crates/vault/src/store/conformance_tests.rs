@@ -23,6 +23,14 @@ enum Raw {
 }
 
 impl Raw {
+    /// Where the store under test lives, to open it again.
+    fn location(&self) -> Location {
+        match self {
+            Raw::Sqlite(path) => Location::Sqlite(path.clone()),
+            Raw::Postgres(url) => Location::Postgres(url.clone()),
+        }
+    }
+
     async fn exec(&self, sql: &str) {
         match self {
             Raw::Sqlite(path) => {
@@ -167,6 +175,8 @@ conformance!(
     suppression_and_policy_versions,
     stored_preferences_equal_a_replay_of_the_ledger,
     marketing_lookups_page_and_answer_in_one_query,
+    lookup_rows_carry_the_subjects_current_state,
+    a_schema_2_store_gains_the_state_copies,
     data_keys_move_to_a_new_kek,
 );
 
@@ -541,10 +551,7 @@ async fn a_newer_schema_is_refused(f: Fixture) {
     f.raw
         .exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
         .await;
-    let location = match &f.raw {
-        Raw::Sqlite(path) => Location::Sqlite(path.clone()),
-        Raw::Postgres(url) => Location::Postgres(url.clone()),
-    };
+    let location = f.raw.location();
     match Store::open(&location, true).await {
         Err(StoreError::SchemaTooNew { found: 99, known }) => assert_eq!(known, SCHEMA_VERSION),
         other => panic!("expected SchemaTooNew, got {other:?}"),
@@ -842,6 +849,147 @@ async fn stored_preferences_equal_a_replay_of_the_ledger(f: Fixture) {
     assert_eq!(stored, replayed);
 }
 
+/// What every marketing read of a lookup row gives for `email`: the check,
+/// the second-field probe and the campaign page must agree with the subject.
+async fn lookup_states(store: &Store, hash: &[u8; 32]) -> Vec<Option<SubjectStateRecord>> {
+    let (_, checked) = store
+        .check_lookup("email", hash, "suppress:email", &[0; 32])
+        .await
+        .unwrap();
+    let probed = store.state_by_lookup("email", hash).await.unwrap();
+    let paged = store
+        .lookup_page("email", None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.hash == *hash);
+    [checked, probed, paged]
+        .into_iter()
+        .map(|found| found.map(|e| e.state))
+        .collect()
+}
+
+async fn lookup_rows_carry_the_subjects_current_state(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let other = create(&f.store, &ring, "bob@example.org").await.unwrap();
+    let hash = ring.blind_index("email", "ada@example.org");
+    let current = |id| {
+        let store = &f.store;
+        async move { Some(store.subject(id).await.unwrap().unwrap().state) }
+    };
+    assert_eq!(
+        lookup_states(&f.store, &hash).await,
+        vec![current(id).await; 3]
+    );
+
+    // A consent, an objection and a relationship each reach the copy.
+    for e in [
+        consent_event(
+            Some(id),
+            None,
+            Some("news"),
+            Some("email"),
+            ConsentAction::Grant,
+        ),
+        consent_event(Some(id), None, None, None, ConsentAction::Object),
+    ] {
+        let committed = f.store.write(record(e)).await.unwrap().unwrap();
+        let state = current(id).await;
+        // The write hands back the preferences it folded: the stored ones.
+        assert_eq!(
+            committed.preferences,
+            state.as_ref().map(|s| s.preferences.clone())
+        );
+        assert_eq!(lookup_states(&f.store, &hash).await, vec![state; 3]);
+    }
+    let relationship = StoredRelationship {
+        id: new_id(),
+        kind: "account".into(),
+        status: "active".into(),
+        started_at: 1,
+        ended_at: None,
+        reference: None,
+    };
+    f.store
+        .write(Batch {
+            ops: vec![WriteOp::PutRelationship {
+                subject: id,
+                relationship,
+            }],
+            audit: vec![],
+            outbox: vec![],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let state = current(id).await;
+    assert_eq!(state.as_ref().map(|s| s.relationships.len()), Some(1));
+    assert_eq!(lookup_states(&f.store, &hash).await, vec![state.clone(); 3]);
+
+    // A new address takes the subject's state with it; the old one is gone.
+    let record_now = f.store.subject(id).await.unwrap().unwrap();
+    let key = ring
+        .unwrap(&id, record_now.wrapped_key.as_ref().unwrap())
+        .unwrap();
+    let moved = ring.blind_index("email", "ada@new.example");
+    f.store
+        .write(Batch {
+            ops: vec![WriteOp::PutFields {
+                subject: id,
+                fields: vec![field(&key, &id, "email", "ada@new.example")],
+                lookups: vec![Lookup {
+                    kind: "email".into(),
+                    hash: moved,
+                }],
+                at: now_micros(),
+            }],
+            audit: vec![],
+            outbox: vec![],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lookup_states(&f.store, &hash).await, vec![None; 3]);
+    assert_eq!(lookup_states(&f.store, &moved).await, vec![state; 3]);
+
+    // Nobody else's copy changed.
+    let bob = ring.blind_index("email", "bob@example.org");
+    assert_eq!(
+        lookup_states(&f.store, &bob).await,
+        vec![Some(SubjectStateRecord::default()); 3]
+    );
+    assert_eq!(current(other).await, Some(SubjectStateRecord::default()));
+}
+
+async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    f.store
+        .write(record(consent_event(
+            Some(id),
+            None,
+            Some("news"),
+            Some("email"),
+            ConsentAction::Grant,
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    let state = f.store.subject(id).await.unwrap().unwrap().state;
+    // Back to schema 2, as a store written by the previous release.
+    f.raw
+        .exec(
+            "ALTER TABLE lookup DROP COLUMN state;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        )
+        .await;
+    let location = f.raw.location();
+    let migrated = Store::open(&location, true).await.unwrap();
+    let hash = ring.blind_index("email", "ada@example.org");
+    assert_eq!(lookup_states(&migrated, &hash).await, vec![Some(state); 3]);
+}
+
 async fn marketing_lookups_page_and_answer_in_one_query(f: Fixture) {
     let ring = keyring();
     let mut ids = Vec::new();
@@ -872,7 +1020,7 @@ async fn marketing_lookups_page_and_answer_in_one_query(f: Fixture) {
         .await
         .unwrap();
     assert!(!suppressed);
-    assert_eq!(found.map(|s| (s.subject, s.erased)), Some((ids[2], false)));
+    assert_eq!(found.map(|s| s.subject), Some(ids[2]));
     let put = Batch {
         ops: vec![WriteOp::Suppress {
             kind: "suppress:email".into(),

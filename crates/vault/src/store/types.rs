@@ -236,6 +236,9 @@ impl Batch {
 pub struct Committed {
     /// The sequence numbers of its audit entries.
     pub audit_seqs: Vec<i64>,
+    /// The preferences its last consent event left its holder with, as
+    /// folded inside the transaction (so a caller need not read them back).
+    pub preferences: Option<super::consent::Preferences>,
 }
 
 /// A stored 32-byte hash; anything else reads as zeros, which matches no
@@ -263,11 +266,12 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Re
 }
 
 /// A subject reached through a blind index, with just what a marketing
-/// decision needs (no sealed fields).
+/// decision needs (no sealed fields): the copy of its state the lookup row
+/// carries. Lookup rows exist only for live subjects (erasure removes them),
+/// so a subject found this way is never an erased one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupState {
     pub hash: [u8; 32],
     pub subject: Uuid,
-    pub erased: bool,
     pub state: SubjectStateRecord,
 }

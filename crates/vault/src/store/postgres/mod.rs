@@ -21,6 +21,7 @@ use writes::writer_loop;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_init.sql"),
     include_str!("../../../migrations/postgres/0002_consent.sql"),
+    include_str!("../../../migrations/postgres/0003_lookup_state.sql"),
 ];
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;

@@ -189,9 +189,8 @@ impl PgStore {
         let after = after.unwrap_or([0; 32]);
         let rows = c
             .query(
-                "SELECT l.hash, s.id, (s.wrapped_key IS NULL OR s.erased_at IS NOT NULL), s.state
-                 FROM lookup l JOIN subjects s ON s.id = l.subject_id
-                 WHERE l.kind = $1 AND l.hash > $2 ORDER BY l.hash LIMIT $3",
+                "SELECT hash, subject_id, state FROM lookup
+                 WHERE kind = $1 AND hash > $2 ORDER BY hash LIMIT $3",
                 &[&kind, &after.as_slice(), &limit],
             )
             .await
@@ -199,11 +198,10 @@ impl PgStore {
         rows.iter()
             .map(|r| {
                 let hash: Vec<u8> = r.get(0);
-                let state: Vec<u8> = r.get(3);
+                let state: Vec<u8> = r.get(2);
                 Ok(LookupState {
                     hash: hash_from(&hash),
                     subject: r.get(1),
-                    erased: r.get(2),
                     state: decode_state(&state).map_err(StoreError::Corrupt)?,
                 })
             })
@@ -289,10 +287,9 @@ impl PgStore {
         let row = c
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM suppression WHERE kind = $3 AND hash = $4),
-                        s.id, (s.wrapped_key IS NULL OR s.erased_at IS NOT NULL), s.state
+                        l.subject_id, l.state
                  FROM (SELECT 1) AS one
-                 LEFT JOIN lookup l ON l.kind = $1 AND l.hash = $2
-                 LEFT JOIN subjects s ON s.id = l.subject_id",
+                 LEFT JOIN lookup l ON l.kind = $1 AND l.hash = $2",
                 &[
                     &kind,
                     &hash.as_slice(),
@@ -304,13 +301,11 @@ impl PgStore {
             .map_err(backend)?;
         let suppressed: bool = row.get(0);
         let id: Option<Uuid> = row.get(1);
-        let erased: Option<bool> = row.get(2);
-        let state: Option<Vec<u8>> = row.get(3);
+        let state: Option<Vec<u8>> = row.get(2);
         let found = match (id, state) {
             (Some(id), Some(state)) => Some(LookupState {
                 hash: *hash,
                 subject: id,
-                erased: erased.unwrap_or(true),
                 state: decode_state(&state).map_err(StoreError::Corrupt)?,
             }),
             _ => None,
@@ -326,19 +321,16 @@ impl PgStore {
         let c = self.reader().await?;
         let row = c
             .query_opt(
-                "SELECT s.id, (s.wrapped_key IS NULL OR s.erased_at IS NOT NULL), s.state
-                 FROM lookup l JOIN subjects s ON s.id = l.subject_id
-                 WHERE l.kind = $1 AND l.hash = $2",
+                "SELECT subject_id, state FROM lookup WHERE kind = $1 AND hash = $2",
                 &[&kind, &hash.as_slice()],
             )
             .await
             .map_err(backend)?;
         row.map(|r| {
-            let state: Vec<u8> = r.get(2);
+            let state: Vec<u8> = r.get(1);
             Ok(LookupState {
                 hash: *hash,
                 subject: r.get(0),
-                erased: r.get(1),
                 state: decode_state(&state).map_err(StoreError::Corrupt)?,
             })
         })

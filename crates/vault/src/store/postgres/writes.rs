@@ -85,8 +85,15 @@ async fn apply_batch(
     batch: &Batch,
     head: (i64, [u8; 32]),
 ) -> Result<Applied, tokio_postgres::Error> {
+    let mut preferences = None;
     for op in &batch.ops {
-        if let Err(e) = apply_op(c, op).await? {
+        let applied = match op {
+            WriteOp::RecordConsent(event) => record_consent(c, event)
+                .await?
+                .map(|folded| preferences = Some(folded)),
+            other => apply_op(c, other).await?,
+        };
+        if let Err(e) = applied {
             return Ok(Err(e));
         }
     }
@@ -111,6 +118,7 @@ async fn apply_batch(
     Ok(Ok((
         Committed {
             audit_seqs: entries.iter().map(|e| e.seq).collect(),
+            preferences,
         },
         new_head,
     )))
@@ -145,11 +153,38 @@ async fn load_for_update(
     })())
 }
 
+/// Writes a subject's state and the copy each of its lookup rows carries for
+/// marketing checks: the one place state is written, so the two never differ.
+async fn save_state(
+    c: &tokio_postgres::Transaction<'_>,
+    subject: &Uuid,
+    state: &SubjectStateRecord,
+) -> OpResult {
+    let bytes = encode_state(state);
+    c.execute(
+        "UPDATE subjects SET state = $2 WHERE id = $1",
+        &[subject, &bytes],
+    )
+    .await?;
+    c.execute(
+        "UPDATE lookup SET state = $2 WHERE subject_id = $1",
+        &[subject, &bytes],
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Points each lookup at the subject, carrying the subject's current state.
 async fn put_lookups(
     c: &tokio_postgres::Transaction<'_>,
     subject: &Uuid,
+    state: &SubjectStateRecord,
     lookups: &[Lookup],
 ) -> OpResult {
+    if lookups.is_empty() {
+        return Ok(Ok(()));
+    }
+    let state = encode_state(state);
     for l in lookups {
         let owner = c
             .query_opt(
@@ -169,8 +204,8 @@ async fn put_lookups(
         .await?;
         let inserted = c
             .execute(
-                "INSERT INTO lookup (kind, hash, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, hash) DO NOTHING",
-                &[&l.kind, &l.hash.as_slice(), subject],
+                "INSERT INTO lookup (kind, hash, subject_id, state) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, hash) DO NOTHING",
+                &[&l.kind, &l.hash.as_slice(), subject, &state],
             )
             .await?;
         if inserted == 0 {
@@ -191,13 +226,14 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             lookups,
         } => {
             let kek_id = i32::try_from(wrapped_key.kek_id).unwrap_or(i32::MAX);
+            let state = SubjectStateRecord::default();
             c.execute(
                 "INSERT INTO subjects (id, wrapped_key, kek_id, created_at, erased_at, fields, state)
                  VALUES ($1, $2, $3, $4, NULL, $5, $6)",
-                &[id, &wrapped_key.bytes, &kek_id, created_at, &encode(fields), &encode_state(&SubjectStateRecord::default())],
+                &[id, &wrapped_key.bytes, &kek_id, created_at, &encode(fields), &encode_state(&state)],
             )
             .await?;
-            put_lookups(c, id, lookups).await
+            put_lookups(c, id, &state, lookups).await
         }
         WriteOp::PutFields {
             subject,
@@ -205,7 +241,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             lookups,
             at,
         } => {
-            let (mut current, _) = match load_for_update(c, subject).await? {
+            let (mut current, state) = match load_for_update(c, subject).await? {
                 Ok(x) => x,
                 Err(e) => return Ok(Err(e)),
             };
@@ -228,7 +264,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
                 &[subject, &encode(&current)],
             )
             .await?;
-            put_lookups(c, subject, lookups).await
+            put_lookups(c, subject, &state, lookups).await
         }
         WriteOp::PutRelationship {
             subject,
@@ -246,12 +282,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
                 Some(r) => *r = relationship.clone(),
                 None => state.relationships.push(relationship.clone()),
             }
-            c.execute(
-                "UPDATE subjects SET state = $2 WHERE id = $1",
-                &[subject, &encode_state(&state)],
-            )
-            .await?;
-            Ok(Ok(()))
+            save_state(c, subject, &state).await
         }
         WriteOp::CreateApiKey(k) => {
             let purposes = serde_json::to_string(&k.purposes).unwrap_or_else(|_| "[]".into());
@@ -276,7 +307,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
                 Ok(())
             })
         }
-        WriteOp::RecordConsent(event) => record_consent(c, event).await,
+        WriteOp::RecordConsent(event) => Ok(record_consent(c, event).await?.map(drop)),
         WriteOp::Suppress {
             kind,
             hash,
@@ -360,7 +391,11 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
     }
 }
 
-async fn record_consent(c: &tokio_postgres::Transaction<'_>, e: &ConsentEvent) -> OpResult {
+/// Appends the event and folds it into its holder's preferences, which it returns.
+async fn record_consent(
+    c: &tokio_postgres::Transaction<'_>,
+    e: &ConsentEvent,
+) -> Result<Result<Preferences, BatchError>, tokio_postgres::Error> {
     let action = e.action.as_str();
     let wording = e.wording_hash.map(|h| h.to_vec());
     c.execute(
@@ -376,12 +411,10 @@ async fn record_consent(c: &tokio_postgres::Transaction<'_>, e: &ConsentEvent) -
                 Err(err) => return Ok(Err(err)),
             };
             state.preferences.apply(e);
-            c.execute(
-                "UPDATE subjects SET state = $2 WHERE id = $1",
-                &[&subject, &encode_state(&state)],
-            )
-            .await?;
-            Ok(Ok(()))
+            if let Err(err) = save_state(c, &subject, &state).await? {
+                return Ok(Err(err));
+            }
+            Ok(Ok(state.preferences))
         }
         Some(Holder::Visitor(visitor)) => {
             let current = c
@@ -405,7 +438,7 @@ async fn record_consent(c: &tokio_postgres::Transaction<'_>, e: &ConsentEvent) -
                 &[&visitor, &e.at, &bytes],
             )
             .await?;
-            Ok(Ok(()))
+            Ok(Ok(prefs))
         }
         None => Ok(Err(BatchError::Store(
             "a consent event needs a subject or a visitor".into(),

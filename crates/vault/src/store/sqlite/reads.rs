@@ -188,9 +188,8 @@ impl SqliteStore {
         self.read(|c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT l.hash, s.id, s.wrapped_key IS NULL OR s.erased_at IS NOT NULL, s.state
-                     FROM lookup l JOIN subjects s ON s.id = l.subject_id
-                     WHERE l.kind = ?1 AND l.hash > ?2 ORDER BY l.hash LIMIT ?3",
+                    "SELECT hash, subject_id, state FROM lookup
+                     WHERE kind = ?1 AND hash > ?2 ORDER BY hash LIMIT ?3",
                 )
                 .map_err(backend)?;
             let after = after.unwrap_or([0; 32]);
@@ -199,19 +198,17 @@ impl SqliteStore {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
                         r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, bool>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
                     ))
                 })
                 .map_err(backend)?;
             let mut out = Vec::new();
             for row in rows {
-                let (hash, id, erased, state) = row.map_err(backend)?;
+                let (hash, id, state) = row.map_err(backend)?;
                 out.push(LookupState {
                     hash: hash_from(&hash),
                     subject: uuid_from(&id).map_err(backend)?,
-                    erased,
-                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                    state: lookup_state(state.as_deref())?,
                 });
             }
             Ok(out)
@@ -292,13 +289,12 @@ impl SqliteStore {
         suppress_hash: &[u8; 32],
     ) -> Result<(bool, Option<LookupState>), StoreError> {
         self.read(|c| {
-            let (suppressed, id, erased, state): CheckRow = c
+            let (suppressed, id, state): CheckRow = c
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM suppression WHERE kind = ?3 AND hash = ?4),
-                            s.id, s.wrapped_key IS NULL OR s.erased_at IS NOT NULL, s.state
+                            l.subject_id, l.state
                      FROM (SELECT 1) AS one
-                     LEFT JOIN lookup l ON l.kind = ?1 AND l.hash = ?2
-                     LEFT JOIN subjects s ON s.id = l.subject_id",
+                     LEFT JOIN lookup l ON l.kind = ?1 AND l.hash = ?2",
                 )
                 .map_err(backend)?
                 .query_row(
@@ -308,17 +304,16 @@ impl SqliteStore {
                         suppress_kind,
                         suppress_hash.as_slice()
                     ],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .map_err(backend)?;
-            let found = match (id, state) {
-                (Some(id), Some(state)) => Some(LookupState {
+            let found = match id {
+                Some(id) => Some(LookupState {
                     hash: *hash,
                     subject: uuid_from(&id).map_err(backend)?,
-                    erased: erased.unwrap_or(true),
-                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                    state: lookup_state(state.as_deref())?,
                 }),
-                _ => None,
+                None => None,
             };
             Ok((suppressed, found))
         })
@@ -330,24 +325,21 @@ impl SqliteStore {
         hash: &[u8; 32],
     ) -> Result<Option<LookupState>, StoreError> {
         self.read(|c| {
-            let row: Option<(Vec<u8>, bool, Vec<u8>)> = c
+            let row: Option<(Vec<u8>, Option<Vec<u8>>)> = c
                 .prepare_cached(
-                    "SELECT s.id, s.wrapped_key IS NULL OR s.erased_at IS NOT NULL, s.state
-                     FROM lookup l JOIN subjects s ON s.id = l.subject_id
-                     WHERE l.kind = ?1 AND l.hash = ?2",
+                    "SELECT subject_id, state FROM lookup WHERE kind = ?1 AND hash = ?2",
                 )
                 .map_err(backend)?
                 .query_row(params![kind, hash.as_slice()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()
                 .map_err(backend)?;
-            row.map(|(id, erased, state)| {
+            row.map(|(id, state)| {
                 Ok(LookupState {
                     hash: *hash,
                     subject: uuid_from(&id).map_err(backend)?,
-                    erased,
-                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                    state: lookup_state(state.as_deref())?,
                 })
             })
             .transpose()
@@ -369,8 +361,15 @@ impl SqliteStore {
     }
 }
 
-/// Suppressed?, then the subject's id, erasure and state if the address is known.
-type CheckRow = (bool, Option<Vec<u8>>, Option<bool>, Option<Vec<u8>>);
+/// Suppressed?, then the subject's id and state if the address is known.
+type CheckRow = (bool, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The state copy a lookup row carries; a row without one is refused, never
+/// read as a subject without preferences.
+fn lookup_state(bytes: Option<&[u8]>) -> Result<SubjectStateRecord, StoreError> {
+    let bytes = bytes.ok_or_else(|| StoreError::Corrupt("a lookup row has no state".into()))?;
+    decode_state(bytes).map_err(StoreError::Corrupt)
+}
 
 const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
 
