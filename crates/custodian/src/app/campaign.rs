@@ -153,7 +153,7 @@ async fn index(
             let Some(last) = page.last() else { break };
             after = Some(last.hash);
             for entry in &page {
-                // Not erased: lookup rows exist only for live subjects.
+                // Not erased: lookup rows exist only for live subjects (see LookupState).
                 let state = state_for(app, false, &entry.state).await?;
                 decided.insert(
                     entry.hash,

@@ -457,7 +457,7 @@ pub async fn record(
     // them back would cost a second read of the subject.
     let prefs = written(app.store.write(batch).await)?
         .preferences
-        .unwrap_or_default();
+        .ok_or(AppError::Internal)?;
     Ok(ConsentResponse {
         event: event.id,
         policy_version: app.policy_version().to_string(),

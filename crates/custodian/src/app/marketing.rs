@@ -231,7 +231,7 @@ pub async fn check(
                     app.store.state_by_lookup(field, &hash).await?
                 };
                 if let Some(found) = found {
-                    // Not erased: lookup rows exist only for live subjects.
+                    // Not erased: lookup rows exist only for live subjects (see LookupState).
                     let state = state_for(app, false, &found.state).await?;
                     return Ok(decide(app, principal, scope, &state, now));
                 }

@@ -938,7 +938,8 @@ fn a_store_newer_than_the_build_is_refused() {
     );
     // A store the previous release wrote (schema 2) is brought up to date.
     db.execute_batch(
-        "ALTER TABLE lookup DROP COLUMN state;
+        "DROP TRIGGER lookup_state_follows_subject;
+         ALTER TABLE lookup DROP COLUMN state;
          UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     )
     .unwrap();

@@ -23,6 +23,15 @@ enum Raw {
 }
 
 impl Raw {
+    /// An SQL literal of these bytes in the backend's dialect.
+    fn blob(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match self {
+            Raw::Sqlite(_) => format!("x'{hex}'"),
+            Raw::Postgres(_) => format!("'\\x{hex}'::bytea"),
+        }
+    }
+
     /// Where the store under test lives, to open it again.
     fn location(&self) -> Location {
         match self {
@@ -177,6 +186,7 @@ conformance!(
     marketing_lookups_page_and_answer_in_one_query,
     lookup_rows_carry_the_subjects_current_state,
     a_schema_2_store_gains_the_state_copies,
+    lookup_copies_follow_any_writer_and_missing_ones_are_refused,
     data_keys_move_to_a_new_kek,
 );
 
@@ -977,17 +987,76 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
         .unwrap()
         .unwrap();
     let state = f.store.subject(id).await.unwrap().unwrap().state;
-    // Back to schema 2, as a store written by the previous release.
+    // Back to schema 2, as a store written by the previous release: no
+    // copies, no trigger, and the state in format 2 (JSON).
+    let mut json = vec![2u8];
+    json.extend(serde_json::to_vec(&state).unwrap());
+    let drop_trigger = match &f.raw {
+        Raw::Sqlite(_) => "DROP TRIGGER lookup_state_follows_subject;",
+        Raw::Postgres(_) => {
+            "DROP TRIGGER lookup_state_follows_subject ON subjects;
+             DROP FUNCTION lookup_state_follows_subject();"
+        }
+    };
     f.raw
-        .exec(
-            "ALTER TABLE lookup DROP COLUMN state;
+        .exec(&format!(
+            "{drop_trigger}
+             ALTER TABLE lookup DROP COLUMN state;
+             UPDATE subjects SET state = {};
              UPDATE meta SET value = '2' WHERE key = 'schema_version'",
-        )
+            f.raw.blob(&json)
+        ))
         .await;
     let location = f.raw.location();
     let migrated = Store::open(&location, true).await.unwrap();
     let hash = ring.blind_index("email", "ada@example.org");
     assert_eq!(lookup_states(&migrated, &hash).await, vec![Some(state); 3]);
+}
+
+/// The copy follows the subject's state whoever writes it (here plain SQL,
+/// as an older node might), and a row without a copy is refused.
+async fn lookup_copies_follow_any_writer_and_missing_ones_are_refused(f: Fixture) {
+    let ring = keyring();
+    create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let hash = ring.blind_index("email", "ada@example.org");
+    let state = SubjectStateRecord {
+        restricted: true,
+        ..SubjectStateRecord::default()
+    };
+    let mut json = vec![2u8];
+    json.extend(serde_json::to_vec(&state).unwrap());
+    f.raw
+        .exec(&format!(
+            "UPDATE subjects SET state = {}",
+            f.raw.blob(&json)
+        ))
+        .await;
+    assert_eq!(lookup_states(&f.store, &hash).await, vec![Some(state); 3]);
+
+    let missing = match &f.raw {
+        // SQLite's column may be NULL (see migration 3); PostgreSQL's may not.
+        Raw::Sqlite(_) => vec!["NULL", "x''"],
+        Raw::Postgres(_) => vec!["''::bytea"],
+    };
+    for value in missing {
+        f.raw
+            .exec(&format!("UPDATE lookup SET state = {value}"))
+            .await;
+        assert!(matches!(
+            f.store
+                .check_lookup("email", &hash, "suppress:email", &[0; 32])
+                .await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            f.store.state_by_lookup("email", &hash).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            f.store.lookup_page("email", None, 10).await,
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }
 
 async fn marketing_lookups_page_and_answer_in_one_query(f: Fixture) {

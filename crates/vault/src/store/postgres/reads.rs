@@ -198,11 +198,11 @@ impl PgStore {
         rows.iter()
             .map(|r| {
                 let hash: Vec<u8> = r.get(0);
-                let state: Vec<u8> = r.get(2);
+                let state: Option<Vec<u8>> = r.get(2);
                 Ok(LookupState {
                     hash: hash_from(&hash),
                     subject: r.get(1),
-                    state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                    state: lookup_state(state.as_deref())?,
                 })
             })
             .collect()
@@ -302,13 +302,13 @@ impl PgStore {
         let suppressed: bool = row.get(0);
         let id: Option<Uuid> = row.get(1);
         let state: Option<Vec<u8>> = row.get(2);
-        let found = match (id, state) {
-            (Some(id), Some(state)) => Some(LookupState {
+        let found = match id {
+            Some(id) => Some(LookupState {
                 hash: *hash,
                 subject: id,
-                state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                state: lookup_state(state.as_deref())?,
             }),
-            _ => None,
+            None => None,
         };
         Ok((suppressed, found))
     }
@@ -327,11 +327,11 @@ impl PgStore {
             .await
             .map_err(backend)?;
         row.map(|r| {
-            let state: Vec<u8> = r.get(1);
+            let state: Option<Vec<u8>> = r.get(1);
             Ok(LookupState {
                 hash: *hash,
                 subject: r.get(0),
-                state: decode_state(&state).map_err(StoreError::Corrupt)?,
+                state: lookup_state(state.as_deref())?,
             })
         })
         .transpose()

@@ -153,22 +153,16 @@ async fn load_for_update(
     })())
 }
 
-/// Writes a subject's state and the copy each of its lookup rows carries for
-/// marketing checks: the one place state is written, so the two never differ.
+/// Writes a subject's state. The schema's trigger carries it to the copy
+/// each of the subject's lookup rows keeps for marketing checks.
 async fn save_state(
     c: &tokio_postgres::Transaction<'_>,
     subject: &Uuid,
     state: &SubjectStateRecord,
 ) -> OpResult {
-    let bytes = encode_state(state);
     c.execute(
         "UPDATE subjects SET state = $2 WHERE id = $1",
-        &[subject, &bytes],
-    )
-    .await?;
-    c.execute(
-        "UPDATE lookup SET state = $2 WHERE subject_id = $1",
-        &[subject, &bytes],
+        &[subject, &encode_state(state)],
     )
     .await?;
     Ok(Ok(()))

@@ -364,13 +364,6 @@ impl SqliteStore {
 /// Suppressed?, then the subject's id and state if the address is known.
 type CheckRow = (bool, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// The state copy a lookup row carries; a row without one is refused, never
-/// read as a subject without preferences.
-fn lookup_state(bytes: Option<&[u8]>) -> Result<SubjectStateRecord, StoreError> {
-    let bytes = bytes.ok_or_else(|| StoreError::Corrupt("a lookup row has no state".into()))?;
-    decode_state(bytes).map_err(StoreError::Corrupt)
-}
-
 const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
 
 fn consent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentEvent> {
