@@ -4,10 +4,12 @@
 //! group-committed transactions with `synchronous=FULL` (one fsync per group,
 //! not per request). Reads use a small pool of read-only connections and run
 //! inline: a primary-key lookup on a warm page cache takes microseconds, less
-//! than handing the work to another thread would.
+//! than handing the work to another thread would. Checkpoints run on a third
+//! thread (`checkpoint`).
 
 use super::*;
 
+mod checkpoint;
 mod reads;
 mod writes;
 
@@ -77,8 +79,6 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         // subjects tables, the ledger's indexes) instead of reading them
         // back from the OS: 64 MiB, allocated as used.
         conn.pragma_update(None, "cache_size", -65_536i64)
-            .map_err(backend)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 10_000i64)
             .map_err(backend)?;
     } else {
         // 32 MiB of pages per reader, allocated as used: a read-mostly load
@@ -195,10 +195,18 @@ impl SqliteStore {
         create_private_dir(path)?;
         let mut conn = open_connection(path, false)?;
         check_schema(&mut conn, migrate)?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::WRITER_BACKSTOP_PAGES,
+        )
+        .map_err(backend)?;
+        let nudge = checkpoint::start(open_connection(path, false)?)
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
         std::thread::Builder::new()
             .name("custodian-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &nudge))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {

@@ -3,7 +3,11 @@
 
 use super::*;
 
-pub(super) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+pub(super) fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    checkpointer: &std::sync::mpsc::SyncSender<()>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -14,6 +18,8 @@ pub(super) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
         }
         match commit_group(&mut conn, &jobs) {
             Ok(outcomes) => {
+                // Full means a checkpoint is already due.
+                let _ = checkpointer.try_send(());
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
