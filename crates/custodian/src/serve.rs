@@ -100,6 +100,25 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             }
         };
         let app = App::new(store, keys, policy, policy_text);
+        match crate::app::rotation::missing_keks(&app).await {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => {
+                let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
+                eprintln!(
+                    "custodian: the key file {} lacks key-encryption key {}, which wraps data keys in {}; \
+                     start this node with the key file that holds it (after `custodian keys rotate`, \
+                     every node needs the new key file)",
+                    settings.store.key_file.display(),
+                    ids.join(", "),
+                    settings.store.describe()
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("custodian: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         if let Err(e) = app.register_policy().await {
             eprintln!("custodian: {e}");
             return ExitCode::FAILURE;

@@ -238,6 +238,11 @@ impl Keyring {
         <[u8; 64]>::try_from(sig.as_ref()).ok()
     }
 
+    /// Whether this key file holds key-encryption key `id`.
+    pub fn holds_kek(&self, id: u32) -> bool {
+        self.keks.iter().any(|k| k.id == id)
+    }
+
     pub fn current_kek(&self) -> u32 {
         self.current
     }

@@ -70,6 +70,19 @@ pub async fn rewrap_all(
     })
 }
 
+/// The key-encryption keys that wrap data keys in the store but are missing
+/// from this node's key file. A node without them could open none of those
+/// subjects, so it refuses to start rather than answer 503 for each.
+pub async fn missing_keks(app: &App) -> Result<Vec<u32>, AppError> {
+    Ok(app
+        .store
+        .keks_in_use()
+        .await?
+        .into_iter()
+        .filter(|id| !app.keys.holds_kek(*id))
+        .collect())
+}
+
 /// Refuses to retire a key-encryption key that still wraps data keys: they
 /// could never be opened again.
 pub async fn check_unused(app: &App, kek: u32) -> Result<(), AppError> {

@@ -926,7 +926,7 @@ fn a_store_newer_than_the_build_is_refused() {
         text(&out.stderr)
     );
     db.execute(
-        "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
         [],
     )
     .unwrap();
@@ -940,12 +940,13 @@ fn a_store_newer_than_the_build_is_refused() {
     db.execute_batch(
         "DROP TRIGGER lookup_state_follows_subject;
          ALTER TABLE lookup DROP COLUMN state;
+         DROP INDEX subjects_by_kek;
          UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     )
     .unwrap();
     let out = run(&["migrate", "--data-dir", &data]);
     assert!(
-        text(&out.stdout).contains("schema migrated from version 2 to 3"),
+        text(&out.stdout).contains("schema migrated from version 2 to 4"),
         "{}",
         text(&out.stdout)
     );
@@ -973,6 +974,8 @@ fn key_encryption_keys_rotate_without_losing_data() {
         id
     };
     let ada = person(&v.server, "Ada Lovelace", "ada@rotate.example");
+    let old_keys = v.scratch.arg("old-keys.toml");
+    std::fs::copy(v.scratch.path("data").join("keys.toml"), &old_keys).unwrap();
 
     // Rotate while the server runs: it keeps the old key file in memory.
     let out = run(&["keys", "rotate", "--data-dir", &data]);
@@ -1009,6 +1012,22 @@ fn key_encryption_keys_rotate_without_losing_data() {
     );
     assert!(r.body.contains("key-encryption key 2"), "{}", r.body);
     assert_eq!(v.server.stop(), Some(0));
+    // A node started with the old key file refuses to start, and says why.
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+        "--key-file",
+        &old_keys,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("lacks key-encryption key 2"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Restarted with the new key file, it reads Ada; new people use key 2.
     let server = Server::start(&["--data-dir", &data]);

@@ -1002,6 +1002,7 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
         .exec(&format!(
             "{drop_trigger}
              ALTER TABLE lookup DROP COLUMN state;
+             DROP INDEX subjects_by_kek;
              UPDATE subjects SET state = {};
              UPDATE meta SET value = '2' WHERE key = 'schema_version'",
             f.raw.blob(&json)
@@ -1150,6 +1151,7 @@ async fn data_keys_move_to_a_new_kek(f: Fixture) {
     }
     ids.sort();
     assert_eq!(f.store.data_keys_per_kek().await.unwrap(), [(1, 3)]);
+    assert_eq!(f.store.keks_in_use().await.unwrap(), [1]);
     // Paged in id order, only keys not yet under KEK 2.
     let page = f.store.data_keys_page(2, None, 2).await.unwrap();
     assert_eq!(page.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[..2]);
@@ -1175,6 +1177,7 @@ async fn data_keys_move_to_a_new_kek(f: Fixture) {
         .unwrap()
         .unwrap();
     assert_eq!(f.store.data_keys_per_kek().await.unwrap(), [(2, 3)]);
+    assert_eq!(f.store.keks_in_use().await.unwrap(), [2]);
     assert!(
         f.store
             .data_keys_page(2, None, 10)

@@ -24,7 +24,7 @@ use crate::crypto::WrappedKey;
 use uuid::Uuid;
 
 /// The schema version this build knows. A database at a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -288,6 +288,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.data_keys_page(not_under, after, limit),
             Store::Postgres(s) => Box::pin(s.data_keys_page(not_under, after, limit)).await,
+        }
+    }
+
+    /// The key-encryption keys that wrap at least one data key, in order:
+    /// one index probe per key, whatever the number of subjects.
+    pub async fn keks_in_use(&self) -> Result<Vec<u32>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.keks_in_use(),
+            Store::Postgres(s) => Box::pin(s.keks_in_use()).await,
         }
     }
 

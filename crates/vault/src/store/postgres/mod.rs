@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_init.sql"),
     include_str!("../../../migrations/postgres/0002_consent.sql"),
     include_str!("../../../migrations/postgres/0003_lookup_state.sql"),
+    include_str!("../../../migrations/postgres/0004_kek_index.sql"),
 ];
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;

@@ -260,6 +260,26 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn keks_in_use(&self) -> Result<Vec<u32>, StoreError> {
+        let c = self.reader().await?;
+        let mut found = Vec::new();
+        let mut after = -1i32;
+        loop {
+            let next: Option<i32> = c
+                .query_one(
+                    "SELECT min(kek_id) FROM subjects WHERE wrapped_key IS NOT NULL AND kek_id > $1",
+                    &[&after],
+                )
+                .await
+                .map_err(backend)?
+                .get(0);
+            let Some(next) = next else { break };
+            found.push(u32::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            after = next;
+        }
+        Ok(found)
+    }
+
     pub async fn data_keys_per_kek(&self) -> Result<Vec<(u32, i64)>, StoreError> {
         let c = self.reader().await?;
         let rows = c

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../migrations/sqlite/0002_consent.sql"),
     include_str!("../../../migrations/sqlite/0003_lookup_state.sql"),
+    include_str!("../../../migrations/sqlite/0004_kek_index.sql"),
 ];
 /// The most batches one group transaction takes.
 const MAX_GROUP: usize = 512;

@@ -266,6 +266,22 @@ impl SqliteStore {
         })
     }
 
+    pub fn keks_in_use(&self) -> Result<Vec<u32>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(KEK_AFTER).map_err(backend)?;
+            let mut found = Vec::new();
+            let mut after = -1i64;
+            while let Some(next) = stmt
+                .query_row([after], |r| r.get::<_, Option<i64>>(0))
+                .map_err(backend)?
+            {
+                found.push(u32::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+                after = next;
+            }
+            Ok(found)
+        })
+    }
+
     pub fn data_keys_per_kek(&self) -> Result<Vec<(u32, i64)>, StoreError> {
         self.read(|c| {
             let mut stmt = c
@@ -360,6 +376,10 @@ impl SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
     }
 }
+
+/// The next key-encryption key in use after `?1`, through subjects_by_kek.
+pub(super) const KEK_AFTER: &str =
+    "SELECT min(kek_id) FROM subjects WHERE wrapped_key IS NOT NULL AND kek_id > ?1";
 
 /// Suppressed?, then the subject's id and state if the address is known.
 type CheckRow = (bool, Option<Vec<u8>>, Option<Vec<u8>>);

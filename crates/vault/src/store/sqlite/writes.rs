@@ -465,10 +465,11 @@ fn record_consent(c: &Connection, e: &ConsentEvent) -> Result<Preferences, Batch
 mod tests {
     use super::DELETE_LOOKUP;
 
-    /// Replacing a subject's address, and copying its state by trigger, go
-    /// straight to the subject's lookup rows; neither walks the table.
+    /// Replacing a subject's address and copying its state by trigger go
+    /// straight to the subject's lookup rows, and listing the key-encryption
+    /// keys in use probes their index; none walks a table.
     #[test]
-    fn lookup_writes_search_by_subject() {
+    fn statements_by_subject_and_by_kek_use_their_indexes() {
         let dir = std::env::temp_dir().join(format!("custodian-plan-{}", crate::crypto::new_id()));
         let path = dir.join("custodian.db");
         drop(super::super::SqliteStore::open(&path, true).unwrap());
@@ -485,7 +486,13 @@ mod tests {
             trigger.contains("UPDATE lookup SET state = NEW.state WHERE subject_id = NEW.id"),
             "the statement checked below is the trigger's: {trigger}"
         );
-        for sql in [DELETE_LOOKUP, copy] {
+        let by_subject = "SEARCH lookup USING INDEX lookup_by_subject (subject_id=?";
+        let by_kek = "SEARCH subjects USING INDEX subjects_by_kek (kek_id>?)";
+        for (sql, wanted) in [
+            (DELETE_LOOKUP, by_subject),
+            (copy, by_subject),
+            (super::super::reads::KEK_AFTER, by_kek),
+        ] {
             let mut plan = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let blobs = vec![b"x".to_vec(); plan.parameter_count()];
             let steps: Vec<String> = plan
@@ -494,10 +501,7 @@ mod tests {
                 .map(Result::unwrap)
                 .collect();
             assert!(
-                steps
-                    .iter()
-                    .all(|s| s
-                        .starts_with("SEARCH lookup USING INDEX lookup_by_subject (subject_id=?")),
+                steps.iter().all(|s| s.starts_with(wanted)),
                 "{sql}: {steps:?}"
             );
         }
