@@ -79,7 +79,8 @@ enum ReceiptCommand {
     Verify {
         file: std::path::PathBuf,
         /// The controller's published key (the `x` of /.well-known/custodian-receipt-key) to pin.
-        #[arg(long)]
+        // Base64url: one key in 64 starts with `-`, which must not read as a flag.
+        #[arg(long, allow_hyphen_values = true)]
         public_key: Option<String>,
     },
 }

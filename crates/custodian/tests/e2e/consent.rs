@@ -370,6 +370,17 @@ fn receipts_are_signed_and_verifiable() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("valid"));
+    // A key that starts with `-` (one in 64 do) is a value, not a flag:
+    // pinned to another key, the receipt is refused, not misparsed.
+    let out = run(&[
+        "receipt",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        "-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("unexpected argument"));
     let altered = r
         .body
         .replacen("Text me offers", "x", 1)
