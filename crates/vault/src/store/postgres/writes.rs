@@ -168,17 +168,13 @@ async fn save_state(
     Ok(Ok(()))
 }
 
-/// Points each lookup at the subject, carrying the subject's current state.
+/// Points each lookup at the subject, with a copy of the subject's state as
+/// stored (the trigger keeps it in step from then on).
 async fn put_lookups(
     c: &tokio_postgres::Transaction<'_>,
     subject: &Uuid,
-    state: &SubjectStateRecord,
     lookups: &[Lookup],
 ) -> OpResult {
-    if lookups.is_empty() {
-        return Ok(Ok(()));
-    }
-    let state = encode_state(state);
     for l in lookups {
         let owner = c
             .query_opt(
@@ -198,8 +194,10 @@ async fn put_lookups(
         .await?;
         let inserted = c
             .execute(
-                "INSERT INTO lookup (kind, hash, subject_id, state) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, hash) DO NOTHING",
-                &[&l.kind, &l.hash.as_slice(), subject, &state],
+                "INSERT INTO lookup (kind, hash, subject_id, state)
+                 SELECT $1::text, $2::bytea, id, state FROM subjects WHERE id = $3
+                 ON CONFLICT (kind, hash) DO NOTHING",
+                &[&l.kind, &l.hash.as_slice(), subject],
             )
             .await?;
         if inserted == 0 {
@@ -220,14 +218,13 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             lookups,
         } => {
             let kek_id = i32::try_from(wrapped_key.kek_id).unwrap_or(i32::MAX);
-            let state = SubjectStateRecord::default();
             c.execute(
                 "INSERT INTO subjects (id, wrapped_key, kek_id, created_at, erased_at, fields, state)
                  VALUES ($1, $2, $3, $4, NULL, $5, $6)",
-                &[id, &wrapped_key.bytes, &kek_id, created_at, &encode(fields), &encode_state(&state)],
+                &[id, &wrapped_key.bytes, &kek_id, created_at, &encode(fields), &encode_state(&SubjectStateRecord::default())],
             )
             .await?;
-            put_lookups(c, id, &state, lookups).await
+            put_lookups(c, id, lookups).await
         }
         WriteOp::PutFields {
             subject,
@@ -235,7 +232,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             lookups,
             at,
         } => {
-            let (mut current, state) = match load_for_update(c, subject).await? {
+            let (mut current, _) = match load_for_update(c, subject).await? {
                 Ok(x) => x,
                 Err(e) => return Ok(Err(e)),
             };
@@ -258,7 +255,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
                 &[subject, &encode(&current)],
             )
             .await?;
-            put_lookups(c, subject, &state, lookups).await
+            put_lookups(c, subject, lookups).await
         }
         WriteOp::PutRelationship {
             subject,

@@ -75,12 +75,6 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         // FULL: a commit is on disk before any request in its group is answered.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
-        // The one writer's cache is never emptied by another connection's
-        // commit, so it keeps the pages every write touches (the lookup and
-        // subjects tables, the ledger's indexes) instead of reading them
-        // back from the OS: 64 MiB, allocated as used.
-        conn.pragma_update(None, "cache_size", -65_536i64)
-            .map_err(backend)?;
     } else {
         // 32 MiB of pages per reader, allocated as used: a read-mostly load
         // (marketing checks) then reads its working set from memory instead
@@ -196,6 +190,12 @@ impl SqliteStore {
         create_private_dir(path)?;
         let mut conn = open_connection(path, false)?;
         check_schema(&mut conn, migrate)?;
+        // The one writer's cache is never emptied by another connection's
+        // commit, so it keeps the pages every write touches (the lookup and
+        // subjects tables, the ledger's indexes) instead of reading them
+        // back from the OS: 64 MiB, allocated as used.
+        conn.pragma_update(None, "cache_size", -65_536i64)
+            .map_err(backend)?;
         conn.pragma_update(
             None,
             "wal_autocheckpoint",

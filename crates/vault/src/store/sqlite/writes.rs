@@ -177,17 +177,9 @@ fn save_state(
     Ok(())
 }
 
-/// Points each lookup at the subject, carrying the subject's current state.
-fn put_lookups(
-    c: &Connection,
-    subject: &Uuid,
-    state: &SubjectStateRecord,
-    lookups: &[Lookup],
-) -> Result<(), BatchError> {
-    if lookups.is_empty() {
-        return Ok(());
-    }
-    let state = encode_state(state);
+/// Points each lookup at the subject, with a copy of the subject's state as
+/// stored (the trigger keeps it in step from then on).
+fn put_lookups(c: &Connection, subject: &Uuid, lookups: &[Lookup]) -> Result<(), BatchError> {
     for l in lookups {
         let owner: Option<Vec<u8>> = c
             .prepare_cached("SELECT subject_id FROM lookup WHERE kind = ?1 AND hash = ?2")
@@ -205,14 +197,14 @@ fn put_lookups(
             .execute(params![subject.as_bytes().as_slice(), l.kind])
             .map_err(store_err)?;
         c.prepare_cached(
-            "INSERT INTO lookup (kind, hash, subject_id, state) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO lookup (kind, hash, subject_id, state)
+             SELECT ?1, ?2, id, state FROM subjects WHERE id = ?3",
         )
         .map_err(store_err)?
         .execute(params![
             l.kind,
             l.hash.as_slice(),
-            subject.as_bytes().as_slice(),
-            state
+            subject.as_bytes().as_slice()
         ])
         .map_err(store_err)?;
     }
@@ -228,7 +220,6 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
             fields,
             lookups,
         } => {
-            let state = SubjectStateRecord::default();
             c.prepare_cached(
                 "INSERT INTO subjects (id, wrapped_key, kek_id, created_at, erased_at, fields, state)
                  VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)",
@@ -240,10 +231,10 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
                 wrapped_key.kek_id,
                 created_at,
                 encode(fields),
-                encode_state(&state)
+                encode_state(&SubjectStateRecord::default())
             ])
             .map_err(store_err)?;
-            put_lookups(c, id, &state, lookups)
+            put_lookups(c, id, lookups)
         }
         WriteOp::PutFields {
             subject,
@@ -251,7 +242,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
             lookups,
             at,
         } => {
-            let (mut current, state) = load_for_update(c, subject)?;
+            let (mut current, _) = load_for_update(c, subject)?;
             for new in fields {
                 match current.iter_mut().find(|f| f.name == new.name) {
                     Some(old) => {
@@ -271,7 +262,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
                 .map_err(store_err)?
                 .execute(params![subject.as_bytes().as_slice(), encode(&current)])
                 .map_err(store_err)?;
-            put_lookups(c, subject, &state, lookups)
+            put_lookups(c, subject, lookups)
         }
         WriteOp::PutRelationship {
             subject,
