@@ -1,16 +1,22 @@
 //! Operator commands on the store: `migrate`, `keys ...` (API keys and
 //! key-encryption key rotation), `audit verify`.
 
-use crate::app::keys::{self, NewKeyRequest};
-use crate::app::rotation;
-use crate::app::{App, Role};
 use crate::config::StoreArgs;
 use crate::serve::{load_keys, load_policy, runtime};
 use clap::Subcommand;
+use custodian_engine::keys::{self, NewKeyRequest};
+use custodian_engine::rotation;
+use custodian_engine::{App, Role};
 use custodian_vault::keyfile;
 use custodian_vault::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a role; use admin, dpo, agent, service or processor")
+    })
+}
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -18,7 +24,8 @@ pub enum KeysCommand {
     Create {
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(long, value_enum)]
+        /// admin, dpo, agent, service or processor.
+        #[arg(long, value_parser = parse_role)]
         role: Role,
         /// A purpose a service key may use, or a processor key may receive
         /// disclosures for (repeat for several).

@@ -2,10 +2,10 @@
 //! arguments, call the core, and print.
 
 mod admin_cmd;
-mod app;
+
 mod bench;
 mod config;
-mod http;
+
 mod policy_cmd;
 mod rules_cmd;
 mod serve;
@@ -100,7 +100,7 @@ fn verify_receipt(file: &std::path::Path, pinned: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app::receipt::verify(&bundle, pinned) {
+    match custodian_engine::receipt::verify(&bundle, pinned) {
         Ok(message) => {
             println!("{}: {message}", file.display());
             ExitCode::SUCCESS

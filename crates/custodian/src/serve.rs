@@ -1,10 +1,9 @@
 //! `custodian serve`: open (and migrate) the store, load the keys and the
 //! policy, make the first admin key on a fresh store, and serve.
 
-use crate::app::keys::{self, NewKeyRequest};
-use crate::app::{App, Role};
 use crate::config::{ServeArgs, StoreSettings};
-use crate::http;
+use custodian_engine::keys::{self, NewKeyRequest};
+use custodian_engine::{App, Role};
 use custodian_policy::{LoadedPolicy, REFERENCE_POLICY_FILE};
 use custodian_vault::crypto::Keyring;
 use custodian_vault::keyfile;
@@ -100,7 +99,7 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             }
         };
         let app = App::new(store, keys, policy, policy_text);
-        match crate::app::rotation::missing_keks(&app).await {
+        match custodian_engine::rotation::missing_keks(&app).await {
             Ok(missing) if missing.is_empty() => {}
             Ok(missing) => {
                 let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
@@ -134,11 +133,11 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let shutdown = http::shutdown_signal();
+        let shutdown = custodian_server::shutdown_signal();
         let bound = listener
             .local_addr()
             .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
-        let limits = http::Limits {
+        let limits = custodian_server::Limits {
             per_key: settings.rate_limit_per_key,
             per_ip: settings.rate_limit_per_ip,
             body_bytes: settings.body_limit,
@@ -149,7 +148,7 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             store = %settings.store.describe(),
             "custodian listening on http://{bound}"
         );
-        match http::serve(listener, http::router(app, &limits), shutdown).await {
+        match custodian_server::serve(listener, custodian_server::router(app, &limits), shutdown).await {
             Ok(()) => {
                 tracing::info!("custodian stopped");
                 ExitCode::SUCCESS

@@ -1,10 +1,10 @@
 //! RFC 9457 problem details: a stable machine code, a human sentence, and the
 //! fields at fault. Never an internal detail, never a submitted value.
 
-use crate::app::AppError;
-use crate::app::error::FieldProblem;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use custodian_engine::AppError;
+use custodian_engine::error::FieldProblem;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -73,11 +73,5 @@ impl From<AppError> for Problem {
             problem.errors = problems;
         }
         problem
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        Problem::from(self).into_response()
     }
 }

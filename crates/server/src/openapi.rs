@@ -4,22 +4,22 @@
 use super::State;
 use super::problem::Problem;
 use super::{consent_routes, routes};
-use crate::app::Role;
-use crate::app::collect::{
+use axum::Router;
+use custodian_engine::Role;
+use custodian_engine::collect::{
     Channel, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
     RelationshipStatus, Source,
 };
-use crate::app::consent::{
+use custodian_engine::consent::{
     Action, ConsentHistory, ConsentRequest, ConsentResponse, EventView, Evidence, LinkRequest,
     Method, PreferenceView,
 };
-use crate::app::cookies::{CookieChoice, CookieChoiceResponse};
-use crate::app::disclose::{Disclosed, DisclosureRequest, DisclosureResponse};
-use crate::app::error::FieldProblem;
-use crate::app::keys::{KeyInfo, NewKeyRequest, NewKeyResponse};
-use crate::app::marketing::{CheckAnswer, SuppressRequest, SuppressResponse};
-use crate::app::read::{ReadResponse, Refusal};
-use axum::Router;
+use custodian_engine::cookies::{CookieChoice, CookieChoiceResponse};
+use custodian_engine::disclose::{Disclosed, DisclosureRequest, DisclosureResponse};
+use custodian_engine::error::FieldProblem;
+use custodian_engine::keys::{KeyInfo, NewKeyRequest, NewKeyResponse};
+use custodian_engine::marketing::{CheckAnswer, SuppressRequest, SuppressResponse};
+use custodian_engine::read::{ReadResponse, Refusal};
 use custodian_vault::audit::Verification;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

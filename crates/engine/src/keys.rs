@@ -9,9 +9,9 @@ use custodian_vault::audit::AuditDraft;
 use custodian_vault::store::{ApiKeyRecord, Batch, WriteOp};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
     pub role: Role,
@@ -27,7 +27,8 @@ pub struct NewKeyRequest {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewKeyResponse {
     pub id: String,
     /// The key itself. It is shown this once and stored only as a hash.
@@ -35,7 +36,8 @@ pub struct NewKeyResponse {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     pub id: String,
     pub role: String,

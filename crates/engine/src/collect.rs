@@ -15,11 +15,11 @@ use custodian_vault::store::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// How data reached the organisation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Channel {
     #[default]
@@ -40,7 +40,8 @@ impl Channel {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     #[serde(default)]
@@ -51,7 +52,8 @@ pub struct Source {
 }
 
 /// Personal data to collect for one purpose.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CollectRequest {
     /// A purpose declared in the policy; only its fields are accepted.
@@ -59,11 +61,12 @@ pub struct CollectRequest {
     #[serde(default)]
     pub source: Source,
     /// Field name to value. Numbers and booleans may be given as JSON numbers and booleans.
-    #[schema(value_type = Object, example = json!({"full_name": "Ada Lovelace", "email": "ada@example.org"}))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object, example = json!({"full_name": "Ada Lovelace", "email": "ada@example.org"})))]
     pub data: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CollectResponse {
     pub id: Uuid,
     /// The fields stored.
@@ -362,7 +365,8 @@ pub async fn collect_more(
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RelationshipStatus {
     Active,
@@ -371,7 +375,8 @@ pub enum RelationshipStatus {
 
 /// A relationship (account, order, contract, ...): grounds a contract basis
 /// and starts retention clocks.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RelationshipRequest {
     /// A relationship kind declared in the policy.
@@ -391,7 +396,8 @@ pub struct RelationshipRequest {
     pub id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelationshipResponse {
     pub id: Uuid,
     pub subject: Uuid,

@@ -4,7 +4,8 @@
 use custodian_vault::store::{BatchError, StoreError};
 
 /// One field's problem, for 422 answers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldProblem {
     pub field: String,
     pub code: &'static str,

@@ -14,9 +14,9 @@ use custodian_vault::store::{Batch, ConsentAction, ConsentEvent, OutboxEvent, Wr
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CookieChoice {
     /// The visitor's pseudonymous id; a new one is made when absent.
@@ -33,7 +33,8 @@ pub struct CookieChoice {
     pub gpc: bool,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CookieChoiceResponse {
     pub visitor: String,
     /// What was recorded, per category, after Global Privacy Control.

@@ -14,12 +14,12 @@ use custodian_vault::store::Batch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const MAX_SUBJECTS: usize = 1_000;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DisclosureRequest {
     /// A recipient declared in the policy.
@@ -33,17 +33,19 @@ pub struct DisclosureRequest {
     pub fields: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Disclosed {
     /// The subject id, or the recipient's pseudonym for it when the recipient
     /// must not identify people.
     pub subject: String,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: BTreeMap<String, String>,
     pub refused: Vec<Refusal>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisclosureResponse {
     pub recipient: String,
     pub purpose: String,

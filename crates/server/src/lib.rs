@@ -11,12 +11,12 @@ mod problem;
 mod ratelimit;
 mod routes;
 
-use crate::app::{App, AppError, Principal, keys};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State as AxumState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use custodian_engine::{App, AppError, Principal, keys};
 use problem::Problem;
 use ratelimit::RateLimiter;
 use std::collections::HashMap;
@@ -60,7 +60,7 @@ impl std::ops::Deref for State {
 
 impl Shared {
     async fn authenticate(&self, token: &str) -> Result<Arc<Principal>, AppError> {
-        let hash = crate::app::auth::token_hash(token);
+        let hash = custodian_engine::auth::token_hash(token);
         let now = Instant::now();
         if let Ok(cache) = self.auth_cache.lock() {
             if let Some((p, at)) = cache.get(&hash) {

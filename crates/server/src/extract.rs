@@ -4,11 +4,11 @@
 
 use super::State as AppState;
 use super::problem::Problem;
-use crate::app::{AppError, Principal};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use custodian_engine::{AppError, Principal};
 use serde::de::DeserializeOwned;
 
 /// Serde's messages quote offending input (`invalid type: string "..."`,

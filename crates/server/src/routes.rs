@@ -4,17 +4,17 @@
 use super::State;
 use super::extract::{Caller, Json, Query};
 use super::problem::Problem;
-use crate::app::collect::{
-    self, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
-};
-use crate::app::disclose::{self, DisclosureRequest, DisclosureResponse};
-use crate::app::keys::{self, KeyInfo, NewKeyRequest, NewKeyResponse};
-use crate::app::read::{self, LookupQuery, ReadQuery, ReadResponse};
-use crate::app::{AppError, Role};
 use axum::Router;
 use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
+use custodian_engine::collect::{
+    self, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
+};
+use custodian_engine::disclose::{self, DisclosureRequest, DisclosureResponse};
+use custodian_engine::keys::{self, KeyInfo, NewKeyRequest, NewKeyResponse};
+use custodian_engine::read::{self, LookupQuery, ReadQuery, ReadResponse};
+use custodian_engine::{AppError, Role};
 use custodian_vault::audit::Verification;
 use time::OffsetDateTime;
 use uuid::Uuid;

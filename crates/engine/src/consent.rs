@@ -17,10 +17,10 @@ use custodian_vault::store::{
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Grant,
@@ -41,7 +41,8 @@ impl From<Action> for ConsentAction {
 }
 
 /// How the choice was made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     #[default]
@@ -67,7 +68,8 @@ impl Method {
 
 /// What the person saw and where from: kept as a hash of the wording and a
 /// truncated address, never the address itself.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     /// The wording shown; only its SHA-256 is stored.
@@ -81,7 +83,8 @@ pub struct Evidence {
     pub ip: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRequest {
     /// The subject; or give `visitor`.
@@ -110,7 +113,8 @@ pub struct ConsentRequest {
     pub expires_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentResponse {
     pub event: Uuid,
     pub policy_version: String,
@@ -118,7 +122,8 @@ pub struct ConsentResponse {
 }
 
 /// The current state for one purpose and channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreferenceView {
     pub purpose: String,
     pub channel: Option<String>,
@@ -133,7 +138,8 @@ pub struct PreferenceView {
     pub policy_version: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
     pub id: Uuid,
     pub at: String,
@@ -148,7 +154,8 @@ pub struct EventView {
     pub recorded_by: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentHistory {
     pub preferences: Vec<PreferenceView>,
     /// Every event, oldest first: nothing is ever changed or removed.
@@ -629,7 +636,8 @@ pub async fn history(
     })
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     pub subject: Uuid,

@@ -12,12 +12,12 @@ use custodian_policy::terms::{Channel, ChannelMode, FieldType};
 use custodian_policy::values;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CheckQuery {
     /// email, phone, sms or post
     pub channel: String,
@@ -32,7 +32,8 @@ pub struct CheckQuery {
     pub purpose: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckAnswer {
     pub allowed: bool,
     /// For an allowed answer, the purpose that allows it; otherwise why not:
@@ -272,7 +273,8 @@ pub async fn check_one(
     check(app, principal, &scope, &target, now).await
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SuppressRequest {
     /// email, phone or sms
@@ -284,7 +286,8 @@ pub struct SuppressRequest {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SuppressResponse {
     pub suppressed: usize,
     /// Entries that are not valid addresses for the channel, by position.

@@ -3,17 +3,21 @@
 use super::State;
 use super::extract::{Caller, Json, Query};
 use super::problem::Problem;
-use crate::app::campaign::Campaign;
-use crate::app::consent::{self, ConsentHistory, ConsentRequest, ConsentResponse, LinkRequest};
-use crate::app::cookies::{self, CookieChoice, CookieChoiceResponse};
-use crate::app::marketing::{self, CheckAnswer, CheckQuery, SuppressRequest, SuppressResponse};
-use crate::app::{AppError, receipt};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use custodian_engine::campaign::Campaign;
+use custodian_engine::consent::{
+    self, ConsentHistory, ConsentRequest, ConsentResponse, LinkRequest,
+};
+use custodian_engine::cookies::{self, CookieChoice, CookieChoiceResponse};
+use custodian_engine::marketing::{
+    self, CheckAnswer, CheckQuery, SuppressRequest, SuppressResponse,
+};
+use custodian_engine::{AppError, receipt};
 use custodian_vault::store::Holder;
 use futures_util::StreamExt;
 use serde::Deserialize;
