@@ -153,7 +153,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                     recipient,
                     label,
                 };
-                match keys::create(&app, "cli", request, time::OffsetDateTime::now_utc()).await {
+                match keys::create_as(&app, "cli", request, time::OffsetDateTime::now_utc()).await {
                     Ok(created) => {
                         println!("{}", created.key);
                         ExitCode::SUCCESS
@@ -166,7 +166,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                     Ok(a) => a,
                     Err(code) => return code,
                 };
-                match keys::list(&app).await {
+                match keys::list_all(&app).await {
                     Ok(list) => {
                         for k in list {
                             let bound = match (&k.recipient, k.purposes.is_empty()) {
@@ -200,7 +200,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                     Ok(a) => a,
                     Err(code) => return code,
                 };
-                match keys::revoke(&app, "cli", &id, time::OffsetDateTime::now_utc()).await {
+                match keys::revoke_as(&app, "cli", &id, time::OffsetDateTime::now_utc()).await {
                     Ok(()) => {
                         println!("revoked {id}");
                         ExitCode::SUCCESS

@@ -173,7 +173,7 @@ async fn bootstrap_admin(app: &App) -> Result<(), String> {
         recipient: None,
         label: Some("first admin key".into()),
     };
-    let created = keys::create(app, "bootstrap", request, time::OffsetDateTime::now_utc())
+    let created = keys::create_as(app, "bootstrap", request, time::OffsetDateTime::now_utc())
         .await
         .map_err(|e| e.to_string())?;
     println!("admin API key (shown once; keep it safe): {}", created.key);

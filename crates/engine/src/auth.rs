@@ -67,60 +67,20 @@ impl Principal {
         format!("key:{}", self.key_id)
     }
 
-    pub fn from_record(record: &ApiKeyRecord) -> Option<Principal> {
+    /// The caller a stored key names, or none when it is revoked. A role
+    /// that does not parse is corrupt, never a lesser role.
+    pub fn from_record(record: &ApiKeyRecord) -> Result<Option<Principal>, AppError> {
         if record.revoked_at.is_some() {
-            return None;
+            return Ok(None);
         }
-        Some(Principal {
+        let role = Role::parse(&record.role)
+            .ok_or_else(|| AppError::Corrupt(format!("api_keys row {}: role", record.id)))?;
+        Ok(Some(Principal {
             key_id: record.id.clone(),
-            role: Role::parse(&record.role)?,
+            role,
             purposes: record.purposes.clone(),
             recipient: record.recipient.clone(),
-        })
-    }
-
-    pub fn require(&self, allowed: &[Role]) -> Result<(), AppError> {
-        if allowed.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(AppError::ForbiddenCode {
-                code: "role_not_allowed",
-                detail: format!("a key with role {} may not do this", self.role.as_str()),
-            })
-        }
-    }
-
-    /// Collecting and reading: staff roles for any purpose, services for their own.
-    pub fn may_use_purpose(&self, purpose: &str) -> Result<(), AppError> {
-        match self.role {
-            Role::Admin | Role::Dpo | Role::Agent => Ok(()),
-            Role::Service => self.bound_to(purpose),
-            Role::Processor => Err(AppError::ForbiddenCode {
-                code: "role_not_allowed",
-                detail: "a processor key only receives disclosures".into(),
-            }),
-        }
-    }
-
-    /// Disclosing: services for their purposes, processors for theirs when
-    /// bound to any (else for every purpose that discloses to their
-    /// recipient), staff roles for any.
-    pub fn may_disclose_for(&self, purpose: &str) -> Result<(), AppError> {
-        match self.role {
-            Role::Service => self.bound_to(purpose),
-            Role::Processor if !self.purposes.is_empty() => self.bound_to(purpose),
-            _ => Ok(()),
-        }
-    }
-
-    fn bound_to(&self, purpose: &str) -> Result<(), AppError> {
-        if self.purposes.iter().any(|p| p == purpose) {
-            return Ok(());
-        }
-        Err(AppError::ForbiddenCode {
-            code: "purpose_not_allowed_for_key",
-            detail: format!("this key is not bound to purpose `{purpose}`"),
-        })
+        }))
     }
 }
 

@@ -2,8 +2,9 @@
 //! Every value is checked against the purpose and its declared type before
 //! anything is encrypted; nothing is stored unless everything is valid.
 
+use super::error::Internal;
 use super::error::{FieldProblem, written};
-use super::{App, AppError, Principal, Role};
+use super::{App, AppError, Operation, Principal, Role};
 use custodian_policy::compiled::PurposeIx;
 use custodian_policy::terms::FieldType;
 use custodian_policy::values;
@@ -83,14 +84,6 @@ struct Checked {
     field: String,
     kind: FieldType,
     value: String,
-}
-
-fn check_purpose(app: &App, principal: &Principal, purpose: &str) -> Result<PurposeIx, AppError> {
-    principal.may_use_purpose(purpose)?;
-    app.policy
-        .compiled
-        .purpose(purpose)
-        .ok_or_else(|| AppError::UnknownPurpose(purpose.to_string()))
 }
 
 fn check_values(
@@ -269,12 +262,17 @@ pub async fn collect_new(
     req: CollectRequest,
     now: OffsetDateTime,
 ) -> Result<CollectResponse, AppError> {
-    let purpose = check_purpose(app, principal, &req.purpose)?;
+    let purpose = app
+        .authorize_for(principal, Operation::CollectNew, &req.purpose, None, now)
+        .await?;
     let checked = check_values(app, purpose, &req.data)?;
     let at = micros(now);
     let provenance = provenance(app, principal, &req.source, &req.purpose, at)?;
     let id = new_id();
-    let (key, wrapped) = app.keys.new_data_key(&id).map_err(|_| AppError::Internal)?;
+    let (key, wrapped) = app
+        .keys
+        .new_data_key(&id)
+        .map_err(|_| AppError::Internal(Internal::KeyGenerationFailed))?;
     let (fields, lookups) = seal_all(app, &key, &id, &checked, &provenance);
     let names: Vec<String> = checked.iter().map(|c| c.field.clone()).collect();
     let batch = Batch {
@@ -315,7 +313,15 @@ pub async fn collect_more(
     req: CollectRequest,
     now: OffsetDateTime,
 ) -> Result<CollectResponse, AppError> {
-    let purpose = check_purpose(app, principal, &req.purpose)?;
+    let purpose = app
+        .authorize_for(
+            principal,
+            Operation::AddData,
+            &req.purpose,
+            Some(subject),
+            now,
+        )
+        .await?;
     let checked = check_values(app, purpose, &req.data)?;
     let record = app
         .store
@@ -418,7 +424,8 @@ pub async fn put_relationship(
     req: RelationshipRequest,
     now: OffsetDateTime,
 ) -> Result<RelationshipResponse, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
+    app.authorize(principal, Operation::PutRelationship, now)
+        .await?;
     if principal.role == Role::Service {
         // A service may record only the relationships that ground one of its own purposes.
         let grounds_own = app.policy.document.purposes.iter().any(|p| {
@@ -426,13 +433,23 @@ pub async fn put_relationship(
                 && p.relationships.iter().any(|r| r.as_str() == req.kind)
         });
         if !grounds_own {
-            return Err(AppError::ForbiddenCode {
+            let refusal = AppError::ForbiddenCode {
                 code: "relationship_not_allowed_for_key",
                 detail: format!(
                     "none of this key's purposes rests on a `{}` relationship",
                     req.kind
                 ),
-            });
+            };
+            return Err(app
+                .refuse(
+                    principal,
+                    Operation::PutRelationship,
+                    None,
+                    Some(subject),
+                    refusal,
+                    now,
+                )
+                .await);
         }
     }
     if app.policy.compiled.relationship(&req.kind).is_none() {

@@ -4,10 +4,12 @@
 //! it becomes. Every change is audited and announced through the outbox in
 //! the same transaction.
 
+use super::authz::not_bound;
 use super::collect::micros;
+use super::error::Internal;
 use super::error::{FieldProblem, written};
 use super::read::rfc3339;
-use super::{App, AppError, Principal, Role};
+use super::{App, AppError, Operation, Principal, Role};
 use custodian_policy::terms::{ChannelMode, FieldType, LegalBasis};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
@@ -306,8 +308,9 @@ fn addresses(app: &App, record: &SubjectRecord) -> Result<Vec<(&'static str, Str
         };
         let plain = key
             .open(&record.id, &f.name, &f.sealed)
-            .map_err(|_| AppError::Internal)?;
-        let text = String::from_utf8(plain).map_err(|_| AppError::Internal)?;
+            .map_err(|_| AppError::Internal(Internal::DecryptFailed))?;
+        let text =
+            String::from_utf8(plain).map_err(|_| AppError::Internal(Internal::DecryptFailed))?;
         if let Some(k) = values::lookup_key(
             if label == "email" {
                 FieldType::Email
@@ -341,14 +344,33 @@ pub async fn record(
     req: ConsentRequest,
     now: OffsetDateTime,
 ) -> Result<ConsentResponse, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
-    if let Some(p) = &req.purpose {
-        principal.may_use_purpose(p)?;
-    } else if principal.role == Role::Service {
-        return Err(AppError::ForbiddenCode {
-            code: "purpose_not_allowed_for_key",
-            detail: "a service key records choices for its own purposes only".into(),
-        });
+    match &req.purpose {
+        Some(p) => {
+            app.authorize_for(principal, Operation::RecordConsent, p, req.subject, now)
+                .await?;
+        }
+        None => {
+            app.authorize(principal, Operation::RecordConsent, now)
+                .await?;
+            if principal.role == Role::Service {
+                // A choice without a purpose (a general objection) reaches
+                // purposes beyond the key's own.
+                let refusal = AppError::ForbiddenCode {
+                    code: "purpose_not_allowed_for_key",
+                    detail: "a service key records choices for its own purposes only".into(),
+                };
+                return Err(app
+                    .refuse(
+                        principal,
+                        Operation::RecordConsent,
+                        None,
+                        req.subject,
+                        refusal,
+                        now,
+                    )
+                    .await);
+            }
+        }
     }
     let holder = match (&req.subject, &req.visitor) {
         (Some(s), None) => Holder::Subject(*s),
@@ -464,7 +486,7 @@ pub async fn record(
     // them back would cost a second read of the subject.
     let prefs = written(app.store.write(batch).await)?
         .preferences
-        .ok_or(AppError::Internal)?;
+        .ok_or(AppError::Internal(Internal::FoldMissing))?;
     Ok(ConsentResponse {
         event: event.id,
         policy_version: app.policy_version().to_string(),
@@ -611,28 +633,60 @@ pub async fn history(
     holder: Holder,
     now: OffsetDateTime,
 ) -> Result<ConsentHistory, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
-    let prefs = match &holder {
-        Holder::Subject(id) => {
-            app.store
-                .subject(*id)
-                .await?
-                .ok_or(AppError::SubjectNotFound)?
-                .state
-                .preferences
+    let operation = match holder {
+        Holder::Subject(_) => Operation::SubjectConsents,
+        Holder::Visitor(_) => Operation::VisitorConsents,
+    };
+    app.authorize(principal, operation, now).await?;
+    let subject = match &holder {
+        Holder::Subject(id) => Some(*id),
+        Holder::Visitor(_) => None,
+    };
+    let found = match &holder {
+        Holder::Subject(id) => app.store.subject(*id).await?.map(|r| r.state.preferences),
+        Holder::Visitor(v) if valid_visitor_id(v) => {
+            app.store.visitor(v).await?.map(|r| r.preferences)
         }
-        Holder::Visitor(v) => {
-            app.store
-                .visitor(v)
-                .await?
-                .ok_or_else(|| AppError::NotFound("no visitor with this id".into()))?
-                .preferences
+        Holder::Visitor(_) => None,
+    };
+    // Every read of a consent history is audited, found or not, so that a
+    // probe for whether an id exists leaves a trace.
+    let entry = AuditDraft {
+        at: micros(now),
+        actor: principal.actor(),
+        action: operation.action().into(),
+        purpose: None,
+        subject,
+        decision: if found.is_some() {
+            "allowed"
+        } else {
+            "not_found"
         }
+        .into(),
+        reason: None,
+    };
+    written(app.store.write(Batch::audit_only(entry)).await)?;
+    let Some(prefs) = found else {
+        return Err(match holder {
+            Holder::Subject(_) => AppError::SubjectNotFound,
+            Holder::Visitor(_) => AppError::NotFound("no visitor with this id".into()),
+        });
     };
     let events = app.store.consent_events(&holder).await?;
+    // A service key sees its own purposes' choices, and the general
+    // objections (no purpose) that bind them; nothing of other purposes.
+    let visible = |purpose: Option<&str>| purpose.is_none_or(|p| principal.covers_purpose(p));
     Ok(ConsentHistory {
-        preferences: preferences(app, &prefs, now).await?,
-        events: events.iter().map(event_view).collect(),
+        preferences: preferences(app, &prefs, now)
+            .await?
+            .into_iter()
+            .filter(|p| visible(Some(&p.purpose)))
+            .collect(),
+        events: events
+            .iter()
+            .filter(|e| visible(e.purpose.as_deref()))
+            .map(event_view)
+            .collect(),
     })
 }
 
@@ -653,7 +707,8 @@ pub async fn link_visitor(
     req: LinkRequest,
     now: OffsetDateTime,
 ) -> Result<ConsentHistory, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
+    app.authorize(principal, Operation::LinkVisitor, now)
+        .await?;
     if !valid_visitor_id(visitor) {
         return Err(AppError::NotFound("no visitor with this id".into()));
     }
@@ -672,12 +727,33 @@ pub async fn link_visitor(
     }
     let at = micros(now);
     let mine = &record.state.preferences;
-    let mut events = Vec::new();
-    for e in app
+    let theirs = app
         .store
         .consent_events(&Holder::Visitor(visitor.to_string()))
-        .await?
+        .await?;
+    // Linking records the visitor's choices again, for the subject: a key
+    // may carry over only the grants it could have recorded itself.
+    // Withdrawals, refusals and objections only narrow, so they always move.
+    if let Some(purpose) = theirs
+        .iter()
+        .filter(|e| e.action == ConsentAction::Grant)
+        .filter_map(|e| e.purpose.as_deref())
+        .find(|p| !principal.covers_purpose(p))
     {
+        let refusal = not_bound(purpose);
+        return Err(app
+            .refuse(
+                principal,
+                Operation::LinkVisitor,
+                Some(purpose),
+                Some(req.subject),
+                refusal,
+                now,
+            )
+            .await);
+    }
+    let mut events = Vec::new();
+    for e in theirs {
         let later_own = mine.consents.iter().any(|c| {
             Some(&c.purpose) == e.purpose.as_ref() && c.channel == e.channel && c.at > e.at
         });

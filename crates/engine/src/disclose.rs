@@ -2,10 +2,12 @@
 //! purpose that names it, only where the transfer is safe, and pseudonymised
 //! by the engine (never by the caller) where the policy says so.
 
+use super::authz::not_bound;
 use super::collect::micros;
+use super::error::Internal;
 use super::error::written;
 use super::read::{Refusal, actor_of, open_allowed, outcome, refusals, subject_state, wanted};
-use super::{App, AppError, Principal, Role};
+use super::{App, AppError, Operation, Principal, Role};
 use custodian_policy::decision::{self, Actor, Request, transfer_allowed};
 use custodian_policy::terms::{DisclosureForm, FieldType};
 use custodian_policy::values;
@@ -80,16 +82,31 @@ pub async fn disclose(
     req: DisclosureRequest,
     now: OffsetDateTime,
 ) -> Result<DisclosureResponse, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Service, Role::Processor])?;
+    let refused = |e| {
+        app.refuse(
+            principal,
+            Operation::Disclose,
+            Some(&req.purpose),
+            None,
+            e,
+            now,
+        )
+    };
+    if let Err(e) = principal.authorize(Operation::Disclose) {
+        return Err(refused(e).await);
+    }
     if principal.role == Role::Processor
         && principal.recipient.as_deref() != Some(req.recipient.as_str())
     {
-        return Err(AppError::ForbiddenCode {
+        return Err(refused(AppError::ForbiddenCode {
             code: "recipient_mismatch",
             detail: "a processor key receives disclosures to its own recipient only".into(),
-        });
+        })
+        .await);
     }
-    principal.may_disclose_for(&req.purpose)?;
+    if !principal.covers_purpose(&req.purpose) {
+        return Err(refused(not_bound(&req.purpose)).await);
+    }
     if req.subjects.is_empty() || req.subjects.len() > MAX_SUBJECTS {
         return Err(AppError::Invalid(format!(
             "`subjects` must hold 1 to {MAX_SUBJECTS} ids"
@@ -107,7 +124,7 @@ pub async fn disclose(
         policy.purposes.get(pix.get()),
         policy.recipients.get(rix.get()),
     ) else {
-        return Err(AppError::Internal);
+        return Err(AppError::Internal(Internal::PolicyTable));
     };
     let refusal = if !purpose.discloses_to(rix) {
         Some((
@@ -159,7 +176,18 @@ pub async fn disclose(
     let fields = req.fields.as_ref().map(|f| f.join(","));
     for id in &req.subjects {
         let Some(record) = app.store.subject(*id).await? else {
+            // Audited like every other outcome: asking for ids that do not
+            // exist is how one probes for them.
             not_found += 1;
+            audit.push(AuditDraft {
+                at,
+                actor: principal.actor(),
+                action: format!("disclose:{}", req.recipient),
+                purpose: Some(req.purpose.clone()),
+                subject: Some(*id),
+                decision: "not_found".into(),
+                reason: None,
+            });
             continue;
         };
         let wanted = match &fields {

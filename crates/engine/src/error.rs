@@ -43,8 +43,56 @@ pub enum AppError {
         "a data key is wrapped by key-encryption key {0}, which this node's key file does not hold; restart the node with the current key file"
     )]
     KeyUnavailable(u32),
-    #[error("an internal error occurred")]
-    Internal,
+    #[error("this is the last active admin key; create another admin key before revoking it")]
+    LastAdminKey,
+    /// A stored value could not be decoded. Never read as a default: a
+    /// default can widen a permission. Names the table and row, never the
+    /// value.
+    #[error("a stored value is corrupt: {0}")]
+    Corrupt(String),
+    /// Something that cannot fail did; the code says which, for the log
+    /// and the operator, and no detail leaves the server.
+    #[error("an internal error occurred ({0})")]
+    Internal(Internal),
+}
+
+/// The distinct internal failures, each greppable by its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Internal {
+    /// A sealed field did not open with its subject's data key.
+    DecryptFailed,
+    /// A data key could not be made or wrapped.
+    KeyGenerationFailed,
+    /// The node has no receipt signing key.
+    ReceiptKeyMissing,
+    /// A write failed inside the store.
+    WriteFailed,
+    /// The store failed in a way it did not classify.
+    StoreFailed,
+    /// The compiled policy lacks an entry its own index names.
+    PolicyTable,
+    /// A consent write did not hand back the preferences it folded.
+    FoldMissing,
+}
+
+impl Internal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Internal::DecryptFailed => "decrypt_failed",
+            Internal::KeyGenerationFailed => "key_generation_failed",
+            Internal::ReceiptKeyMissing => "receipt_key_missing",
+            Internal::WriteFailed => "write_failed",
+            Internal::StoreFailed => "store_failed",
+            Internal::PolicyTable => "policy_table_mismatch",
+            Internal::FoldMissing => "fold_missing",
+        }
+    }
+}
+
+impl std::fmt::Display for Internal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
 }
 
 impl AppError {
@@ -62,7 +110,9 @@ impl AppError {
             AppError::Erased => "subject_erased",
             AppError::Unavailable => "store_unavailable",
             AppError::KeyUnavailable(_) => "key_unavailable",
-            AppError::Internal => "internal",
+            AppError::LastAdminKey => "last_admin_key",
+            AppError::Corrupt(_) => "corrupt_value",
+            AppError::Internal(which) => which.code(),
         }
     }
 }
@@ -74,9 +124,13 @@ impl From<StoreError> for AppError {
                 tracing::error!(error = %e, "store unavailable");
                 AppError::Unavailable
             }
+            StoreError::Corrupt(place) => {
+                tracing::error!(code = "corrupt_value", place = %place, "a stored value is corrupt");
+                AppError::Corrupt(place)
+            }
             other => {
-                tracing::error!(error = %other, "store error");
-                AppError::Internal
+                tracing::error!(code = "store_failed", error = %other, "store error");
+                AppError::Internal(Internal::StoreFailed)
             }
         }
     }
@@ -93,9 +147,10 @@ impl From<BatchError> for AppError {
             BatchError::PolicyVersionChanged(v) => AppError::Invalid(format!(
                 "policy version {v} was recorded before with different content; give the changed policy a new version"
             )),
+            BatchError::LastAdminKey => AppError::LastAdminKey,
             BatchError::Store(detail) => {
-                tracing::error!(error = %detail, "a write failed");
-                AppError::Internal
+                tracing::error!(code = "write_failed", error = %detail, "a write failed");
+                AppError::Internal(Internal::WriteFailed)
             }
         }
     }

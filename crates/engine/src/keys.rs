@@ -4,7 +4,7 @@
 use super::auth::new_token;
 use super::collect::micros;
 use super::error::written;
-use super::{App, AppError, Principal, Role};
+use super::{App, AppError, Operation, Principal, Role};
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::store::{ApiKeyRecord, Batch, WriteOp};
 use serde::{Deserialize, Serialize};
@@ -132,9 +132,21 @@ fn check(app: &App, req: &NewKeyRequest) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Creates a key. `actor` is the audit actor (`key:<id>`, or `cli` for the
-/// command line and `bootstrap` for the first admin key).
+/// Creates a key for an API caller (admins only).
 pub async fn create(
+    app: &App,
+    principal: &Principal,
+    req: NewKeyRequest,
+    now: OffsetDateTime,
+) -> Result<NewKeyResponse, AppError> {
+    app.authorize(principal, Operation::CreateKey, now).await?;
+    create_as(app, &principal.actor(), req, now).await
+}
+
+/// Creates a key. `actor` is the audit actor (`key:<id>`, or `cli` for the
+/// command line and `bootstrap` for the first admin key): the command line
+/// holds the key file and the database, so it is not asked for a key.
+pub async fn create_as(
     app: &App,
     actor: &str,
     req: NewKeyRequest,
@@ -166,7 +178,18 @@ pub async fn create(
     })
 }
 
-pub async fn list(app: &App) -> Result<Vec<KeyInfo>, AppError> {
+/// Lists keys for an API caller (admins only).
+pub async fn list(
+    app: &App,
+    principal: &Principal,
+    now: OffsetDateTime,
+) -> Result<Vec<KeyInfo>, AppError> {
+    app.authorize(principal, Operation::ListKeys, now).await?;
+    list_all(app).await
+}
+
+/// Lists every key (the command line).
+pub async fn list_all(app: &App) -> Result<Vec<KeyInfo>, AppError> {
     Ok(app
         .store
         .api_keys()
@@ -176,7 +199,25 @@ pub async fn list(app: &App) -> Result<Vec<KeyInfo>, AppError> {
         .collect())
 }
 
-pub async fn revoke(app: &App, actor: &str, id: &str, now: OffsetDateTime) -> Result<(), AppError> {
+/// Revokes a key for an API caller (admins only). The last active admin
+/// key cannot be revoked.
+pub async fn revoke(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    app.authorize(principal, Operation::RevokeKey, now).await?;
+    revoke_as(app, &principal.actor(), id, now).await
+}
+
+/// Revokes a key; `actor` as for [`create_as`].
+pub async fn revoke_as(
+    app: &App,
+    actor: &str,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
     let at = micros(now);
     let batch = Batch {
         ops: vec![WriteOp::RevokeApiKey {
@@ -197,5 +238,16 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Principal, AppError>
         .api_key_by_hash(&hash)
         .await?
         .ok_or(AppError::Unauthorized)?;
-    Principal::from_record(&record).ok_or(AppError::Unauthorized)
+    Principal::from_record(&record)?.ok_or(AppError::Unauthorized)
+}
+
+/// Verifies the audit chain (admins and the DPO).
+pub async fn verify_audit(
+    app: &App,
+    principal: &Principal,
+    now: OffsetDateTime,
+) -> Result<custodian_vault::audit::Verification, AppError> {
+    app.authorize(principal, Operation::VerifyAudit, now)
+        .await?;
+    Ok(app.store.verify_audit().await?)
 }

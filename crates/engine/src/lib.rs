@@ -3,6 +3,7 @@
 //! [`AppError`]; the HTTP layer only translates.
 
 pub mod auth;
+pub mod authz;
 pub mod campaign;
 pub mod collect;
 pub mod consent;
@@ -16,6 +17,7 @@ pub mod receipt;
 pub mod rotation;
 
 pub use auth::{Principal, Role};
+pub use authz::Operation;
 pub use error::AppError;
 
 use custodian_policy::LoadedPolicy;
@@ -93,7 +95,7 @@ impl App {
                 );
                 AppError::KeyUnavailable(kek)
             }
-            _ => AppError::Internal,
+            _ => AppError::Internal(error::Internal::DecryptFailed),
         })
     }
 
@@ -131,6 +133,71 @@ impl App {
             m.insert(version.to_string(), purposes.clone());
         }
         Ok(purposes)
+    }
+}
+
+impl App {
+    /// Audits a refused call and hands back the error to answer with. A
+    /// refusal is recorded like any decision (who, what, which purpose and
+    /// subject, the reason code), so probing leaves a trace. Should the
+    /// audit itself fail, that failure is the answer: nothing is refused
+    /// unrecorded.
+    pub async fn refuse(
+        &self,
+        principal: &Principal,
+        operation: Operation,
+        purpose: Option<&str>,
+        subject: Option<uuid::Uuid>,
+        error: AppError,
+        now: time::OffsetDateTime,
+    ) -> AppError {
+        let entry = custodian_vault::audit::AuditDraft {
+            at: collect::micros(now),
+            actor: principal.actor(),
+            action: operation.action().into(),
+            purpose: purpose.map(str::to_string),
+            subject,
+            decision: "refused".into(),
+            reason: Some(error.code().to_string()),
+        };
+        match error::written(self.store.write(Batch::audit_only(entry)).await) {
+            Ok(_) => error,
+            Err(e) => e,
+        }
+    }
+
+    /// The role check of [`authz::RULES`], audited when it refuses.
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        operation: Operation,
+        now: time::OffsetDateTime,
+    ) -> Result<authz::Rule, AppError> {
+        match principal.authorize(operation) {
+            Ok(rule) => Ok(rule),
+            Err(e) => Err(self.refuse(principal, operation, None, None, e, now).await),
+        }
+    }
+
+    /// The role check and the key's purpose binding, audited when either
+    /// refuses; then the purpose must be declared.
+    pub async fn authorize_for(
+        &self,
+        principal: &Principal,
+        operation: Operation,
+        purpose: &str,
+        subject: Option<uuid::Uuid>,
+        now: time::OffsetDateTime,
+    ) -> Result<custodian_policy::compiled::PurposeIx, AppError> {
+        if let Err(e) = principal.authorize_for(operation, purpose) {
+            return Err(self
+                .refuse(principal, operation, Some(purpose), subject, e, now)
+                .await);
+        }
+        self.policy
+            .compiled
+            .purpose(purpose)
+            .ok_or_else(|| AppError::UnknownPurpose(purpose.to_string()))
     }
 }
 

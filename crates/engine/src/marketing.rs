@@ -5,7 +5,7 @@
 
 use super::consent::suppression_kind;
 use super::read::{actor_of, state_for, subject_state};
-use super::{App, AppError, Principal, Role};
+use super::{App, AppError, Operation, Principal, Role};
 use custodian_policy::compiled::{FieldSet, PurposeIx};
 use custodian_policy::decision::{self, Reason, Request};
 use custodian_policy::terms::{Channel, ChannelMode, FieldType};
@@ -51,13 +51,17 @@ pub struct Scope {
     pub(super) unknown_allowed: bool,
 }
 
-pub fn scope(
+/// What a check by `principal` on `channel` covers: the marketing purposes
+/// by that channel (one, when named) that the key is bound to.
+pub async fn scope(
     app: &App,
     principal: &Principal,
+    operation: Operation,
     channel: &str,
     purpose: Option<&str>,
+    now: OffsetDateTime,
 ) -> Result<Scope, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Service, Role::Agent])?;
+    app.authorize(principal, operation, now).await?;
     let channel = Channel::parse(channel).ok_or_else(|| {
         AppError::Invalid(format!(
             "unknown channel `{channel}`; expected email, phone, sms or post"
@@ -255,7 +259,15 @@ pub async fn check_one(
     q: CheckQuery,
     now: OffsetDateTime,
 ) -> Result<CheckAnswer, AppError> {
-    let scope = scope(app, principal, &q.channel, q.purpose.as_deref())?;
+    let scope = scope(
+        app,
+        principal,
+        Operation::MarketingCheck,
+        &q.channel,
+        q.purpose.as_deref(),
+        now,
+    )
+    .await?;
     let target = match (&q.email, &q.phone, &q.subject) {
         (Some(e), None, None) => values::lookup_key(FieldType::Email, e)
             .map(|k| Target::Address(FieldType::Email, k))
@@ -302,7 +314,7 @@ pub async fn suppress(
     req: SuppressRequest,
     now: OffsetDateTime,
 ) -> Result<SuppressResponse, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Service, Role::Agent])?;
+    app.authorize(principal, Operation::Suppress, now).await?;
     if req.addresses.is_empty() || req.addresses.len() > 10_000 {
         return Err(AppError::Invalid(
             "`addresses` must hold 1 to 10,000 entries".into(),

@@ -3,8 +3,9 @@
 //! before anything is returned.
 
 use super::collect::micros;
+use super::error::Internal;
 use super::error::written;
-use super::{App, AppError, Principal, reasons_text};
+use super::{App, AppError, Operation, Principal, reasons_text};
 use custodian_policy::compiled::{CompiledPolicy, FieldSet, PurposeIx};
 use custodian_policy::decision::{
     self, Actor, ConsentState, ConsentStatus, Decision, Objection, Reason, RelationshipState,
@@ -279,34 +280,38 @@ pub fn open_allowed(
         {
             let plain = key
                 .open(&record.id, &f.name, &f.sealed)
-                .map_err(|_| AppError::Internal)?;
+                .map_err(|_| AppError::Internal(Internal::DecryptFailed))?;
             data.insert(
                 f.name.clone(),
-                String::from_utf8(plain).map_err(|_| AppError::Internal)?,
+                String::from_utf8(plain)
+                    .map_err(|_| AppError::Internal(Internal::DecryptFailed))?,
             );
         }
     }
     Ok(data)
 }
 
-fn purpose_ix(app: &App, principal: &Principal, purpose: &str) -> Result<PurposeIx, AppError> {
-    principal.may_use_purpose(purpose)?;
-    app.policy
-        .compiled
-        .purpose(purpose)
-        .ok_or_else(|| AppError::UnknownPurpose(purpose.to_string()))
+/// What a read asks for, once its purpose is authorized.
+struct Asked<'a> {
+    pix: PurposeIx,
+    purpose: &'a str,
+    fields: Option<&'a str>,
+    channel: Option<&'a str>,
 }
 
 async fn decide_and_open(
     app: &App,
     principal: &Principal,
     record: SubjectRecord,
-    purpose: &str,
-    fields: Option<&str>,
-    channel: Option<&str>,
+    asked: Asked<'_>,
     now: OffsetDateTime,
 ) -> Result<ReadResponse, AppError> {
-    let pix = purpose_ix(app, principal, purpose)?;
+    let Asked {
+        pix,
+        purpose,
+        fields,
+        channel,
+    } = asked;
     let policy = &app.policy.compiled;
     let request = Request {
         actor: actor_of(principal),
@@ -346,19 +351,34 @@ pub async fn read(
     q: ReadQuery,
     now: OffsetDateTime,
 ) -> Result<ReadResponse, AppError> {
-    purpose_ix(app, principal, &q.purpose)?;
-    let record = app
-        .store
-        .subject(id)
-        .await?
-        .ok_or(AppError::SubjectNotFound)?;
+    let pix = app
+        .authorize_for(principal, Operation::ReadSubject, &q.purpose, Some(id), now)
+        .await?;
+    let Some(record) = app.store.subject(id).await? else {
+        // A read of an id that does not exist is audited like a refusal, so
+        // that probing for ids leaves a trace.
+        let entry = AuditDraft {
+            at: micros(now),
+            actor: principal.actor(),
+            action: "read".into(),
+            purpose: Some(q.purpose.clone()),
+            subject: Some(id),
+            decision: "not_found".into(),
+            reason: None,
+        };
+        written(app.store.write(Batch::audit_only(entry)).await)?;
+        return Err(AppError::SubjectNotFound);
+    };
     decide_and_open(
         app,
         principal,
         record,
-        &q.purpose,
-        q.fields.as_deref(),
-        q.channel.as_deref(),
+        Asked {
+            pix,
+            purpose: &q.purpose,
+            fields: q.fields.as_deref(),
+            channel: q.channel.as_deref(),
+        },
         now,
     )
     .await
@@ -370,7 +390,9 @@ pub async fn lookup(
     q: LookupQuery,
     now: OffsetDateTime,
 ) -> Result<ReadResponse, AppError> {
-    purpose_ix(app, principal, &q.purpose)?;
+    let pix = app
+        .authorize_for(principal, Operation::LookupSubject, &q.purpose, None, now)
+        .await?;
     let (kind, raw) = match (&q.email, &q.phone) {
         (Some(e), None) => (FieldType::Email, e),
         (None, Some(p)) => (FieldType::Phone, p),
@@ -390,9 +412,12 @@ pub async fn lookup(
                 app,
                 principal,
                 record,
-                &q.purpose,
-                q.fields.as_deref(),
-                q.channel.as_deref(),
+                Asked {
+                    pix,
+                    purpose: &q.purpose,
+                    fields: q.fields.as_deref(),
+                    channel: q.channel.as_deref(),
+                },
                 now,
             )
             .await;

@@ -3,8 +3,9 @@
 //! both signed together with the controller's Ed25519 receipt key, whose
 //! public half is published at `/.well-known/custodian-receipt-key`.
 
+use super::error::Internal;
 use super::read::rfc3339;
-use super::{App, AppError, Principal, Role};
+use super::{App, AppError, Operation, Principal, Role};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use custodian_policy::model::Policy;
@@ -184,14 +185,17 @@ pub fn documents(policy: &Policy, event: &ConsentEvent, public_key: &[u8; 32]) -
 
 /// A signed bundle: `{receipt, record, signature}`.
 pub fn sign(app: &App, event: &ConsentEvent) -> Result<Value, AppError> {
-    let public = app.keys.receipt_public_key().ok_or(AppError::Internal)?;
+    let public = app
+        .keys
+        .receipt_public_key()
+        .ok_or(AppError::Internal(Internal::ReceiptKeyMissing))?;
     let (receipt, record) = documents(&app.policy.document, event, &public);
     let signed = json!({"receipt": receipt, "record": record});
     let message = canonical(&signed);
     let signature = app
         .keys
         .sign_receipt(message.as_bytes())
-        .ok_or(AppError::Internal)?;
+        .ok_or(AppError::Internal(Internal::ReceiptKeyMissing))?;
     Ok(json!({
         "receipt": signed["receipt"],
         "record": signed["record"],
@@ -205,23 +209,47 @@ pub fn sign(app: &App, event: &ConsentEvent) -> Result<Value, AppError> {
     }))
 }
 
-pub async fn receipt(app: &App, principal: &Principal, id: Uuid) -> Result<Value, AppError> {
-    principal.require(&[Role::Admin, Role::Dpo, Role::Agent, Role::Service])?;
-    let event = app
-        .store
-        .consent_event(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no consent event with this id".into()))?;
+pub async fn receipt(
+    app: &App,
+    principal: &Principal,
+    id: Uuid,
+    now: time::OffsetDateTime,
+) -> Result<Value, AppError> {
+    app.authorize(principal, Operation::ConsentReceipt, now)
+        .await?;
+    let Some(event) = app.store.consent_event(id).await? else {
+        let missing = AppError::NotFound("no consent event with this id".into());
+        return Err(app
+            .refuse(
+                principal,
+                Operation::ConsentReceipt,
+                None,
+                None,
+                missing,
+                now,
+            )
+            .await);
+    };
     if principal.role == Role::Service
         && !event
             .purpose
             .as_ref()
             .is_some_and(|p| principal.purposes.contains(p))
     {
-        return Err(AppError::ForbiddenCode {
+        let refusal = AppError::ForbiddenCode {
             code: "purpose_not_allowed_for_key",
             detail: "this key is not bound to the event's purpose".into(),
-        });
+        };
+        return Err(app
+            .refuse(
+                principal,
+                Operation::ConsentReceipt,
+                event.purpose.as_deref(),
+                event.subject,
+                refusal,
+                now,
+            )
+            .await);
     }
     sign(app, &event)
 }

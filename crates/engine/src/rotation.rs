@@ -43,7 +43,7 @@ pub async fn rewrap_all(
                 CryptoError::UnknownKek(kek) => AppError::Invalid(format!(
                     "a data key is wrapped by key-encryption key {kek}, which the key file does not hold"
                 )),
-                _ => AppError::Internal,
+                _ => AppError::Internal(crate::error::Internal::KeyGenerationFailed),
             })?;
             ops.push(WriteOp::Rewrap { subject, from, to });
         }

@@ -101,28 +101,36 @@ document.addEventListener('custodian:consent',shown);document.getElementById('ch
 
 pub fn routes() -> Router<State> {
     Router::new()
-        .route(
-            "/consent.js",
-            get(|s: AxumState<State>| async move {
-                typed(
-                    s.banner.script.clone(),
-                    "text/javascript; charset=utf-8",
-                    "public, max-age=300",
-                )
-            }),
-        )
-        .route(
-            "/consent/preview",
-            get(|| async { typed(PREVIEW.to_string(), "text/html; charset=utf-8", "no-store") }),
-        )
-        .route(
-            "/.well-known/gpc.json",
-            get(|s: AxumState<State>| async move {
-                typed(
-                    s.banner.gpc_json.clone(),
-                    "application/json",
-                    "public, max-age=86400",
-                )
-            }),
-        )
+        .route("/consent.js", get(consent_js))
+        .route("/consent/preview", get(consent_preview))
+        .route("/.well-known/gpc.json", get(gpc_json))
+}
+
+/// The cookie banner's script, generated from the policy's cookie categories.
+#[utoipa::path(get, path = "/consent.js", tag = "documents",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
+pub async fn consent_js(s: AxumState<State>) -> Response {
+    typed(
+        s.banner.script.clone(),
+        "text/javascript; charset=utf-8",
+        "public, max-age=300",
+    )
+}
+
+/// A page that includes the banner as a website would.
+#[utoipa::path(get, path = "/consent/preview", tag = "documents",
+    responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn consent_preview() -> Response {
+    typed(PREVIEW.to_string(), "text/html; charset=utf-8", "no-store")
+}
+
+/// The Global Privacy Control support statement.
+#[utoipa::path(get, path = "/.well-known/gpc.json", tag = "documents",
+    responses((status = 200, description = "{\"gpc\": true, \"lastUpdate\": \"YYYY-MM-DD\"}", content_type = "application/json", body = Object)))]
+pub async fn gpc_json(s: AxumState<State>) -> Response {
+    typed(
+        s.banner.gpc_json.clone(),
+        "application/json",
+        "public, max-age=86400",
+    )
 }

@@ -128,7 +128,7 @@ pub async fn consent_receipt(
 ) -> Answer<axum::Json<serde_json::Value>> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| AppError::NotFound("no consent event with this id".into()))?;
-    Ok(axum::Json(receipt::receipt(&s.app, &p, id).await?))
+    Ok(axum::Json(receipt::receipt(&s.app, &p, id, now()).await?))
 }
 
 /// The public key that verifies consent receipts (a JWK).
@@ -200,7 +200,15 @@ pub async fn check_many(
             "the first line must be {\"channel\": \"email\"} (and optionally \"purpose\")".into(),
         )
     })?;
-    let scope = marketing::scope(&s.app, &p, &header.channel, header.purpose.as_deref())?;
+    let scope = marketing::scope(
+        &s.app,
+        &p,
+        custodian_engine::Operation::CampaignCheck,
+        &header.channel,
+        header.purpose.as_deref(),
+        now(),
+    )
+    .await?;
     // The index is built before the answer starts, so a failure is a clean 5xx.
     let campaign = Arc::new(Campaign::prepare(&s.app, p, scope, now()).await?);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);

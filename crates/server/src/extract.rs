@@ -100,6 +100,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// Why a request's key was not accepted (malformed, unknown, revoked, or
+/// the store could not be asked), for the routes that need a caller.
+#[derive(Clone)]
+pub struct AuthFailure(pub Problem);
+
 /// The authenticated caller (`Authorization: Bearer <key>`).
 pub struct Caller(pub std::sync::Arc<Principal>);
 
@@ -112,6 +117,9 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         if let Some(principal) = parts.extensions.get::<std::sync::Arc<Principal>>() {
             return Ok(Caller(principal.clone()));
+        }
+        if let Some(AuthFailure(problem)) = parts.extensions.get::<AuthFailure>() {
+            return Err(problem.clone());
         }
         Err(Problem::from(AppError::Unauthorized))
     }

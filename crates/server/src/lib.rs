@@ -16,13 +16,77 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State a
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use custodian_engine::{App, AppError, Principal, keys};
+use custodian_engine::{App, AppError, Operation, Principal, keys};
 use problem::Problem;
 use ratelimit::RateLimiter;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Who may call a route: anyone, or a key, as the engine's table says for
+/// the route's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Key(Operation),
+}
+
+/// Every route the server answers, with its access. The OpenAPI document
+/// lists exactly these (a test compares them), and the authorization test
+/// calls each with every kind of key.
+pub const ROUTES: &[(&str, &str, Access)] = {
+    use Access::{Key, Public};
+    use Operation as Op;
+    &[
+        ("POST", "/v1/subjects", Key(Op::CollectNew)),
+        ("GET", "/v1/subjects", Key(Op::LookupSubject)),
+        ("GET", "/v1/subjects/{id}", Key(Op::ReadSubject)),
+        ("POST", "/v1/subjects/{id}/data", Key(Op::AddData)),
+        (
+            "POST",
+            "/v1/subjects/{id}/relationships",
+            Key(Op::PutRelationship),
+        ),
+        (
+            "GET",
+            "/v1/subjects/{id}/consents",
+            Key(Op::SubjectConsents),
+        ),
+        ("POST", "/v1/disclosures", Key(Op::Disclose)),
+        ("POST", "/v1/consents", Key(Op::RecordConsent)),
+        ("GET", "/v1/consents/{id}/receipt", Key(Op::ConsentReceipt)),
+        (
+            "GET",
+            "/v1/visitors/{id}/consents",
+            Key(Op::VisitorConsents),
+        ),
+        ("POST", "/v1/visitors/{id}/link", Key(Op::LinkVisitor)),
+        ("GET", "/v1/marketing/check", Key(Op::MarketingCheck)),
+        ("POST", "/v1/marketing/check", Key(Op::CampaignCheck)),
+        ("POST", "/v1/marketing/suppressions", Key(Op::Suppress)),
+        ("GET", "/v1/keys", Key(Op::ListKeys)),
+        ("POST", "/v1/keys", Key(Op::CreateKey)),
+        ("DELETE", "/v1/keys/{id}", Key(Op::RevokeKey)),
+        ("GET", "/v1/audit/verify", Key(Op::VerifyAudit)),
+        ("POST", "/v1/cookie-consent", Public),
+        ("GET", "/v1/cookie-consent/renewal", Public),
+        ("GET", "/.well-known/custodian-receipt-key", Public),
+        ("GET", "/.well-known/gpc.json", Public),
+        ("GET", "/consent.js", Public),
+        ("GET", "/consent/preview", Public),
+        ("GET", "/", Public),
+        ("GET", "/privacy", Public),
+        ("GET", "/privacy.md", Public),
+        ("GET", "/cookies", Public),
+        ("GET", "/cookies.md", Public),
+        ("GET", "/v1/policy", Public),
+        ("GET", "/v1/policy/ropa", Public),
+        ("GET", "/openapi.json", Public),
+        ("GET", "/healthz", Public),
+        ("GET", "/readyz", Public),
+    ]
+};
 
 /// How long a verified key is trusted before the store is asked again; a key
 /// revoked on another node stops working within this time.
@@ -172,7 +236,13 @@ async fn limit_and_authenticate(state: &State, mut req: Request, next: Next) -> 
                 }
                 req.extensions_mut().insert(principal);
             }
-            Err(e) => return Problem::from(e).into_response(),
+            // Kept for the routes that need a caller: a public route
+            // (health, the banner, the published documents) stays public
+            // whatever the Authorization header holds.
+            Err(e) => {
+                req.extensions_mut()
+                    .insert(extract::AuthFailure(Problem::from(e)));
+            }
         }
     }
     next.run(req).await

@@ -3,7 +3,7 @@
 
 use super::State;
 use super::problem::Problem;
-use super::{consent_routes, routes};
+use super::{banner, consent_routes, pages, routes};
 use axum::Router;
 use custodian_engine::Role;
 use custodian_engine::collect::{
@@ -39,6 +39,9 @@ use utoipa_swagger_ui::SwaggerUi;
         consent_routes::record_consent, consent_routes::subject_consents, consent_routes::visitor_consents,
         consent_routes::link_visitor, consent_routes::consent_receipt, consent_routes::receipt_key,
         consent_routes::check, consent_routes::check_many, consent_routes::suppress, consent_routes::cookie_choice, consent_routes::cookie_renewal,
+        pages::index, pages::notice_html, pages::notice_md, pages::cookies_html, pages::cookies_md,
+        pages::policy_json, pages::ropa_json, banner::consent_js, banner::consent_preview, banner::gpc_json,
+        openapi_json,
     ),
     components(schemas(
         Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
@@ -68,6 +71,44 @@ impl utoipa::Modify for BearerKeys {
     }
 }
 
+/// This document (OpenAPI 3.1); Swagger UI at `/docs/` reads it.
+#[utoipa::path(get, path = "/openapi.json", tag = "documents",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
+#[allow(dead_code)] // Served by SwaggerUi; declared here for the document only.
+fn openapi_json() {}
+
 pub fn routes() -> Router<State> {
     Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document lists every route the server answers, and no other.
+    #[test]
+    fn the_document_covers_every_route() {
+        let doc = ApiDoc::openapi();
+        let mut documented = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            for (method, op) in [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+            ] {
+                if op.is_some() {
+                    documented.push((method.to_string(), path.clone()));
+                }
+            }
+        }
+        documented.sort();
+        let mut served: Vec<(String, String)> = crate::ROUTES
+            .iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+    }
 }

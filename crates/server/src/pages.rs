@@ -63,32 +63,60 @@ const JSON: &str = "application/json";
 
 pub fn routes() -> Router<State> {
     Router::new()
-        .route(
-            "/",
-            get(|s: AxumState<State>| async move { with_type(&s.pages.index, HTML) }),
-        )
-        .route(
-            "/privacy",
-            get(|s: AxumState<State>| async move { with_type(&s.pages.notice_html, HTML) }),
-        )
-        .route(
-            "/privacy.md",
-            get(|s: AxumState<State>| async move { with_type(&s.pages.notice_md, MARKDOWN) }),
-        )
-        .route(
-            "/cookies",
-            get(|s: AxumState<State>| async move { with_type(&s.pages.cookies_html, HTML) }),
-        )
-        .route(
-            "/cookies.md",
-            get(|s: AxumState<State>| async move { with_type(&s.pages.cookies_md, MARKDOWN) }),
-        )
-        .route(
-            "/v1/policy",
-            get(|s: AxumState<State>| async move { with_type(&s.pages.policy_json, JSON) }),
-        )
-        .route(
-            "/v1/policy/ropa",
-            get(|s: AxumState<State>| async move { with_type(&s.pages.ropa_json, JSON) }),
-        )
+        .route("/", get(index))
+        .route("/privacy", get(notice_html))
+        .route("/privacy.md", get(notice_md))
+        .route("/cookies", get(cookies_html))
+        .route("/cookies.md", get(cookies_md))
+        .route("/v1/policy", get(policy_json))
+        .route("/v1/policy/ropa", get(ropa_json))
+}
+
+/// The published documents' index page.
+#[utoipa::path(get, path = "/", tag = "documents",
+    responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn index(s: AxumState<State>) -> Response {
+    with_type(&s.pages.index, HTML)
+}
+
+/// The privacy notice, rendered from the running policy.
+#[utoipa::path(get, path = "/privacy", tag = "documents",
+    responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn notice_html(s: AxumState<State>) -> Response {
+    with_type(&s.pages.notice_html, HTML)
+}
+
+/// The privacy notice as Markdown.
+#[utoipa::path(get, path = "/privacy.md", tag = "documents",
+    responses((status = 200, description = "Markdown", content_type = "text/markdown")))]
+pub async fn notice_md(s: AxumState<State>) -> Response {
+    with_type(&s.pages.notice_md, MARKDOWN)
+}
+
+/// The cookie policy, with the control that changes a visitor's choice.
+#[utoipa::path(get, path = "/cookies", tag = "documents",
+    responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn cookies_html(s: AxumState<State>) -> Response {
+    with_type(&s.pages.cookies_html, HTML)
+}
+
+/// The cookie policy as Markdown.
+#[utoipa::path(get, path = "/cookies.md", tag = "documents",
+    responses((status = 200, description = "Markdown", content_type = "text/markdown")))]
+pub async fn cookies_md(s: AxumState<State>) -> Response {
+    with_type(&s.pages.cookies_md, MARKDOWN)
+}
+
+/// The running policy as JSON.
+#[utoipa::path(get, path = "/v1/policy", tag = "documents",
+    responses((status = 200, description = "The policy document", content_type = "application/json", body = Object)))]
+pub async fn policy_json(s: AxumState<State>) -> Response {
+    with_type(&s.pages.policy_json, JSON)
+}
+
+/// The record of processing activities (Art. 30) as JSON.
+#[utoipa::path(get, path = "/v1/policy/ropa", tag = "documents",
+    responses((status = 200, description = "The record of processing", content_type = "application/json", body = Object)))]
+pub async fn ropa_json(s: AxumState<State>) -> Response {
+    with_type(&s.pages.ropa_json, JSON)
 }

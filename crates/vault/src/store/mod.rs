@@ -59,6 +59,8 @@ pub enum BatchError {
     KeyNotFound,
     #[error("no visitor with this id")]
     VisitorNotFound,
+    #[error("this is the last active admin key; create another admin key before revoking it")]
+    LastAdminKey,
     #[error(
         "policy version {0} was recorded before with different content; give the changed policy a new version"
     )]

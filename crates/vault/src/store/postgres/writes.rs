@@ -286,6 +286,23 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             Ok(Ok(()))
         }
         WriteOp::RevokeApiKey { id, at } => {
+            // Revoking every admin key would lock everyone out for good. The
+            // active admin rows are locked first, so two nodes revoking two
+            // admin keys at once cannot both see the other's key as left.
+            let admins = c
+                .query(
+                    "SELECT id FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL ORDER BY id FOR UPDATE",
+                    &[],
+                )
+                .await?;
+            let only_this = admins.len() == 1
+                && admins
+                    .first()
+                    .and_then(|r| r.try_get::<_, String>(0).ok())
+                    .is_some_and(|only| &only == id);
+            if only_this {
+                return Ok(Err(BatchError::LastAdminKey));
+            }
             let changed = c
                 .execute(
                     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",

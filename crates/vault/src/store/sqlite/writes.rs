@@ -308,6 +308,24 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
             if changed == 0 {
                 return Err(BatchError::KeyNotFound);
             }
+            // Revoking every admin key would lock everyone out for good.
+            let admins_left: i64 = c
+                .prepare_cached(
+                    "SELECT count(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL",
+                )
+                .map_err(store_err)?
+                .query_row([], |r| r.get(0))
+                .map_err(store_err)?;
+            let had_admins: i64 = c
+                .prepare_cached(
+                    "SELECT count(*) FROM api_keys WHERE role = 'admin' AND (revoked_at IS NULL OR id = ?1)",
+                )
+                .map_err(store_err)?
+                .query_row(params![id], |r| r.get(0))
+                .map_err(store_err)?;
+            if admins_left == 0 && had_admins > 0 {
+                return Err(BatchError::LastAdminKey);
+            }
             Ok(())
         }
         WriteOp::RecordConsent(event) => record_consent(c, event).map(drop),
