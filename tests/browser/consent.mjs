@@ -55,7 +55,7 @@ await check("the banner appears, records a rejection, and stays away", async () 
   const consent = await page.evaluate(() => window.Custodian.consent);
   assert.deepEqual(consent, { analytics: false, functional: false });
   assert.equal(await page.locator("#choice").innerText(), JSON.stringify(consent));
-  const visitor = await page.evaluate(() => JSON.parse(localStorage.getItem("custodian_consent")).visitor);
+  const visitor = await page.evaluate(() => JSON.parse(localStorage.getItem("cookie_choices")).visitor);
   const recorded = await events(visitor);
   assert.ok(recorded.some((e) => e.purpose === "cookie-analytics" && e.action === "refuse"), JSON.stringify(recorded));
   assert.ok(recorded.every((e) => e.wording_sha256 && e.wording_sha256.length === 64), "the wording's hash is the evidence");
@@ -75,7 +75,7 @@ await check("choosing analytics only is recorded as given for analytics", async 
   await page.click("#custodian-save");
   await page.locator("#custodian-banner").waitFor({ state: "detached" });
   assert.deepEqual(await page.evaluate(() => window.Custodian.consent), { analytics: true, functional: false });
-  const visitor = await page.evaluate(() => JSON.parse(localStorage.getItem("custodian_consent")).visitor);
+  const visitor = await page.evaluate(() => JSON.parse(localStorage.getItem("cookie_choices")).visitor);
   const recorded = await events(visitor);
   assert.ok(recorded.some((e) => e.purpose === "cookie-analytics" && e.action === "grant"));
   assert.ok(recorded.some((e) => e.purpose === "interactive-features" && e.action === "refuse"));
@@ -96,8 +96,8 @@ await check("Global Privacy Control is recorded as an objection before any click
   const page = await context.newPage();
   await page.goto(`${base}/consent/preview`);
   await page.locator("#custodian-gpc").waitFor({ state: "visible" });
-  await page.waitForFunction(() => localStorage.getItem("custodian_consent") !== null);
-  const visitor = await page.evaluate(() => JSON.parse(localStorage.getItem("custodian_consent")).visitor);
+  await page.waitForFunction(() => localStorage.getItem("cookie_choices") !== null);
+  const visitor = await page.evaluate(() => JSON.parse(localStorage.getItem("cookie_choices")).visitor);
   const recorded = await events(visitor);
   assert.ok(recorded.some((e) => e.action === "object" && e.method === "gpc" && e.purpose === null), JSON.stringify(recorded));
   // Analytics still needs a choice: the banner stays until one is made.
@@ -109,7 +109,7 @@ await check("a choice made under a policy version the server cannot vouch for is
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/consent/preview`);
-  await page.evaluate(() => localStorage.setItem("custodian_consent", JSON.stringify({
+  await page.evaluate(() => localStorage.setItem("cookie_choices", JSON.stringify({
     visitor: "old-visitor-0000000001", choices: { analytics: true, functional: false }, version: "1.9-unknown", decided: true,
   })));
   await page.reload();

@@ -62,7 +62,11 @@ pub fn run(command: PolicyCommand) -> ExitCode {
             println!("{}: valid: {}", file.display(), summary(p));
         }),
         PolicyCommand::Render { file, format } => with_policy(&file, |p| {
-            print!("{}", notice::notice(&p.document).write(format.into()));
+            // The notice as this build would publish it: it states only
+            // what runs.
+            let notice =
+                notice::notice_with(&p.document, &custodian_engine::running_capabilities());
+            print!("{}", notice.write(format.into()));
         }),
         PolicyCommand::Cookies { file, format } => with_policy(&file, |p| {
             print!(

@@ -201,6 +201,19 @@ impl App {
     }
 }
 
+/// What this build does, for the statements the published notice may make
+/// about it: a statement appears only when the capability runs. Retention
+/// sweeps and direct change notices are not built yet; the audit chain is
+/// keyed with a secret from the key file, so one who can write the database
+/// cannot rewrite it unnoticed.
+pub fn running_capabilities() -> custodian_policy::render::Capabilities {
+    custodian_policy::render::Capabilities {
+        retention_sweep: false,
+        change_notices: false,
+        tamper_evident_audit: false,
+    }
+}
+
 /// Joins refusal reason codes into one audit reason, in a stable order.
 pub fn reasons_text(reasons: impl IntoIterator<Item = &'static str>) -> Option<String> {
     let mut all: Vec<&str> = reasons.into_iter().collect();

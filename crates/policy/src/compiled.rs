@@ -170,7 +170,7 @@ impl PurposeTable {
 pub enum TransferRule {
     /// Domestic, or covered by a safeguard that does not lapse.
     Always,
-    /// Covered by adequacy between these days (until exclusive).
+    /// Covered by adequacy between these days, both included.
     Between(Day, Option<Day>),
     Never,
 }
@@ -194,6 +194,9 @@ pub struct CompiledPolicy {
     pub purposes: Vec<PurposeTable>,
     pub recipients: Vec<RecipientTable>,
     pub relationships: Vec<String>,
+    /// Relationships that are steps before a contract (a bit each): they
+    /// ground only the purposes that name them.
+    pub pre_contract: u64,
     field_index: HashMap<String, FieldIx>,
 }
 
@@ -262,11 +265,19 @@ impl CompiledPolicy {
             .ok_or_else(|| CompileError(format!("no adequacy list ships for {regime}")))?;
         let mut recipients = Vec::new();
         for r in &policy.recipients {
+            let sector = r.sector.as_deref().map(String::as_str);
             let transfer = match r.safeguard.as_deref() {
+                // A safeguard of the other regime protects nothing.
+                Some(s) if !s.valid_under(regime) => TransferRule::Never,
                 Some(s) if *s != Safeguard::Adequacy => TransferRule::Always,
-                _ => match adequacy.status(&r.country, policy.policy.effective, r.dpf_certified) {
+                _ => match adequacy.status_for(
+                    &r.country,
+                    policy.policy.effective,
+                    r.dpf_certified,
+                    sector,
+                ) {
                     TransferStatus::Domestic => TransferRule::Always,
-                    _ => match adequacy.window(&r.country, r.dpf_certified) {
+                    _ => match adequacy.window_for(&r.country, r.dpf_certified, sector) {
                         Some((from, until)) => TransferRule::Between(from, until),
                         None => TransferRule::Never,
                     },
@@ -294,6 +305,10 @@ impl CompiledPolicy {
                 .ok_or_else(|| CompileError(format!("too many {what}s")))
         };
         let recipient_ids: Vec<String> = recipients.iter().map(|r| r.id.clone()).collect();
+        let mut pre_contract = 0u64;
+        for r in policy.relationships.iter().filter(|r| r.pre_contract) {
+            pre_contract |= bit_of(&relationships, &r.id, "relationship")?;
+        }
 
         let mut purposes = Vec::new();
         for p in &policy.purposes {
@@ -342,6 +357,7 @@ impl CompiledPolicy {
             purposes,
             recipients,
             relationships,
+            pre_contract,
             field_index,
         })
     }

@@ -244,7 +244,7 @@ pub fn decide(
         }
     }
 
-    legal_basis(purpose, request, state, now, &mut ledger);
+    legal_basis(policy, purpose, request, state, now, &mut ledger);
 
     ledger.decision.allowed = ledger.pending;
     if form != DisclosureForm::Identified {
@@ -258,7 +258,8 @@ pub fn transfer_allowed(rule: TransferRule, now: OffsetDateTime) -> bool {
     let today = Day(now.date());
     match rule {
         TransferRule::Always => true,
-        TransferRule::Between(from, until) => from <= today && until.is_none_or(|u| today < u),
+        // An adequacy decision's end date is its last day in force.
+        TransferRule::Between(from, until) => from <= today && until.is_none_or(|u| today <= u),
         TransferRule::Never => false,
     }
 }
@@ -306,6 +307,7 @@ fn consent(
 }
 
 fn legal_basis(
+    policy: &CompiledPolicy,
     purpose: &PurposeTable,
     request: &Request,
     state: &SubjectState,
@@ -333,11 +335,16 @@ fn legal_basis(
             }
         }
         LegalBasis::Contract => {
+            // Any relationship grounds a purpose that names none, except the
+            // steps before a contract: those ground only the purposes that
+            // name them (Art. 6(1)(b), second limb).
             let grounded = state.relationships.iter().any(|r| {
-                let kind_matches = purpose.relationships == 0
-                    || 1u64
-                        .checked_shl(u32::from(r.kind.0))
-                        .is_some_and(|bit| purpose.relationships & bit != 0);
+                let bit = 1u64.checked_shl(u32::from(r.kind.0)).unwrap_or(0);
+                let kind_matches = if purpose.relationships == 0 {
+                    bit != 0 && policy.pre_contract & bit == 0
+                } else {
+                    purpose.relationships & bit != 0
+                };
                 kind_matches && r.is_active(now)
             });
             if !grounded {

@@ -565,14 +565,14 @@ fn restriction_leaves_purposes_readable_during_restriction() {
 }
 
 #[test]
-fn only_security_and_legal_disclosure_are_readable_under_restriction() {
+fn only_security_protecting_rights_and_legal_disclosure_are_readable_under_restriction() {
     let readable: Vec<&str> = POLICY
         .purposes
         .iter()
         .filter(|p| p.readable_under_restriction)
         .map(|p| p.id.as_str())
         .collect();
-    assert_eq!(readable, ["security", "legal-disclosure"]);
+    assert_eq!(readable, ["security", "protect-rights", "legal-disclosure"]);
 }
 
 #[test]
@@ -717,6 +717,71 @@ fn recipient_outside_a_safe_transfer_window_is_refused_unsafe_transfer() {
             "at {outside}"
         );
     }
+}
+
+#[test]
+fn a_prospects_enquiry_rests_on_steps_before_a_contract() {
+    let request = ask(
+        "provide-requested-services",
+        &["full_name", "email", "enquiry"],
+    );
+    // Before: a prospect with no account, order or contract was refused.
+    assert_eq!(
+        only_refusal(&decide_now(&SubjectState::default(), &request)).0,
+        Reason::NoContract
+    );
+    let enquiry = SubjectState {
+        relationships: vec![relationship("enquiry", LAST_WEEK, None)],
+        ..SubjectState::default()
+    };
+    let decision = decide_now(&enquiry, &request);
+    assert_eq!(decision.allowed, request.wanted);
+    // An enquiry grounds only the purposes that name it, not the contract itself.
+    let contract = ask_all("contract-obligations");
+    assert_eq!(
+        only_refusal(&decide_now(&enquiry, &contract)).0,
+        Reason::NoContract
+    );
+    // Nor a contract purpose that accepts any relationship.
+    let mut any = POLICY.clone();
+    let pix = purpose("contract-obligations");
+    any.purposes[pix.get()].relationships = 0;
+    assert_eq!(
+        only_refusal(&decide(&any, &enquiry, &contract, NOW)).0,
+        Reason::NoContract
+    );
+    let customer = SubjectState {
+        relationships: vec![relationship("contract", LAST_WEEK, None)],
+        ..SubjectState::default()
+    };
+    assert_eq!(
+        decide(&any, &customer, &contract, NOW).allowed,
+        contract.wanted
+    );
+}
+
+#[test]
+fn adequacy_holds_on_its_last_day_and_not_the_day_after() {
+    let mut policy = POLICY.clone();
+    let web = recipient("web-analytics");
+    let last = Day::from_ymd(2027, 6, 30).unwrap();
+    policy.recipients[web.get()].transfer =
+        TransferRule::Between(Day::from_ymd(2020, 1, 1).unwrap(), Some(last));
+    let request = Request {
+        recipient: Some(web),
+        ..ask("analytics-research", &["ip_address"])
+    };
+    let state = SubjectState::default();
+    let on_last_day = time::macros::datetime!(2027-06-30 23:59 UTC);
+    let day_after = time::macros::datetime!(2027-07-01 00:00 UTC);
+    assert_eq!(
+        names(decide(&policy, &state, &request, on_last_day).allowed),
+        ["ip_address"]
+    );
+    assert_eq!(
+        only_refusal(&decide(&policy, &state, &request, day_after)),
+        (Reason::UnsafeTransfer, vec!["ip_address"])
+    );
 }
 
 // ---------------------------------------------------------------- processors

@@ -35,6 +35,31 @@ pub struct Policy {
     #[serde(default)]
     pub security: Security,
     pub rights: Rights,
+    /// Art. 13(2)(f): automated decisions and profiling. The table must be
+    /// present; an empty one declares that there are none.
+    #[serde(default)]
+    pub automated_decisions: Option<At<AutomatedDecisions>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomatedDecisions {
+    #[serde(default, rename = "decision")]
+    pub decisions: Vec<AutomatedDecision>,
+}
+
+/// One decision based solely on automated processing, or one profiling
+/// activity (Art. 22, Art. 13(2)(f)).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomatedDecision {
+    pub name: At<String>,
+    /// The logic involved, in the notice's words.
+    pub logic: String,
+    /// Its significance and the envisaged consequences for the person.
+    pub consequences: String,
+    /// The purpose it serves.
+    pub purpose: At<String>,
 }
 
 /// The `[policy]` table: which version this is and how changes are published.
@@ -79,6 +104,11 @@ pub struct Controller {
     pub email: Option<String>,
     #[serde(default)]
     pub website: Option<String>,
+    /// The group the notice speaks for, when the controller gives it on
+    /// behalf of its subsidiaries too (for example "i-Image IT Ltd and its
+    /// subsidiaries, together the i-Image Group").
+    #[serde(default)]
+    pub group: Option<String>,
     pub regulator: Regulator,
     pub dpo: Dpo,
     /// Art. 27 representative, where the controller needs one.
@@ -105,6 +135,9 @@ pub struct Dpo {
     pub name: At<String>,
     #[serde(default)]
     pub contact: Option<String>,
+    /// Art. 13(1)(b), Art. 30(1)(a): an email address, not only post.
+    #[serde(default)]
+    pub email: Option<At<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -127,9 +160,10 @@ pub struct Category {
     pub dpv: Option<String>,
     #[serde(default)]
     pub sensitivity: At<Sensitivity>,
-    /// The Art. 9(2) condition that lifts the ban on special-category data.
+    /// The Art. 9(2) condition (with its DPA 2018 Sch. 1 condition where
+    /// one is needed) that lifts the ban on special-category data.
     #[serde(default)]
-    pub art9_condition: Option<At<String>>,
+    pub art9_condition: Option<At<Art9Condition>>,
     pub source: At<DataSource>,
     /// Where the data comes from, in the notice's words (for example "when you
     /// register for our newsletter").
@@ -138,6 +172,13 @@ pub struct Category {
     pub fields: Vec<Field>,
     #[serde(default)]
     pub retention: Option<At<String>>,
+    /// Art. 13(2)(e): whether providing the data is a statutory or
+    /// contractual requirement, needed to enter a contract, or voluntary.
+    #[serde(default)]
+    pub requirement: Option<At<Requirement>>,
+    /// Art. 13(2)(e): what happens if the person does not provide it.
+    #[serde(default)]
+    pub if_not_provided: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -159,6 +200,11 @@ pub struct RelationshipKind {
     pub ended_by: Vec<String>,
     #[serde(default)]
     pub subjects: Vec<At<String>>,
+    /// Steps taken at the person's request before a contract (the second
+    /// limb of Art. 6(1)(b)), such as an enquiry from a prospect. It grounds
+    /// only the contract purposes that name it.
+    #[serde(default)]
+    pub pre_contract: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -173,9 +219,16 @@ pub struct Purpose {
     /// The legitimate interest pursued (required for that basis).
     #[serde(default)]
     pub interest: Option<At<String>>,
+    /// The reference of the legitimate-interest assessment (required for
+    /// that basis; exported in the record of processing).
+    #[serde(default)]
+    pub lia: Option<At<String>>,
     /// The law that imposes a legal obligation (required for that basis).
     #[serde(default)]
     pub obligation: Option<At<String>>,
+    /// DPA 2018 Sch. 2 exemptions that permit a disclosure for this purpose.
+    #[serde(default)]
+    pub exemptions: Vec<At<Exemption>>,
     /// Categories this purpose needs; `category.field` narrows to one field.
     pub categories: Vec<At<String>>,
     #[serde(default)]
@@ -196,6 +249,10 @@ pub struct Purpose {
     /// The Art. 18(2) ground on which this purpose may still read restricted data.
     #[serde(default)]
     pub during_restriction: Option<RestrictionGround>,
+    /// Transfers for this purpose are occasional (not repetitive), the only
+    /// kind an Art. 49 derogation may cover.
+    #[serde(default)]
+    pub occasional: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -222,6 +279,13 @@ pub struct Recipient {
     /// Certified under the (UK Extension to the) EU-US Data Privacy Framework.
     #[serde(default)]
     pub dpf_certified: bool,
+    /// When the certification was last checked on the DPF list.
+    #[serde(default)]
+    pub dpf_checked: Option<At<Day>>,
+    /// The sector the recipient belongs to where adequacy is limited to one
+    /// (for example `pipeda-commercial` in Canada); see the adequacy lists.
+    #[serde(default)]
+    pub sector: Option<At<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -236,6 +300,10 @@ pub struct StorageLocation {
     pub safeguard: Option<At<Safeguard>>,
     #[serde(default)]
     pub dpf_certified: bool,
+    #[serde(default)]
+    pub dpf_checked: Option<At<Day>>,
+    #[serde(default)]
+    pub sector: Option<At<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -328,6 +396,10 @@ pub struct Security {
 #[serde(deny_unknown_fields)]
 pub struct Rights {
     pub contact: String,
+    /// How to complain to the controller (DPA 2018 s.164A, inserted by the
+    /// Data (Use and Access) Act 2025); the rights contact when not given.
+    #[serde(default)]
+    pub complaints: Option<String>,
     #[serde(default)]
     pub portal_url: Option<String>,
 }

@@ -62,6 +62,67 @@ impl Default for Sensitivity {
 }
 
 vocabulary! {
+    /// Art. 13(2)(e): whether a person must provide a category of data.
+    Requirement {
+        Statutory = "statutory", "required by law", None;
+        Contractual = "contractual", "required by our contract with you", None;
+        ContractEntry = "contract-entry", "needed to enter into a contract with you", None;
+        Voluntary = "voluntary", "up to you", None;
+    }
+}
+
+vocabulary! {
+    /// The conditions of UK GDPR Art. 9(2) and DPA 2018 Sch. 1 (Parts 1 and 2)
+    /// that lift the ban on special-category data. A closed list: the
+    /// notice publishes the words, the record of processing the reference.
+    Art9Condition {
+        ExplicitConsent = "explicit-consent", "your explicit consent (Art. 9(2)(a))", None;
+        EmploymentLaw = "employment-law", "our obligations and rights in employment, social security and social protection law (Art. 9(2)(b); DPA 2018 Sch. 1 para. 1)", None;
+        VitalInterests = "vital-interests", "protecting your vital interests or someone else's where consent cannot be given (Art. 9(2)(c))", None;
+        NotForProfitBody = "not-for-profit-body", "the legitimate activities of a not-for-profit body with a political, philosophical, religious or trade union aim (Art. 9(2)(d))", None;
+        MadePublic = "made-public", "information you have manifestly made public (Art. 9(2)(e))", None;
+        LegalClaims = "legal-claims", "establishing, exercising or defending legal claims (Art. 9(2)(f))", None;
+        StatutoryPurposes = "statutory-purposes", "substantial public interest: statutory and government purposes (Art. 9(2)(g); DPA 2018 Sch. 1 para. 6)", None;
+        EqualityOfOpportunity = "equality-of-opportunity", "substantial public interest: equality of opportunity or treatment (Art. 9(2)(g); DPA 2018 Sch. 1 para. 8)", None;
+        PreventingCrime = "preventing-crime", "substantial public interest: preventing or detecting unlawful acts (Art. 9(2)(g); DPA 2018 Sch. 1 para. 10)", None;
+        PreventingFraud = "preventing-fraud", "substantial public interest: preventing fraud (Art. 9(2)(g); DPA 2018 Sch. 1 para. 14)", None;
+        SafeguardingIndividuals = "safeguarding", "substantial public interest: safeguarding children and individuals at risk (Art. 9(2)(g); DPA 2018 Sch. 1 para. 18)", None;
+        Insurance = "insurance", "substantial public interest: insurance (Art. 9(2)(g); DPA 2018 Sch. 1 para. 20)", None;
+        OccupationalPensions = "occupational-pensions", "substantial public interest: occupational pensions (Art. 9(2)(g); DPA 2018 Sch. 1 para. 21)", None;
+        HealthOrSocialCare = "health-or-social-care", "health or social care (Art. 9(2)(h); DPA 2018 Sch. 1 para. 2)", None;
+        PublicHealth = "public-health", "public health (Art. 9(2)(i); DPA 2018 Sch. 1 para. 3)", None;
+        Research = "research", "archiving, research and statistics (Art. 9(2)(j); DPA 2018 Sch. 1 para. 4)", None;
+    }
+}
+
+impl Art9Condition {
+    /// Whether the DPA 2018 Sch. 1 condition also needs an appropriate
+    /// policy document (Sch. 1 paras. 1, 5 and Part 2).
+    pub fn needs_appropriate_policy_document(self) -> bool {
+        !matches!(
+            self,
+            Art9Condition::ExplicitConsent
+                | Art9Condition::VitalInterests
+                | Art9Condition::NotForProfitBody
+                | Art9Condition::MadePublic
+                | Art9Condition::LegalClaims
+                | Art9Condition::HealthOrSocialCare
+                | Art9Condition::PublicHealth
+                | Art9Condition::Research
+        )
+    }
+}
+
+vocabulary! {
+    /// DPA 2018 Sch. 2 exemptions: they permit a disclosure the listed
+    /// provisions would otherwise stop; they oblige nothing.
+    Exemption {
+        CrimeAndTaxation = "dpa-sch2-para2", "the prevention or detection of crime, the apprehension or prosecution of offenders, or the assessment or collection of tax (Data Protection Act 2018, Sch. 2 para. 2)", None;
+        LegalProceedings = "dpa-sch2-para5", "legal proceedings, legal advice, or establishing, exercising or defending legal rights (Data Protection Act 2018, Sch. 2 para. 5)", None;
+    }
+}
+
+vocabulary! {
     /// How data reaches the controller (Art. 14 and Art. 20 turn on this).
     DataSource {
         Provided = "provided", "you give it to us", Some("dpv:DataSubjectProvided");
@@ -122,6 +183,32 @@ vocabulary! {
     }
 }
 
+impl Safeguard {
+    /// Whether the safeguard exists under `regime` (UK GDPR Art. 46, 47, 49;
+    /// EU GDPR the same articles): the IDTA and the UK Addendum are UK
+    /// instruments, the 2021 SCCs alone an EU one. Binding corporate rules
+    /// count only when approved under the regime, which the policy asserts.
+    pub fn valid_under(self, regime: Regime) -> bool {
+        match self {
+            Safeguard::Adequacy | Safeguard::Bcr | Safeguard::Art49 => true,
+            Safeguard::UkIdta | Safeguard::UkAddendum => regime == Regime::UkGdpr,
+            Safeguard::EuScc => regime == Regime::EuGdpr,
+        }
+    }
+
+    /// What to write instead of a safeguard of the other regime.
+    pub fn instead_under(self, regime: Regime) -> &'static str {
+        match regime {
+            Regime::UkGdpr => {
+                "under UK GDPR use `safeguard = \"uk-addendum\"` (the EU SCCs with the UK Addendum) or \"uk-idta\" (the International Data Transfer Agreement), or \"bcr\" approved by the ICO"
+            }
+            Regime::EuGdpr => {
+                "under EU GDPR use `safeguard = \"eu-scc\"` (the 2021 standard contractual clauses, Decision 2021/914), or \"bcr\" approved under the EU GDPR"
+            }
+        }
+    }
+}
+
 vocabulary! {
     /// The form in which a recipient may receive data.
     DisclosureForm {
@@ -139,6 +226,7 @@ vocabulary! {
         RelationshipEnd = "relationship-end", "from the end of the relationship", None;
         ConsentWithdrawal = "consent-withdrawal", "from when you withdraw consent", None;
         RequestClosed = "request-closed", "from when your request is closed", None;
+        AccountingPeriodEnd = "accounting-period-end", "from the end of the accounting period in which the transaction falls", None;
     }
 }
 

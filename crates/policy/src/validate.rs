@@ -32,9 +32,54 @@ pub fn validate(policy: &Policy) -> Vec<Diagnostic> {
     check.recipients();
     check.storage();
     check.cookies();
+    check.automated_decisions();
     check.limits();
     check.out.sort_by_key(|d| d.span.start);
     check.out
+}
+
+/// One transfer to check: a recipient's or a storage location's.
+struct Transfer<'a> {
+    what: String,
+    country: &'a At<String>,
+    safeguard: Option<&'a At<Safeguard>>,
+    dpf_certified: bool,
+    dpf_checked: Option<&'a At<Day>>,
+    sector: Option<&'a At<String>>,
+    /// What makes the transfer standing (a processor, storage), if it is.
+    standing: Option<&'static str>,
+    /// The purposes the transfer serves.
+    purposes: Vec<&'a Purpose>,
+}
+
+/// Whether a stated obligation cites DPA 2018 Sch. 2, which grants
+/// exemptions rather than imposing duties.
+fn cites_schedule_2(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    let dpa = t.contains("data protection act 2018") || t.contains("dpa 2018");
+    let schedule = t.contains("sch. 2") || t.contains("schedule 2") || t.contains("sch 2");
+    dpa && schedule
+}
+
+fn dpf_name(regime: Regime) -> &'static str {
+    match regime {
+        Regime::UkGdpr => "the UK Extension to the EU-US Data Privacy Framework",
+        Regime::EuGdpr => "the EU-US Data Privacy Framework",
+    }
+}
+
+fn no_safeguard_hint(regime: Regime) -> String {
+    match regime {
+        Regime::UkGdpr => "add `safeguard = \"uk-idta\"`, \"uk-addendum\" or \"bcr\" (or, for a US organisation certified under the UK Extension to the Data Privacy Framework, `dpf_certified = true` with `dpf_checked`)".to_string(),
+        Regime::EuGdpr => "add `safeguard = \"eu-scc\"` or \"bcr\" (or, for a US organisation certified under the EU-US Data Privacy Framework, `dpf_certified = true` with `dpf_checked`)".to_string(),
+    }
+}
+
+fn safeguard_hint_for_standing(regime: Regime) -> String {
+    format!(
+        "Art. 49 covers only occasional transfers; {}",
+        no_safeguard_hint(regime)
+    )
 }
 
 struct Checker<'p> {
@@ -68,11 +113,66 @@ impl<'p> Checker<'p> {
             "registration number with the regulator",
         );
         self.not_empty(&c.dpo.name, "data protection officer");
+        match &c.dpo.email {
+            Some(email) if email.contains('@') && !email.trim().contains(' ') => {}
+            Some(email) => self.error(
+                email.span(),
+                format!("the data protection officer's email `{}` is not an email address", **email),
+                "write an address such as \"dpo@example.com\"",
+            ),
+            None => self.error(
+                c.dpo.name.span(),
+                "the data protection officer has no email address".into(),
+                "add `email = \"...\"` under [controller.dpo]: the notice and the record of processing give it (Art. 13(1)(b), Art. 30(1)(a))",
+            ),
+        }
+        self.company_number();
         if self.policy.policy.version.trim().is_empty() {
             self.error(
                 self.policy.policy.version.span(),
                 "the policy version is empty".into(),
                 "give every published version an identifier such as \"2.0\"",
+            );
+        }
+    }
+
+    /// Companies House numbers are eight characters: eight digits, or a
+    /// two-letter prefix (SC, NI, ...) and six digits.
+    fn company_number(&mut self) {
+        let c = &self.policy.controller;
+        let uk_registered = [
+            "England and Wales",
+            "Scotland",
+            "Northern Ireland",
+            "Wales",
+            "England",
+        ]
+        .iter()
+        .any(|r| c.registered_in.eq_ignore_ascii_case(r));
+        let number = c.company_number.trim();
+        if !uk_registered || number.is_empty() {
+            return;
+        }
+        let digits = number.chars().filter(char::is_ascii_digit).count();
+        let prefix_ok = number
+            .chars()
+            .take(2)
+            .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit());
+        let valid = number.len() == 8
+            && number.is_ascii()
+            && prefix_ok
+            && digits >= 6
+            && number.chars().skip(2).all(|ch| ch.is_ascii_digit());
+        if !valid {
+            let hint = if number.chars().all(|ch| ch.is_ascii_digit()) && number.len() < 8 {
+                format!("Companies House numbers have eight characters: write \"{number:0>8}\"")
+            } else {
+                "write the eight characters Companies House gives, e.g. \"09028104\" or \"SC123456\"".to_string()
+            };
+            self.error(
+                c.company_number.span(),
+                format!("company number `{number}` is not a Companies House number"),
+                hint,
             );
         }
     }
@@ -194,18 +294,36 @@ impl<'p> Checker<'p> {
     fn categories(&mut self) {
         for category in &self.policy.categories {
             let referrer = format!("category `{}`", category.id);
-            if *category.sensitivity == Sensitivity::Special
-                && category
-                    .art9_condition
-                    .as_ref()
-                    .is_none_or(|c| c.trim().is_empty())
-            {
+            if *category.sensitivity == Sensitivity::Special && category.art9_condition.is_none() {
                 self.error(
                     category.id.span(),
-                    format!("special-category data `{}` has no Art. 9 condition", category.id),
-                    "add art9_condition, e.g. \"explicit-consent\" (Art. 9(2)(a)) or \"employment-law\" (Art. 9(2)(b))",
+                    format!(
+                        "special-category data `{}` has no Art. 9 condition",
+                        category.id
+                    ),
+                    format!(
+                        "add art9_condition, one of: {}",
+                        Art9Condition::ALL
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 );
             }
+            if let (Some(condition), Sensitivity::Ordinary) =
+                (&category.art9_condition, *category.sensitivity)
+            {
+                self.error(
+                    condition.span(),
+                    format!(
+                        "category `{}` has an Art. 9 condition but is not special-category data",
+                        category.id
+                    ),
+                    "remove art9_condition, or mark the category `sensitivity = \"special\"`",
+                );
+            }
+            self.requirement(category);
             if category.fields.is_empty() {
                 self.error(
                     category.id.span(),
@@ -230,6 +348,31 @@ impl<'p> Checker<'p> {
                     );
                 }
             }
+        }
+    }
+
+    /// Art. 13(2)(e), for data the person gives.
+    fn requirement(&mut self, category: &Category) {
+        if *category.source != DataSource::Provided {
+            return;
+        }
+        match &category.requirement {
+            None => self.error(
+                category.id.span(),
+                format!("category `{}` does not say whether the person must provide it", category.id),
+                "add `requirement = \"statutory\"`, \"contractual\", \"contract-entry\" or \"voluntary\", with `if_not_provided = \"...\"` (Art. 13(2)(e))",
+            ),
+            Some(r)
+                if **r != Requirement::Voluntary
+                    && category.if_not_provided.as_ref().is_none_or(|t| t.trim().is_empty()) =>
+            {
+                self.error(
+                    r.span(),
+                    format!("category `{}` is {} but does not say what happens if it is not provided", category.id, r.label()),
+                    "add `if_not_provided = \"...\"`, e.g. \"we cannot take your order\" (Art. 13(2)(e))",
+                )
+            }
+            Some(_) => {}
         }
     }
 
@@ -349,6 +492,7 @@ impl<'p> Checker<'p> {
                 ),
             }
             self.basis(purpose);
+            self.pre_contract(purpose);
             for channel in &purpose.channels {
                 self.reference(channel, "marketing channel", &channels, &referrer);
                 self.channel_use(purpose, channel);
@@ -367,6 +511,27 @@ impl<'p> Checker<'p> {
                 ),
                 "add `interest = \"...\"` saying what the interest is (Art. 13(1)(d))",
             ),
+            LegalBasis::LegitimateInterest if !stated(&purpose.lia) => self.error(
+                purpose.basis.span(),
+                format!(
+                    "purpose `{}` relies on legitimate interests without a reference to its assessment",
+                    purpose.id
+                ),
+                "add `lia = \"...\"` referencing the legitimate-interest assessment (the record of processing exports it)",
+            ),
+            LegalBasis::LegalObligation
+                if purpose.obligation.as_ref().is_some_and(|o| cites_schedule_2(o)) =>
+            {
+                let span = purpose.obligation.as_ref().map_or_else(|| purpose.basis.span(), |o| o.span());
+                self.error(
+                    span,
+                    format!(
+                        "purpose `{}` names a DPA 2018 Sch. 2 exemption as a legal obligation",
+                        purpose.id
+                    ),
+                    "Sch. 2 paras. 2 and 5 permit a disclosure, they impose no duty: list them in `exemptions = [\"dpa-sch2-para2\", \"dpa-sch2-para5\"]` and name the law that obliges you in `obligation`",
+                )
+            }
             LegalBasis::LegalObligation if !stated(&purpose.obligation) => self.error(
                 purpose.basis.span(),
                 format!(
@@ -384,6 +549,44 @@ impl<'p> Checker<'p> {
                 "add `channels = [...]` from email, phone, sms, post: consent is given per channel",
             ),
             _ => {}
+        }
+    }
+
+    fn automated_decisions(&mut self) {
+        let p = self.policy;
+        let Some(declared) = &p.automated_decisions else {
+            self.error(
+                p.policy.version.span(),
+                "the policy does not declare its automated decision-making".into(),
+                "add an `[automated_decisions]` table: empty when there is none, otherwise one `[[automated_decisions.decision]]` each (Art. 13(2)(f))",
+            );
+            return;
+        };
+        let purposes: Vec<&str> = p.purposes.iter().map(|x| x.id.as_str()).collect();
+        for d in &declared.decisions {
+            self.reference(
+                &d.purpose,
+                "purpose",
+                &purposes,
+                &format!("automated decision `{}`", d.name),
+            );
+        }
+    }
+
+    fn pre_contract(&mut self, purpose: &Purpose) {
+        for r in &purpose.relationships {
+            let pre = self
+                .policy
+                .relationships
+                .iter()
+                .any(|k| k.id.as_str() == r.as_str() && k.pre_contract);
+            if pre && *purpose.basis != LegalBasis::Contract {
+                self.error(
+                    r.span(),
+                    format!("purpose `{}` names pre-contract relationship `{}` but does not rest on a contract", purpose.id, **r),
+                    "steps taken at a person's request before a contract ground only `basis = \"contract\"` (Art. 6(1)(b))",
+                );
+            }
         }
     }
 
@@ -425,13 +628,9 @@ impl<'p> Checker<'p> {
         }
     }
 
-    fn transfer(
-        &mut self,
-        country: &At<String>,
-        safeguard: Option<&At<Safeguard>>,
-        dpf_certified: bool,
-        what: &str,
-    ) {
+    fn transfer(&mut self, t: Transfer<'_>) {
+        let country = t.country;
+        let what = &t.what;
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
             self.error(
                 country.span(),
@@ -444,32 +643,128 @@ impl<'p> Checker<'p> {
             return;
         }
         let regime = *self.policy.policy.regime;
+        if let Some(s) = t.safeguard {
+            if !s.valid_under(regime) {
+                self.error(
+                    s.span(),
+                    format!(
+                        "{what} relies on {} (`{}`), which is not a transfer safeguard under {regime}",
+                        s.label(),
+                        **s
+                    ),
+                    s.instead_under(regime),
+                );
+                return;
+            }
+            if **s == Safeguard::Art49 {
+                return self.derogation(&t, s);
+            }
+            if **s != Safeguard::Adequacy {
+                return;
+            }
+        }
         let Some(list) = AdequacyList::for_regime(regime) else {
             return;
         };
         let on: Day = self.policy.policy.effective;
-        let status = list.status(country, on, dpf_certified);
-        let relies_on_adequacy = safeguard.is_none_or(|s| **s == Safeguard::Adequacy);
-        if !relies_on_adequacy {
-            return;
-        }
-        let problem = match status {
-            TransferStatus::Domestic | TransferStatus::Adequate => return,
-            TransferStatus::NeedsCertification => format!(
-                "{what} is in {}, adequate under {regime} only for certified organisations, and is not marked dpf_certified",
-                **country
+        let sector = t.sector.map(|s| s.as_str());
+        let status = list.status_for(country, on, t.dpf_certified, sector);
+        let needs_dpf = list
+            .country(country)
+            .is_some_and(|c| c.requires.as_deref() == Some("dpf"));
+        let span = t.safeguard.map_or_else(|| country.span(), |s| s.span());
+        let (problem, hint) = match status {
+            TransferStatus::Domestic => return,
+            TransferStatus::Adequate => {
+                if needs_dpf && t.dpf_checked.is_none() {
+                    self.error(
+                        span,
+                        format!("{what} relies on its certification under {} without the date it was checked", dpf_name(regime)),
+                        "add `dpf_checked = YYYY-MM-DD`, the day the organisation was found on the Data Privacy Framework List (https://www.dataprivacyframework.gov/list)",
+                    );
+                }
+                return;
+            }
+            TransferStatus::NeedsCertification => (
+                format!(
+                    "{what} is in {}, adequate under {regime} only for certified organisations, and is not marked dpf_certified",
+                    **country
+                ),
+                no_safeguard_hint(regime),
             ),
-            TransferStatus::NotAdequate => format!(
-                "{what} transfers data to {}, which has no adequacy under {regime} on {on}, and no safeguard",
-                **country
+            TransferStatus::OutsideSector => {
+                let (id, name) = list
+                    .country(country)
+                    .map(|c| {
+                        (
+                            c.sector.clone().unwrap_or_default(),
+                            c.sector_name.clone().unwrap_or_default(),
+                        )
+                    })
+                    .unwrap_or_default();
+                let declared = sector.map_or_else(
+                    || "declares no sector".to_string(),
+                    |s| format!("declares sector `{s}`"),
+                );
+                (
+                    format!(
+                        "{what} is in {}, adequate under {regime} only for {name}, and {declared}",
+                        **country
+                    ),
+                    format!(
+                        "if the recipient is one of them, declare `sector = \"{id}\"`; otherwise {}",
+                        no_safeguard_hint(regime)
+                    ),
+                )
+            }
+            TransferStatus::NotAdequate => (
+                format!(
+                    "{what} transfers data to {}, which has no adequacy under {regime} on {on}, and no safeguard",
+                    **country
+                ),
+                no_safeguard_hint(regime),
             ),
         };
-        let span = safeguard.map_or_else(|| country.span(), |s| s.span());
-        self.error(
-            span,
-            problem,
-            "add `safeguard = \"uk-idta\"`, \"uk-addendum\", \"eu-scc\" or \"bcr\" (or dpf_certified = true where it holds)",
-        );
+        let span = match (status, t.sector) {
+            (TransferStatus::OutsideSector, Some(s)) => s.span(),
+            _ => span,
+        };
+        self.error(span, problem, hint);
+    }
+
+    /// Art. 49: occasional transfers only, never a standing arrangement.
+    fn derogation(&mut self, t: &Transfer<'_>, safeguard: &At<Safeguard>) {
+        let regime = *self.policy.policy.regime;
+        let what = &t.what;
+        if let Some(standing) = t.standing {
+            self.error(
+                safeguard.span(),
+                format!("{what} relies on an Art. 49 derogation, but {standing} is a standing arrangement, not an occasional transfer"),
+                safeguard_hint_for_standing(regime),
+            );
+            return;
+        }
+        let not_occasional: Vec<&str> = t
+            .purposes
+            .iter()
+            .filter(|p| !p.occasional)
+            .map(|p| p.id.as_str())
+            .collect();
+        if t.purposes.is_empty() || !not_occasional.is_empty() {
+            let which = if not_occasional.is_empty() {
+                "no purpose marked occasional".to_string()
+            } else {
+                format!(
+                    "purposes that are not marked occasional ({})",
+                    not_occasional.join(", ")
+                )
+            };
+            self.error(
+                safeguard.span(),
+                format!("{what} relies on an Art. 49 derogation for {which}"),
+                "an Art. 49 derogation covers only occasional transfers: mark each purpose that discloses to it `occasional = true` where that is so, or use a safeguard",
+            );
+        }
     }
 
     fn recipients(&mut self) {
@@ -506,24 +801,54 @@ impl<'p> Checker<'p> {
                     "set `own_marketing = false`, or change the promise in [sharing]",
                 );
             }
-            self.transfer(
-                &recipient.country,
-                recipient.safeguard.as_ref(),
-                recipient.dpf_certified,
-                &what,
-            );
+            let standing = matches!(kind, RecipientKind::Processor | RecipientKind::Analytics)
+                .then_some("a processor");
+            let purposes = p
+                .purposes
+                .iter()
+                .filter(|x| {
+                    x.recipients
+                        .iter()
+                        .any(|r| r.as_str() == recipient.id.as_str())
+                })
+                .collect();
+            self.transfer(Transfer {
+                what,
+                country: &recipient.country,
+                safeguard: recipient.safeguard.as_ref(),
+                dpf_certified: recipient.dpf_certified,
+                dpf_checked: recipient.dpf_checked.as_ref(),
+                sector: recipient.sector.as_ref(),
+                standing,
+                purposes,
+            });
         }
     }
 
     fn storage(&mut self) {
         for location in &self.policy.storage {
             let what = format!("storage location `{}`", location.id);
-            self.transfer(
-                &location.country,
-                location.safeguard.as_ref(),
-                location.dpf_certified,
-                &what,
-            );
+            if location
+                .provider
+                .as_ref()
+                .is_none_or(|p| p.trim().is_empty())
+            {
+                self.error(
+                    location.id.span(),
+                    format!("{what} names no provider"),
+                    "add `provider = \"...\"`: the notice names hosting and backup providers as recipients (write our own name where we host it ourselves)",
+                );
+            }
+            self.transfer(Transfer {
+                what,
+                country: &location.country,
+                safeguard: location.safeguard.as_ref(),
+                dpf_certified: location.dpf_certified,
+                dpf_checked: location.dpf_checked.as_ref(),
+                sector: location.sector.as_ref(),
+                standing: Some("storage"),
+                purposes: Vec::new(),
+            });
         }
     }
 

@@ -43,14 +43,23 @@ fn expect_one(from: &str, to: &str, message: &str, at: &str) {
 #[test]
 fn reference_policy_is_valid() {
     let loaded = crate::reference().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded.document.purposes.len(), 18);
+    assert_eq!(loaded.document.purposes.len(), 20);
 }
 
 #[test]
 fn syntax_error_has_line_and_column() {
     let errors = errors_after("regime = \"uk-gdpr\"", "regime = uk-gdpr");
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].starts_with("p.toml:9:"), "{}", errors[0]);
+    let line = line_of(
+        "regime = \"uk-gdpr\"",
+        "regime = uk-gdpr",
+        "regime = uk-gdpr",
+    );
+    assert!(
+        errors[0].starts_with(&format!("p.toml:{line}:")),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -174,7 +183,7 @@ fn legitimate_interest_without_interest() {
         "interest = \"Showing our websites properly on the devices our visitors use.\"\n",
         "",
         "purpose `content-presentation` relies on legitimate interests without stating the interest",
-        "basis = \"legitimate-interest\"\ncategories = [\"visit.user_agent\"",
+        "basis = \"legitimate-interest\"\nlia = \"LIA-2026-02\"",
     );
 }
 
@@ -244,14 +253,144 @@ fn transfer_without_adequacy_or_safeguard() {
     let hosting = "country = \"US\"\nprovider = \"Our hosting provider\"\nsafeguard = \"uk-idta\"";
     expect_one(
         hosting,
-        "country = \"IN\"",
+        "country = \"IN\"\nprovider = \"P\"",
         "storage location `overflow-hosting` transfers data to IN, which has no adequacy under uk-gdpr on 2026-12-01, and no safeguard",
         "country = \"IN\"",
     );
-    // An adequate country needs no safeguard; a DPF-certified US recipient is adequate.
-    assert!(errors_after(hosting, "country = \"JP\"").is_empty());
-    assert!(errors_after(hosting, "country = \"US\"\ndpf_certified = true").is_empty());
-    assert_eq!(errors_after(hosting, "country = \"US\"").len(), 1);
+    // An adequate country needs no safeguard; a DPF-certified US recipient
+    // is adequate once the date of the check is recorded.
+    assert!(errors_after(hosting, "country = \"NZ\"\nprovider = \"P\"").is_empty());
+    assert!(
+        errors_after(
+            hosting,
+            "country = \"US\"\nprovider = \"P\"\ndpf_certified = true\ndpf_checked = 2026-11-20"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        errors_after(hosting, "country = \"US\"\nprovider = \"P\"").len(),
+        1
+    );
+}
+
+const WEB_ANALYTICS: &str = "country = \"US\"\nsafeguard = \"uk-idta\"\nagreement";
+const HOSTING: &str =
+    "country = \"US\"\nprovider = \"Our hosting provider\"\nsafeguard = \"uk-idta\"";
+
+#[test]
+fn a_safeguard_of_the_other_regime_is_refused_with_the_right_one() {
+    expect_one(
+        WEB_ANALYTICS,
+        "country = \"US\"\nsafeguard = \"eu-scc\"\nagreement",
+        "recipient `web-analytics` relies on the EU standard contractual clauses (2021/914) (`eu-scc`), which is not a transfer safeguard under uk-gdpr",
+        "\"eu-scc\"",
+    );
+    let errors = errors_after(
+        WEB_ANALYTICS,
+        "country = \"US\"\nsafeguard = \"eu-scc\"\nagreement",
+    );
+    assert!(errors[0].contains("uk-addendum") && errors[0].contains("uk-idta"));
+    // Under EU GDPR the UK instruments are refused, and the hint is the SCCs.
+    let under_eu =
+        crate::REFERENCE_POLICY.replacen("regime = \"uk-gdpr\"", "regime = \"eu-gdpr\"", 1);
+    let errors = crate::load("p.toml", &under_eu).unwrap_err().lines();
+    // uk-idta (web analytics, hosting) and uk-addendum (search engine).
+    let refused: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.contains("which is not a transfer safeguard under eu-gdpr"))
+        .collect();
+    assert_eq!(refused.len(), 3, "{errors:#?}");
+    for e in refused {
+        assert!(e.contains("`safeguard = \"eu-scc\"`"), "{e}");
+        assert!(!e.contains("uk-idta\" ("), "{e}");
+    }
+    let with_scc = under_eu
+        .replace("safeguard = \"uk-idta\"", "safeguard = \"eu-scc\"")
+        .replace("safeguard = \"uk-addendum\"", "safeguard = \"eu-scc\"");
+    let errors = crate::load("p.toml", &with_scc)
+        .err()
+        .map(|e| e.lines())
+        .unwrap_or_default();
+    assert!(
+        errors.iter().all(|e| !e.contains("safeguard under")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn an_art_49_derogation_is_never_for_a_processor_or_storage() {
+    expect_one(
+        WEB_ANALYTICS,
+        "country = \"US\"\nsafeguard = \"art49-derogation\"\nagreement",
+        "recipient `web-analytics` relies on an Art. 49 derogation, but a processor is a standing arrangement",
+        "\"art49-derogation\"",
+    );
+    expect_one(
+        HOSTING,
+        "country = \"US\"\nprovider = \"Our hosting provider\"\nsafeguard = \"art49-derogation\"",
+        "storage location `overflow-hosting` relies on an Art. 49 derogation, but storage is a standing arrangement",
+        "\"art49-derogation\"",
+    );
+}
+
+#[test]
+fn an_art_49_derogation_needs_occasional_purposes() {
+    let acquirer = "description = \"Only in a sale or reorganisation of some or all of our business and assets.\"\ncountry = \"GB\"";
+    let abroad = "description = \"Only in a sale or reorganisation of some or all of our business and assets.\"\ncountry = \"IN\"\nsafeguard = \"art49-derogation\"";
+    expect_one(
+        acquirer,
+        abroad,
+        "recipient `business-acquirer` relies on an Art. 49 derogation for purposes that are not marked occasional (business-transfer)",
+        "\"art49-derogation\"",
+    );
+    let occasional = crate::REFERENCE_POLICY
+        .replacen(acquirer, abroad, 1)
+        .replacen(
+            "recipients = [\"business-acquirer\"]",
+            "recipients = [\"business-acquirer\"]\noccasional = true",
+            1,
+        );
+    assert!(crate::load("p.toml", &occasional).is_ok());
+}
+
+#[test]
+fn dpf_certification_carries_the_date_it_was_checked() {
+    expect_one(
+        HOSTING,
+        "country = \"US\"\nprovider = \"P\"\ndpf_certified = true",
+        "storage location `overflow-hosting` relies on its certification under the UK Extension to the EU-US Data Privacy Framework without the date it was checked",
+        "country = \"US\"\nprovider = \"P\"\ndpf_certified",
+    );
+}
+
+#[test]
+fn sector_limited_adequacy_is_checked_against_the_declared_sector() {
+    expect_one(
+        HOSTING,
+        "country = \"CA\"\nprovider = \"P\"",
+        "storage location `overflow-hosting` is in CA, adequate under uk-gdpr only for commercial organisations subject to PIPEDA, and declares no sector",
+        "country = \"CA\"",
+    );
+    expect_one(
+        HOSTING,
+        "country = \"JP\"\nprovider = \"P\"\nsector = \"public-sector\"",
+        "is in JP, adequate under uk-gdpr only for business operators subject to the APPI (private sector), and declares sector `public-sector`",
+        "sector = \"public-sector\"",
+    );
+    assert!(
+        errors_after(
+            HOSTING,
+            "country = \"CA\"\nprovider = \"P\"\nsector = \"pipeda-commercial\""
+        )
+        .is_empty()
+    );
+    assert!(
+        errors_after(
+            HOSTING,
+            "country = \"KR\"\nprovider = \"P\"\nsector = \"pipa\""
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -269,7 +408,7 @@ fn category_without_retention() {
     let from = "[[categories]]\nid = \"feedback\"";
     let errors = errors_after(
         from,
-        "[[categories]]\nid = \"unused\"\nname = \"Unused\"\nsource = \"provided\"\nfields = [{ name = \"x\", type = \"text\" }]\n\n[[categories]]\nid = \"feedback\"",
+        "[[categories]]\nid = \"unused\"\nname = \"Unused\"\nsource = \"provided\"\nrequirement = \"voluntary\"\nfields = [{ name = \"x\", type = \"text\" }]\n\n[[categories]]\nid = \"feedback\"",
     );
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
@@ -353,4 +492,98 @@ fn every_error_is_reported_not_just_the_first() {
     // Reported in file order.
     let starts: Vec<usize> = errors.diagnostics.iter().map(|d| d.span.start).collect();
     assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn company_number_has_eight_characters() {
+    expect_one(
+        "company_number = \"09028104\"",
+        "company_number = \"9028104\"",
+        "company number `9028104` is not a Companies House number",
+        "company_number = \"9028104\"",
+    );
+    let errors = errors_after(
+        "company_number = \"09028104\"",
+        "company_number = \"9028104\"",
+    );
+    assert!(errors[0].contains("write \"09028104\""), "{}", errors[0]);
+    assert!(
+        errors_after(
+            "company_number = \"09028104\"",
+            "company_number = \"SC123456\""
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn the_dpo_needs_an_email_address() {
+    expect_one(
+        "email = \"dpo@iimageit.com\" # example\n",
+        "",
+        "the data protection officer has no email address",
+        "name = \"Andrew Cakebread\"",
+    );
+    expect_one(
+        "email = \"dpo@iimageit.com\"",
+        "email = \"Andrew\"",
+        "the data protection officer's email `Andrew` is not an email address",
+        "email = \"Andrew\"",
+    );
+}
+
+#[test]
+fn provided_data_says_whether_it_must_be_given() {
+    expect_one(
+        "requirement = \"contractual\"\nif_not_provided = \"we cannot process your order\" # example\n",
+        "",
+        "category `orders` does not say whether the person must provide it",
+        "id = \"orders\"",
+    );
+    expect_one(
+        "requirement = \"contractual\"\nif_not_provided = \"we cannot process your order\" # example\n",
+        "requirement = \"contractual\"\n",
+        "category `orders` is required by our contract with you but does not say what happens if it is not provided",
+        "requirement = \"contractual\"",
+    );
+}
+
+#[test]
+fn a_legitimate_interest_references_its_assessment() {
+    expect_one(
+        "lia = \"LIA-2026-04\" # example\n",
+        "",
+        "purpose `security` relies on legitimate interests without a reference to its assessment",
+        "basis = \"legitimate-interest\"\ninterest = \"Protecting our business",
+    );
+}
+
+#[test]
+fn schedule_2_is_not_a_legal_obligation() {
+    expect_one(
+        "obligation = \"Court orders and statutory requirements to disclose information to public authorities.\"",
+        "obligation = \"Disclosure requests under the Data Protection Act 2018 Sch. 2 para. 2 and 5.\"",
+        "purpose `legal-disclosure` names a DPA 2018 Sch. 2 exemption as a legal obligation",
+        "obligation = \"Disclosure requests",
+    );
+}
+
+#[test]
+fn a_pre_contract_relationship_grounds_only_a_contract_purpose() {
+    expect_one(
+        "retention = \"feedback-1y\"\n\n[[purposes]]\nid = \"process-orders\"",
+        "relationships = [\"enquiry\"]\nretention = \"feedback-1y\"\n\n[[purposes]]\nid = \"process-orders\"",
+        "purpose `interactive-features` names pre-contract relationship `enquiry` but does not rest on a contract",
+        "relationships = [\"enquiry\"]\nretention = \"feedback-1y\"",
+    );
+}
+
+#[test]
+fn a_storage_location_names_its_provider() {
+    expect_one(
+        "provider = \"Our backup provider\" # example\n",
+        "",
+        "storage location `backup` names no provider",
+        "id = \"backup\"",
+    );
 }

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   var C = /*CONFIG*/null/*END*/;
-  var KEY = "custodian_consent";
+  var KEY = "cookie_choices";
   var gpc = navigator.globalPrivacyControl === true;
   var state = load();
   var box = null;

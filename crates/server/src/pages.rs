@@ -36,7 +36,10 @@ impl Published {
             escape(&doc.controller.legal_name),
             escape(&policy.compiled.version),
         );
-        let (notice, cookie_policy) = (notice::notice(doc), cookies::cookie_policy(doc));
+        let (notice, cookie_policy) = (
+            notice::notice_with(doc, &custodian_engine::running_capabilities()),
+            cookies::cookie_policy(doc),
+        );
         Published {
             index,
             notice_html: notice.write(Format::Html),

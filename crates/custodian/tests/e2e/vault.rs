@@ -679,7 +679,7 @@ fn transfers_follow_adequacy_and_safeguards() {
         .replacen("effective = 2026-12-01", "effective = 2023-10-12", 1)
         .replacen(
             "country = \"US\"\nsafeguard = \"uk-idta\"\nagreement = \"DPA-2018-ANALYTICS-01\"",
-            "country = \"US\"\ndpf_certified = true\nagreement = \"DPA-2018-ANALYTICS-01\"",
+            "country = \"US\"\ndpf_certified = true\ndpf_checked = 2023-10-12\nagreement = \"DPA-2018-ANALYTICS-01\"",
             1,
         );
     let file = scratch.write("policy.toml", &policy);

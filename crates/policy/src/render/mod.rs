@@ -7,6 +7,20 @@ pub mod notice;
 pub mod ropa;
 mod words;
 
+/// What the running configuration actually does, for the statements a
+/// notice may make about it. The default claims nothing: a statement about a
+/// capability appears only when the deployment turns it on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Data past its retention period is erased automatically.
+    pub retention_sweep: bool,
+    /// People are told directly (not only by the published notice) about
+    /// changes that affect them.
+    pub change_notices: bool,
+    /// Every access and disclosure is written to a tamper-evident log.
+    pub tamper_evident_audit: bool,
+}
+
 /// One block of a generated document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {

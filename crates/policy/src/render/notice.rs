@@ -1,11 +1,19 @@
 //! The privacy notice (Arts. 13 and 14), generated entirely from the policy.
 
 use super::words::*;
-use super::{Document, cookies};
+use super::{Capabilities, Document, cookies};
 use crate::model::*;
 use crate::terms::*;
 
+/// The notice, claiming no capability of the running system (see
+/// [`notice_with`]).
 pub fn notice(policy: &Policy) -> Document {
+    notice_with(policy, &Capabilities::default())
+}
+
+/// The notice, stating what the running configuration does (`capabilities`)
+/// and nothing it does not.
+pub fn notice_with(policy: &Policy, capabilities: &Capabilities) -> Document {
     let c = &policy.controller;
     let mut doc = Document::new(format!("Privacy notice of {}", c.legal_name));
     doc.para(format!(
@@ -17,15 +25,18 @@ pub fn notice(policy: &Policy) -> Document {
     who_we_are(policy, &mut doc);
     what_we_collect(policy, &mut doc);
     purposes(policy, &mut doc);
-    recipients(policy, &mut doc);
+    special_categories(policy, &mut doc);
+    automated_decisions(policy, &mut doc);
+    recipients(policy, capabilities, &mut doc);
     transfers(policy, &mut doc);
-    retention(policy, &mut doc);
+    retention(policy, capabilities, &mut doc);
     marketing(policy, &mut doc);
+    objection(policy, &mut doc);
     rights(policy, &mut doc);
     complaints(policy, &mut doc);
     cookie_summary(policy, &mut doc);
-    security(policy, &mut doc);
-    changes(policy, &mut doc);
+    security(policy, capabilities, &mut doc);
+    changes(policy, capabilities, &mut doc);
     doc
 }
 
@@ -41,6 +52,11 @@ fn who_we_are(policy: &Policy, doc: &mut Document) {
         "The controller of your personal information is {}{trading}, a company registered in {} with company number {}, whose registered office is at {}.",
         *c.legal_name, c.registered_in, *c.company_number, *c.registered_office
     ));
+    if let Some(group) = &c.group {
+        doc.para(format!(
+            "This notice is given on behalf of {group}: \u{201c}we\u{201d}, \u{201c}us\u{201d} and \u{201c}our\u{201d} mean each of them."
+        ));
+    }
     let regulator = c
         .regulator
         .short_name
@@ -51,8 +67,14 @@ fn who_we_are(policy: &Policy, doc: &mut Document) {
         c.regulator.name, *c.regulator.registration
     ));
     let dpo_contact = c.dpo.contact.as_deref().unwrap_or(&c.contact_address);
+    let dpo_email = c
+        .dpo
+        .email
+        .as_ref()
+        .map(|e| format!(", or by email at {}", **e))
+        .unwrap_or_default();
     doc.para(format!(
-        "Our Data Protection Officer is {}, who you can contact at {dpo_contact}.",
+        "Our Data Protection Officer is {}, who you can contact at {dpo_contact}{dpo_email}.",
         *c.dpo.name
     ));
     let mut contact = vec![
@@ -107,11 +129,16 @@ fn what_we_collect(policy: &Policy, doc: &mut Document) {
             if *c.sensitivity == Sensitivity::Special {
                 name.push_str(" (special category)");
             }
-            vec![name, join_and(&fields), source]
+            vec![name, join_and(&fields), source, requirement_text(c)]
         })
         .collect();
     doc.table(
-        &["Information", "What it includes", "Where it comes from"],
+        &[
+            "Information",
+            "What it includes",
+            "Where it comes from",
+            "Must you give it?",
+        ],
         rows,
     );
     let subjects: Vec<String> = policy
@@ -127,6 +154,81 @@ fn what_we_collect(policy: &Policy, doc: &mut Document) {
     }
 }
 
+/// Art. 13(2)(e) for one category.
+fn requirement_text(c: &Category) -> String {
+    let Some(requirement) = &c.requirement else {
+        return "Not applicable: we do not ask you for it".to_string();
+    };
+    let mut text = match **requirement {
+        Requirement::Voluntary => "No, it is up to you".to_string(),
+        r => format!("Yes: it is {}", r.label()),
+    };
+    if let Some(consequence) = &c.if_not_provided {
+        text.push_str(&format!(". If you do not give it, {consequence}"));
+    }
+    text.push('.');
+    text
+}
+
+fn special_categories(policy: &Policy, doc: &mut Document) {
+    let mut rows = Vec::new();
+    for p in &policy.purposes {
+        for c in &policy.categories {
+            let used = p
+                .categories
+                .iter()
+                .any(|r| r.split('.').next() == Some(c.id.as_str()));
+            if let (true, Some(condition)) = (used, &c.art9_condition) {
+                rows.push(vec![
+                    p.name.clone(),
+                    c.name.clone(),
+                    capitalise(condition.label()),
+                ]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    doc.subheading("Special category information");
+    doc.para("Where we use special category information, the law also requires one of the conditions below:");
+    doc.table(&["Purpose", "Information", "Condition"], rows);
+}
+
+fn automated_decisions(policy: &Policy, doc: &mut Document) {
+    doc.heading("Automated decisions and profiling");
+    let decisions = policy
+        .automated_decisions
+        .as_ref()
+        .map(|d| d.decisions.as_slice())
+        .unwrap_or_default();
+    if decisions.is_empty() {
+        doc.para("We do not make decisions about you based solely on automated processing, including profiling, that produce legal effects concerning you or similarly significantly affect you.");
+        return;
+    }
+    doc.para("We make the decisions below by automated means. You can ask for a person to review any of them, give your point of view and contest the decision.");
+    let rows = decisions
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.to_string(),
+                purpose_name(policy, &d.purpose),
+                d.logic.clone(),
+                d.consequences.clone(),
+            ]
+        })
+        .collect();
+    doc.table(
+        &[
+            "Decision",
+            "Purpose",
+            "How it works",
+            "What it means for you",
+        ],
+        rows,
+    );
+}
+
 fn purposes(policy: &Policy, doc: &mut Document) {
     doc.heading("How we use your information and our legal basis");
     doc.para("We use your personal information only for the purposes below. Each use states its purpose and receives only the information that purpose needs.");
@@ -140,6 +242,14 @@ fn purposes(policy: &Policy, doc: &mut Document) {
             }
             if let Some(law) = &p.obligation {
                 basis = format!("{basis}: {}", **law);
+            }
+            if !p.exemptions.is_empty() {
+                let permits: Vec<String> =
+                    p.exemptions.iter().map(|e| e.label().to_string()).collect();
+                basis = format!(
+                    "{basis}. The law permits (but does not require) us to disclose information for {}",
+                    join_and(&permits)
+                );
             }
             vec![
                 p.description.clone(),
@@ -181,7 +291,7 @@ fn basis_explanation(basis: LegalBasis) -> &'static str {
     }
 }
 
-fn recipients(policy: &Policy, doc: &mut Document) {
+fn recipients(policy: &Policy, capabilities: &Capabilities, doc: &mut Document) {
     doc.heading("Who receives your information");
     let mut promises = Vec::new();
     if policy.sharing.never_sell {
@@ -217,7 +327,16 @@ fn recipients(policy: &Policy, doc: &mut Document) {
             }
             vec![who, data_names(policy, &r.categories), join_and(&uses), terms]
         })
-        .collect();
+        .chain(policy.storage.iter().filter_map(|s| {
+            let provider = s.provider.as_ref()?;
+            Some(vec![
+                format!("{provider} (hosting or backup provider): {}", s.description),
+                "All the information in this notice, as stored".to_string(),
+                "Storing our data on our behalf".to_string(),
+                "Under an agreement that requires them to keep it secure and to use it only on our instructions".to_string(),
+            ])
+        }))
+        .collect::<Vec<_>>();
     doc.table(
         &[
             "Recipient",
@@ -227,7 +346,12 @@ fn recipients(policy: &Policy, doc: &mut Document) {
         ],
         rows,
     );
-    doc.para("Service providers receive only the information needed for the service they provide for us, and analytics and search engine providers only information that does not directly identify you. Every disclosure is checked against this notice when it happens and recorded.");
+    let recorded = if capabilities.tamper_evident_audit {
+        " and recorded"
+    } else {
+        ""
+    };
+    doc.para(format!("Service providers receive only the information needed for the service they provide for us, and analytics and search engine providers only information that does not directly identify you. Every disclosure is checked against this notice when it happens{recorded}."));
 }
 
 fn transfers(policy: &Policy, doc: &mut Document) {
@@ -235,15 +359,17 @@ fn transfers(policy: &Policy, doc: &mut Document) {
     doc.heading(format!("Transfers outside {territory}"));
     let mut rows = Vec::new();
     for r in &policy.recipients {
-        let safeguard = r.safeguard.as_ref().map(|s| **s);
-        if let Some(text) = transfer_text(policy, &r.country, safeguard, r.dpf_certified) {
+        if let Some(text) = transfer_text(policy, &TransferParty::recipient(r)) {
             rows.push(vec![r.name.clone(), text]);
         }
     }
     for s in &policy.storage {
-        let safeguard = s.safeguard.as_ref().map(|x| **x);
-        if let Some(text) = transfer_text(policy, &s.country, safeguard, s.dpf_certified) {
-            rows.push(vec![s.description.clone(), text]);
+        if let Some(text) = transfer_text(policy, &TransferParty::storage(s)) {
+            let who = match &s.provider {
+                Some(p) => format!("{} ({p})", s.description),
+                None => s.description.clone(),
+            };
+            rows.push(vec![who, text]);
         }
     }
     if rows.is_empty() {
@@ -253,15 +379,20 @@ fn transfers(policy: &Policy, doc: &mut Document) {
         return;
     }
     doc.para(format!(
-        "We transfer personal information outside {territory} only where the destination has an adequacy decision or the transfer is protected by an approved safeguard. Custodian refuses any other transfer when it is attempted."
+        "We transfer personal information outside {territory} only where the destination has an adequacy decision or the transfer is protected by an approved safeguard, and we refuse any other transfer when it is attempted."
     ));
     doc.table(&["Who or what", "Where, and the safeguard"], rows);
     doc.para("You can ask us for a copy of the safeguards that apply.");
 }
 
-fn retention(policy: &Policy, doc: &mut Document) {
+fn retention(policy: &Policy, capabilities: &Capabilities, doc: &mut Document) {
     doc.heading("How long we keep your information");
-    doc.para("We keep personal information only as long as necessary for the purpose it was collected for, or as long as a contract you hold with us or the law requires. Expiry is computed when data is collected and when relationships end, and data past its time is erased automatically. We review these periods regularly.");
+    let erased = if capabilities.retention_sweep {
+        " When its time ends, it is erased automatically."
+    } else {
+        " When its time ends, we erase it."
+    };
+    doc.para(format!("We keep personal information only as long as necessary for the purpose it was collected for, or as long as a contract you hold with us or the law requires.{erased} We review these periods regularly."));
     let rows = policy
         .purposes
         .iter()
@@ -322,6 +453,36 @@ fn join_or(items: &[String]) -> String {
     }
 }
 
+/// Art. 21(4): the right to object, explicitly and apart from other rights.
+fn objection(policy: &Policy, doc: &mut Document) {
+    doc.heading("Your right to object");
+    let marketing = policy.purposes.iter().any(|p| p.marketing);
+    if marketing {
+        doc.para(format!(
+            "You have the right to object at any time to our use of your information for direct marketing. If you object, we stop using it for direct marketing. To object, {}.",
+            policy.marketing.how_to_change.as_deref().unwrap_or(&policy.rights.contact)
+        ));
+    }
+    let objectable: Vec<String> = policy
+        .purposes
+        .iter()
+        .filter(|p| {
+            !p.marketing
+                && matches!(
+                    *p.basis,
+                    LegalBasis::LegitimateInterest | LegalBasis::PublicTask
+                )
+        })
+        .map(|p| lower_first(&p.name))
+        .collect();
+    if !objectable.is_empty() {
+        doc.para(format!(
+            "You also have the right to object, on grounds relating to your particular situation, to our use of your information for {}. We then stop, unless we have compelling legitimate grounds that override your interests, rights and freedoms, or need the information for legal claims.",
+            join_and(&objectable)
+        ));
+    }
+}
+
 fn rights(policy: &Policy, doc: &mut Document) {
     doc.heading("Your rights");
     doc.para("You have the right to:");
@@ -330,7 +491,7 @@ fn rights(policy: &Policy, doc: &mut Document) {
         "have inaccurate information corrected and incomplete information completed (right to rectification);".to_string(),
         "have your information erased (right to erasure);".to_string(),
         "restrict our use of your information, so that we only store it (right to restriction);".to_string(),
-        "object to our use of your information for direct marketing at any time, and to uses based on our legitimate interests or on a task in the public interest (right to object);".to_string(),
+        "object to our use of your information, as set out under \u{201c}Your right to object\u{201d} above (right to object);".to_string(),
         "receive the information you gave us in a structured, machine-readable format, or have it sent to another organisation (right to data portability);".to_string(),
         "withdraw your consent at any time, where we rely on it, without affecting what was done before.".to_string(),
     ]);
@@ -346,6 +507,14 @@ fn rights(policy: &Policy, doc: &mut Document) {
 fn complaints(policy: &Policy, doc: &mut Document) {
     let r = &policy.controller.regulator;
     doc.heading("Your right to complain");
+    let how = policy
+        .rights
+        .complaints
+        .as_deref()
+        .unwrap_or(&policy.rights.contact);
+    doc.para(format!(
+        "If you are unhappy with how we use your personal information, please complain to us first: {how}. We will acknowledge your complaint, look into it and tell you the outcome."
+    ));
     let short = r
         .short_name
         .as_deref()
@@ -357,7 +526,7 @@ fn complaints(policy: &Policy, doc: &mut Document) {
         .map(|a| format!(", {a}"))
         .unwrap_or_default();
     doc.para(format!(
-        "You have the right to make a complaint at any time to the {}{short}, the supervisory authority for data protection: {}{address}. We would, however, appreciate the chance to deal with your concerns first.",
+        "You also have the right to make a complaint at any time to the {}{short}, the supervisory authority for data protection: {}{address}.",
         r.name, r.url
     ));
 }
@@ -374,22 +543,33 @@ fn cookie_summary(policy: &Policy, doc: &mut Document) {
     doc.para("Our cookie policy lists every cookie with its lifetime. You can also switch cookies off in your browser's settings; turning them off may mean some parts of our websites do not work.");
 }
 
-fn security(policy: &Policy, doc: &mut Document) {
+fn security(policy: &Policy, capabilities: &Capabilities, doc: &mut Document) {
     doc.heading("How we keep your information secure");
-    doc.list(
-        policy
-            .security
-            .measures
-            .iter()
-            .map(|m| format!("{}.", capitalise(m))),
-    );
+    let mut measures: Vec<String> = policy
+        .security
+        .measures
+        .iter()
+        .map(|m| format!("{}.", capitalise(m)))
+        .collect();
+    if capabilities.tamper_evident_audit {
+        measures.push(
+            "Every access to and disclosure of personal information is written to a tamper-evident log."
+                .to_string(),
+        );
+    }
+    doc.list(measures);
     doc.para("Where you have a password for parts of our websites, please keep it confidential and do not share it with anyone.");
 }
 
-fn changes(policy: &Policy, doc: &mut Document) {
+fn changes(policy: &Policy, capabilities: &Capabilities, doc: &mut Document) {
     doc.heading("Changes to this notice");
+    let directly = if capabilities.change_notices {
+        ", and we tell you directly about changes that affect how we use your information, asking for your consent again where we rely on it"
+    } else {
+        ". Please check it from time to time"
+    };
     doc.para(format!(
-        "We may change this notice. We publish every change at {}, with its version and date, and we tell you directly about changes that affect how we use your information, asking for your consent again where we rely on it.",
+        "We may change this notice. We publish every change at {}, with its version and date{directly}.",
         policy.policy.notice_url
     ));
     let rows = policy

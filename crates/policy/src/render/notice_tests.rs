@@ -1,7 +1,7 @@
 //! The rendered reference notice, checked section by section against the
 //! commitments of the reference text (../shared/reference/seed-privacy-policy.txt).
 
-use super::{Format, cookies, notice, ropa};
+use super::{Capabilities, Format, cookies, notice, ropa};
 
 fn reference_notice() -> String {
     let policy = crate::reference().unwrap();
@@ -35,7 +35,7 @@ fn section_1_who_we_are() {
         &[
             "i-Image IT Limited",
             "registered in England and Wales",
-            "company number 9028104",
+            "company number 09028104",
             "Chart House, 2 Effingham Road, Reigate, Surrey RH2 7JN",
             "Information Commissioner's Office (ICO)",
             "ZA292671",
@@ -253,7 +253,7 @@ fn cookie_policy_lists_every_cookie_with_its_lifetime() {
     let md = cookies::cookie_policy(&policy.document).write(Format::Markdown);
     for (name, lifetime) in [
         ("session_id", "until you close your browser"),
-        ("custodian_consent", "6 months"),
+        ("cookie_choices", "6 months"),
         ("remember_login", "30 days"),
         ("_analytics_id", "13 months"),
     ] {
@@ -296,4 +296,296 @@ fn record_of_processing_has_the_art_30_fields() {
         json["activities"].as_array().unwrap().len(),
         record.activities.len()
     );
+}
+
+fn notice_with(capabilities: Capabilities) -> String {
+    let policy = crate::reference().unwrap();
+    notice::notice_with(&policy.document, &capabilities).write(Format::Markdown)
+}
+
+const AUTOMATIC_ERASURE: &str = "erased automatically";
+const CHANGE_NOTICES: &str = "we tell you directly about changes";
+const AUDIT_LOG: &str = "tamper-evident";
+
+#[test]
+fn the_default_notice_claims_no_capability() {
+    let text = reference_notice();
+    for claim in [AUTOMATIC_ERASURE, CHANGE_NOTICES, AUDIT_LOG] {
+        assert!(!text.contains(claim), "`{claim}` claimed by default");
+    }
+    assert_eq!(text, notice_with(Capabilities::default()));
+}
+
+#[test]
+fn each_capability_is_claimed_only_when_it_runs() {
+    let cases = [
+        (
+            Capabilities {
+                retention_sweep: true,
+                ..Capabilities::default()
+            },
+            AUTOMATIC_ERASURE,
+            "How long we keep your information",
+        ),
+        (
+            Capabilities {
+                change_notices: true,
+                ..Capabilities::default()
+            },
+            CHANGE_NOTICES,
+            "Changes to this notice",
+        ),
+        (
+            Capabilities {
+                tamper_evident_audit: true,
+                ..Capabilities::default()
+            },
+            AUDIT_LOG,
+            "How we keep your information secure",
+        ),
+    ];
+    for (capabilities, claim, heading) in cases {
+        let text = notice_with(capabilities);
+        assert!(section(&text, heading).contains(claim), "{claim}");
+        for (_, other, _) in &cases {
+            if *other != claim {
+                assert!(
+                    !text.contains(other),
+                    "`{other}` claimed with only `{claim}`"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_product_name_is_not_in_the_notice() {
+    let all = Capabilities {
+        retention_sweep: true,
+        change_notices: true,
+        tamper_evident_audit: true,
+    };
+    for text in [reference_notice(), notice_with(all)] {
+        assert!(!text.to_lowercase().contains("custodian"), "{text}");
+    }
+}
+
+#[test]
+fn art_13_2_e_says_per_category_whether_it_must_be_given() {
+    let s = section(
+        &reference_notice(),
+        "What we collect and where it comes from",
+    );
+    assert_has(
+        &s,
+        &[
+            "Must you give it?",
+            "Yes: it is needed to enter into a contract with you. If you do not give it, we cannot answer your enquiry.",
+            "Yes: it is required by our contract with you. If you do not give it, we cannot process your order.",
+            "No, it is up to you.",
+            "Not applicable: we do not ask you for it",
+        ],
+    );
+}
+
+#[test]
+fn art_13_2_f_states_that_there_are_no_automated_decisions() {
+    let s = section(&reference_notice(), "Automated decisions and profiling");
+    assert_has(
+        &s,
+        &["We do not make decisions about you based solely on automated processing"],
+    );
+    let policy = crate::REFERENCE_POLICY.replacen(
+        "[automated_decisions]",
+        "[automated_decisions]\n[[automated_decisions.decision]]\nname = \"Fraud score\"\nlogic = \"Orders are scored on their address and payment history.\"\nconsequences = \"A high score holds the order for review.\"\npurpose = \"security\"",
+        1,
+    );
+    let loaded = crate::load("p.toml", &policy).unwrap();
+    let text = notice::notice(&loaded.document).write(Format::Markdown);
+    let s = section(&text, "Automated decisions and profiling");
+    assert_has(
+        &s,
+        &[
+            "Fraud score",
+            "Keeping our services safe and secure",
+            "holds the order for review",
+        ],
+    );
+    assert!(!s.contains("We do not make decisions"));
+    let undeclared = crate::REFERENCE_POLICY.replacen("[automated_decisions]", "", 1);
+    let errors = crate::load("p.toml", &undeclared).unwrap_err();
+    assert!(errors.messages()[0].contains("does not declare its automated decision-making"));
+}
+
+#[test]
+fn the_right_to_object_stands_apart_from_the_other_rights() {
+    let text = reference_notice();
+    let s = section(&text, "Your right to object");
+    assert_has(
+        &s,
+        &[
+            "right to object at any time to our use of your information for direct marketing",
+            "we stop using it for direct marketing",
+            "compelling legitimate grounds",
+            "customising your experience",
+        ],
+    );
+    assert!(text.find("## Your right to object") < text.find("## Your rights\n"));
+}
+
+#[test]
+fn enforcing_terms_is_a_legitimate_interest_and_schedule_2_permits() {
+    let s = section(
+        &reference_notice(),
+        "How we use your information and our legal basis",
+    );
+    let row = s
+        .lines()
+        .find(|l| l.contains("Enforcing or applying our terms of use"))
+        .unwrap();
+    assert!(row.contains("Our legitimate interests"), "{row}");
+    assert!(row.contains("permits (but does not require)"), "{row}");
+    assert!(
+        row.contains("Sch. 2 para. 2") && row.contains("Sch. 2 para. 5"),
+        "{row}"
+    );
+    let duty = s
+        .lines()
+        .find(|l| l.contains("under a legal duty"))
+        .unwrap();
+    assert!(!duty.contains("Sch. 2"), "{duty}");
+}
+
+#[test]
+fn complaints_go_to_us_first_and_then_the_ico() {
+    let s = section(&reference_notice(), "Your right to complain");
+    let us = s.find("please complain to us first").unwrap();
+    let ico = s.find("Information Commissioner's Office").unwrap();
+    assert!(us < ico);
+}
+
+#[test]
+fn the_dpo_group_and_storage_providers_are_named() {
+    let text = reference_notice();
+    assert_has(
+        &section(&text, "Who we are"),
+        &[
+            "dpo@iimageit.com",
+            "its subsidiaries (together, the i-Image Group)",
+        ],
+    );
+    assert_has(
+        &section(&text, "Who receives your information"),
+        &[
+            "Our backup provider (hosting or backup provider)",
+            "Our hosting provider",
+        ],
+    );
+}
+
+#[test]
+fn a_special_category_condition_comes_from_the_closed_list_and_is_published() {
+    let with = crate::REFERENCE_POLICY.replacen(
+        "id = \"feedback\"\nname = \"Your views and comments\"",
+        "id = \"feedback\"\nname = \"Your views and comments\"\nsensitivity = \"special\"\nart9_condition = \"explicit-consent\"",
+        1,
+    );
+    let loaded = crate::load("p.toml", &with).unwrap();
+    let text = notice::notice(&loaded.document).write(Format::Markdown);
+    assert!(text.contains("| Interactive features | Your views and comments | Your explicit consent (Art. 9(2)(a)) |"), "{text}");
+    let record = ropa::record(&loaded.document);
+    let a = record
+        .activities
+        .iter()
+        .find(|a| a.purpose_id == "seek-feedback")
+        .unwrap();
+    assert_eq!(
+        a.special_category_conditions,
+        ["Your views and comments: your explicit consent (Art. 9(2)(a)) (explicit-consent)"]
+    );
+    let free_text = with.replacen(
+        "art9_condition = \"explicit-consent\"",
+        "art9_condition = \"because we need it\"",
+        1,
+    );
+    let errors = crate::load("p.toml", &free_text).unwrap_err();
+    assert!(
+        errors.lines()[0].contains("unknown variant `because we need it`"),
+        "{}",
+        errors
+    );
+}
+
+#[test]
+fn us_adequacy_covers_certified_organisations_only() {
+    let policy = crate::REFERENCE_POLICY.replacen(
+        "country = \"US\"\nsafeguard = \"uk-idta\"\nagreement = \"DPA-2018-ANALYTICS-01\"",
+        "country = \"US\"\ndpf_certified = true\ndpf_checked = 2026-11-20\nagreement = \"DPA-2018-ANALYTICS-01\"",
+        1,
+    );
+    let loaded = crate::load("p.toml", &policy).unwrap();
+    let text = notice::notice(&loaded.document).write(Format::Markdown);
+    assert!(text.contains("covers only organisations certified under the UK Extension to the EU-US Data Privacy Framework; the recipient is certified (checked on 2026-11-20)"), "{text}");
+    let record = ropa::record(&loaded.document);
+    let a = record
+        .activities
+        .iter()
+        .find(|a| a.purpose_id == "analytics-research")
+        .unwrap();
+    assert!(
+        a.third_country_transfers
+            .iter()
+            .any(|t| t.contains("certified (checked on 2026-11-20)"))
+    );
+}
+
+#[test]
+fn the_record_lists_storage_transfers_dpo_contact_and_the_lia() {
+    let policy = crate::reference().unwrap();
+    let record = ropa::record(&policy.document);
+    assert_eq!(
+        record.controller.dpo_email.as_deref(),
+        Some("dpo@iimageit.com")
+    );
+    assert!(
+        record
+            .controller
+            .dpo_contact
+            .as_deref()
+            .unwrap()
+            .contains("Crawley")
+    );
+    for a in &record.activities {
+        assert!(
+            a.third_country_transfers
+                .iter()
+                .any(|t| t.starts_with("Servers that may from time to time be located outside the UK and EEA (Our hosting provider): the United States, protected by the UK International Data Transfer Agreement")),
+            "{}: {:?}",
+            a.purpose_id,
+            a.third_country_transfers
+        );
+        assert_eq!(a.storage.len(), 3, "{}", a.purpose_id);
+        assert!(
+            a.recipient_categories
+                .iter()
+                .any(|r| r == "Our backup provider (hosting or backup provider)")
+        );
+    }
+    let security = record
+        .activities
+        .iter()
+        .find(|a| a.purpose_id == "security")
+        .unwrap();
+    assert_eq!(security.lia_reference.as_deref(), Some("LIA-2026-04"));
+    assert!(
+        security
+            .legitimate_interest
+            .as_deref()
+            .unwrap()
+            .contains("fraud")
+    );
+    let csv = ropa::csv(&policy.document);
+    assert!(csv.lines().next().unwrap().contains("dpo_contact,"));
+    assert!(csv.contains("dpo@iimageit.com"));
+    assert!(csv.contains("LIA-2026-04"));
 }

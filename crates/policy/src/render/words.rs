@@ -117,23 +117,70 @@ pub fn country_name(code: &str) -> String {
         .unwrap_or_else(|| code.to_string())
 }
 
+/// The facts about one recipient or storage location that decide how its
+/// transfer is described.
+pub struct TransferParty<'a> {
+    pub country: &'a str,
+    pub safeguard: Option<Safeguard>,
+    pub dpf_certified: bool,
+    pub dpf_checked: Option<crate::day::Day>,
+    pub sector: Option<&'a str>,
+}
+
+impl<'a> TransferParty<'a> {
+    pub fn recipient(r: &'a Recipient) -> Self {
+        TransferParty {
+            country: &r.country,
+            safeguard: r.safeguard.as_ref().map(|s| **s),
+            dpf_certified: r.dpf_certified,
+            dpf_checked: r.dpf_checked.as_ref().map(|d| **d),
+            sector: r.sector.as_ref().map(|s| s.as_str()),
+        }
+    }
+
+    pub fn storage(s: &'a StorageLocation) -> Self {
+        TransferParty {
+            country: &s.country,
+            safeguard: s.safeguard.as_ref().map(|x| **x),
+            dpf_certified: s.dpf_certified,
+            dpf_checked: s.dpf_checked.as_ref().map(|d| **d),
+            sector: s.sector.as_ref().map(|x| x.as_str()),
+        }
+    }
+}
+
 /// Where a recipient or location stands for transfers: `None` when domestic.
-pub fn transfer_text(
-    policy: &Policy,
-    country: &str,
-    safeguard: Option<Safeguard>,
-    dpf: bool,
-) -> Option<String> {
+pub fn transfer_text(policy: &Policy, party: &TransferParty<'_>) -> Option<String> {
     let regime = *policy.policy.regime;
     let list = AdequacyList::for_regime(regime)?;
-    let status = list.status(country, policy.policy.effective, dpf);
-    let name = country_name(country);
-    match (status, safeguard) {
+    let on = policy.policy.effective;
+    let status = list.status_for(party.country, on, party.dpf_certified, party.sector);
+    let name = country_name(party.country);
+    match (status, party.safeguard) {
         (TransferStatus::Domestic, _) => None,
         (_, Some(s)) if s != Safeguard::Adequacy => {
             Some(format!("{name}, protected by {}", s.label()))
         }
-        (TransferStatus::Adequate, _) => Some(format!("{name}, which has an adequacy decision")),
+        (TransferStatus::Adequate, _) => {
+            let decision = list.country(party.country);
+            let mut text = format!("{name}, which has an adequacy decision");
+            if decision.is_some_and(|c| c.requires.as_deref() == Some("dpf")) {
+                let framework = match regime {
+                    Regime::UkGdpr => "the UK Extension to the EU-US Data Privacy Framework",
+                    Regime::EuGdpr => "the EU-US Data Privacy Framework",
+                };
+                text.push_str(&format!(
+                    " that covers only organisations certified under {framework}; the recipient is certified"
+                ));
+                if let Some(checked) = party.dpf_checked {
+                    text.push_str(&format!(" (checked on {checked})"));
+                }
+            }
+            if let Some(sector) = decision.and_then(|c| c.sector_name.as_deref()) {
+                text.push_str(&format!(" covering only {sector}, which the recipient is"));
+            }
+            Some(text)
+        }
         (_, _) => Some(format!("{name}, without a recognised safeguard")),
     }
 }

@@ -33,8 +33,29 @@ pub struct AdequateCountry {
     /// Privacy Framework (or its UK Extension).
     #[serde(default)]
     pub requires: Option<String>,
+    /// Adequacy limited to one sector: only recipients that declare this
+    /// sector are covered (for example `pipeda-commercial` for Canada).
+    #[serde(default)]
+    pub sector: Option<String>,
+    /// The sector in words, for the notice and for hints.
+    #[serde(default)]
+    pub sector_name: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+}
+
+impl AdequateCountry {
+    /// Whether the decision is in force on `on`; its end date is included.
+    pub fn in_force(&self, on: Day) -> bool {
+        self.from <= on && self.until.is_none_or(|u| on <= u)
+    }
+
+    /// Whether the decision covers a recipient with these conditions.
+    pub fn covers(&self, dpf_certified: bool, sector: Option<&str>) -> bool {
+        let certified = self.requires.as_deref() != Some("dpf") || dpf_certified;
+        let in_sector = self.sector.as_deref().is_none_or(|s| sector == Some(s));
+        certified && in_sector
+    }
 }
 
 /// Where a transfer to a country stands under a regime on a given day.
@@ -46,6 +67,8 @@ pub enum TransferStatus {
     Adequate,
     /// Adequate only for certified recipients, and this one is not certified.
     NeedsCertification,
+    /// Adequate only for one sector, and this recipient is not declared in it.
+    OutsideSector,
     /// No adequacy that day: a safeguard is needed.
     NotAdequate,
 }
@@ -67,14 +90,29 @@ impl AdequacyList {
         self.countries.iter().find(|c| c.code == code)
     }
 
+    /// Where a transfer stands for a recipient that declares no sector.
     pub fn status(&self, code: &str, on: Day, dpf_certified: bool) -> TransferStatus {
+        self.status_for(code, on, dpf_certified, None)
+    }
+
+    /// Where a transfer to `code` stands on `on` for a recipient with these
+    /// conditions (DPF certification, declared sector).
+    pub fn status_for(
+        &self,
+        code: &str,
+        on: Day,
+        dpf_certified: bool,
+        sector: Option<&str>,
+    ) -> TransferStatus {
         if self.domestic.iter().any(|d| d == code) {
             return TransferStatus::Domestic;
         }
         match self.country(code) {
-            Some(c) if c.from <= on && c.until.is_none_or(|u| on < u) => {
+            Some(c) if c.in_force(on) => {
                 if c.requires.as_deref() == Some("dpf") && !dpf_certified {
                     TransferStatus::NeedsCertification
+                } else if !c.covers(dpf_certified, sector) {
+                    TransferStatus::OutsideSector
                 } else {
                     TransferStatus::Adequate
                 }
@@ -84,13 +122,19 @@ impl AdequacyList {
     }
 
     /// The window in which a country is adequate for this recipient, if any:
-    /// (from, until). Domestic countries are always in the window.
+    /// (from, until), both included.
     pub fn window(&self, code: &str, dpf_certified: bool) -> Option<(Day, Option<Day>)> {
+        self.window_for(code, dpf_certified, None)
+    }
+
+    pub fn window_for(
+        &self,
+        code: &str,
+        dpf_certified: bool,
+        sector: Option<&str>,
+    ) -> Option<(Day, Option<Day>)> {
         let c = self.country(code)?;
-        if c.requires.as_deref() == Some("dpf") && !dpf_certified {
-            return None;
-        }
-        Some((c.from, c.until))
+        c.covers(dpf_certified, sector).then_some((c.from, c.until))
     }
 }
 
@@ -128,7 +172,7 @@ mod tests {
             TransferStatus::NotAdequate
         );
         assert_eq!(
-            uk.status("KR", day("2022-12-19"), false),
+            uk.status_for("KR", day("2022-12-19"), false, Some("pipa")),
             TransferStatus::Adequate
         );
         assert_eq!(
@@ -147,6 +191,58 @@ mod tests {
             uk.status("IN", day("2024-01-01"), false),
             TransferStatus::NotAdequate
         );
+    }
+
+    #[test]
+    fn an_adequacy_decision_covers_its_last_day() {
+        let eu = AdequacyList::for_regime(Regime::EuGdpr).unwrap();
+        assert_eq!(
+            eu.status("GB", day("2031-12-27"), false),
+            TransferStatus::Adequate
+        );
+        assert_eq!(
+            eu.status("GB", day("2031-12-28"), false),
+            TransferStatus::NotAdequate
+        );
+        assert_eq!(
+            eu.window("GB", false),
+            Some((day("2021-06-28"), Some(day("2031-12-27"))))
+        );
+    }
+
+    #[test]
+    fn sector_limited_adequacy_needs_the_declared_sector() {
+        for regime in [Regime::UkGdpr, Regime::EuGdpr] {
+            let list = AdequacyList::for_regime(regime).unwrap();
+            for (code, sector) in [
+                ("CA", "pipeda-commercial"),
+                ("JP", "appi"),
+                ("KR", "pipa"),
+                ("IL", "automated-processing"),
+            ] {
+                let on = day("2025-01-01");
+                assert_eq!(
+                    list.status_for(code, on, false, Some(sector)),
+                    TransferStatus::Adequate,
+                    "{regime} {code}"
+                );
+                assert_eq!(
+                    list.status_for(code, on, false, None),
+                    TransferStatus::OutsideSector,
+                    "{regime} {code}"
+                );
+                assert_eq!(
+                    list.status_for(code, on, false, Some("public-sector")),
+                    TransferStatus::OutsideSector
+                );
+                assert!(list.country(code).unwrap().sector_name.is_some());
+            }
+            // Not sector-limited: any recipient.
+            assert_eq!(
+                list.status_for("NZ", day("2025-01-01"), false, None),
+                TransferStatus::Adequate
+            );
+        }
     }
 
     #[test]

@@ -187,10 +187,29 @@ mod tests {
 
     #[test]
     fn beyond_the_calendar_is_an_error_not_a_guess() {
-        let clock = RequestClock::received(date!(2035 - 01 - 10));
+        let clock = RequestClock::received(date!(2040 - 12 - 10));
         assert_eq!(
             response_due(&clock, Division::EnglandAndWales, false),
-            Err(DeadlineError::NotCovered(2035))
+            Err(DeadlineError::NotCovered(2041))
+        );
+    }
+
+    #[test]
+    fn deadlines_after_the_published_years_work() {
+        // Easter Monday 2028 is 17 April: due the next day.
+        assert_eq!(due(date!(2028 - 03 - 17)), date!(2028 - 04 - 18));
+        // Christmas 2032 is a Saturday: substitute days Mon 27 and Tue 28.
+        assert_eq!(due(date!(2032 - 11 - 27)), date!(2032 - 12 - 29));
+        // 1 Jan 2040 is a Sunday: in Scotland 2 January keeps Monday and New
+        // Year's Day moves to Tuesday.
+        let clock = RequestClock::received(date!(2039 - 12 - 01));
+        assert_eq!(
+            response_due(&clock, Division::Scotland, false).unwrap(),
+            date!(2040 - 01 - 04)
+        );
+        assert_eq!(
+            response_due(&clock, Division::EnglandAndWales, false).unwrap(),
+            date!(2040 - 01 - 03)
         );
     }
 }
