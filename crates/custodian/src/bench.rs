@@ -425,7 +425,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         .bodies
         .iter()
         .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .filter_map(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
         .collect();
     if ids.is_empty() {
         return Err("no collection succeeded".into());

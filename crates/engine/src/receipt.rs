@@ -197,8 +197,8 @@ pub fn sign(app: &App, event: &ConsentEvent) -> Result<Value, AppError> {
         .sign_receipt(message.as_bytes())
         .ok_or(AppError::Internal(Internal::ReceiptKeyMissing))?;
     Ok(json!({
-        "receipt": signed["receipt"],
-        "record": signed["record"],
+        "receipt": at(&signed, &["receipt"]),
+        "record": at(&signed, &["record"]),
         "signature": {
             "alg": "EdDSA",
             "crv": "Ed25519",
@@ -264,10 +264,18 @@ pub fn public_jwk(app: &App) -> Value {
     }
 }
 
+/// The value at a path of object keys, or null where there is none.
+fn at<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
+    static NULL: Value = Value::Null;
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .unwrap_or(&NULL)
+}
+
 /// Checks a signed bundle. With `pinned`, the key must also be that one.
 pub fn verify(bundle: &Value, pinned: Option<&str>) -> Result<String, String> {
-    let sig = &bundle["signature"];
-    let key_text = sig["public_key"]
+    let sig = at(bundle, &["signature"]);
+    let key_text = at(sig, &["public_key"])
         .as_str()
         .ok_or("the receipt has no signature.public_key")?;
     if let Some(p) = pinned {
@@ -275,7 +283,7 @@ pub fn verify(bundle: &Value, pinned: Option<&str>) -> Result<String, String> {
             return Err("the receipt is signed with a different key than the one given".into());
         }
     }
-    if bundle["receipt"]["publicKey"].as_str() != Some(key_text) {
+    if at(bundle, &["receipt", "publicKey"]).as_str() != Some(key_text) {
         return Err("the receipt's publicKey does not match the signing key".into());
     }
     let key = URL_SAFE_NO_PAD
@@ -283,22 +291,22 @@ pub fn verify(bundle: &Value, pinned: Option<&str>) -> Result<String, String> {
         .map_err(|_| "the public key is not base64url")?;
     let value = URL_SAFE_NO_PAD
         .decode(
-            sig["value"]
+            at(sig, &["value"])
                 .as_str()
                 .ok_or("the receipt has no signature.value")?,
         )
         .map_err(|_| "the signature is not base64url")?;
-    let signed = json!({"receipt": bundle["receipt"], "record": bundle["record"]});
+    let signed = json!({"receipt": at(bundle, &["receipt"]), "record": at(bundle, &["record"])});
     if verify_ed25519(&key, canonical(&signed).as_bytes(), &value) {
         Ok(format!(
             "valid: consent receipt {} ({} of `{}`), signed by key {key_text}",
-            bundle["receipt"]["consentReceiptID"]
+            at(bundle, &["receipt", "consentReceiptID"])
                 .as_str()
                 .unwrap_or("?"),
-            bundle["receipt"]["x-custodian"]["action"]
+            at(bundle, &["receipt", "x-custodian", "action"])
                 .as_str()
                 .unwrap_or("?"),
-            bundle["receipt"]["x-custodian"]["purposeId"]
+            at(bundle, &["receipt", "x-custodian", "purposeId"])
                 .as_str()
                 .unwrap_or("all direct marketing"),
         ))

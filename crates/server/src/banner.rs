@@ -70,7 +70,12 @@ impl Banner {
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        config["wording"] = serde_json::Value::String(custodian_vault::audit::hex(&wording));
+        if let Some(fields) = config.as_object_mut() {
+            fields.insert(
+                "wording".into(),
+                serde_json::Value::String(custodian_vault::audit::hex(&wording)),
+            );
+        }
         let config = serde_json::to_string(&config)
             .unwrap_or_else(|_| "null".into())
             .replace("</", "<\\/");

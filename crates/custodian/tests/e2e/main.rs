@@ -2,7 +2,12 @@
 //! real server over real HTTP, on SQLite always and on PostgreSQL when
 //! `CUSTODIAN_TEST_POSTGRES_URL` names a server (required in CI).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod authz;
 mod browser;
@@ -17,6 +22,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Says plainly that a suite did not run, on its own line in plain `cargo
+/// test` output (a write to the stderr handle is not captured the way
+/// `eprintln!` is, so it shows even when the test passes). In CI
+/// (`CI=true`) a skip is a failure: there every suite must run.
+pub fn skip(suite: &str, why: &str) {
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{suite} must run in CI: {why}"
+    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {suite}: {why}");
+}
 
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_custodian"))

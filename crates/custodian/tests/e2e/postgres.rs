@@ -18,11 +18,7 @@ struct Database {
 impl Database {
     fn create() -> Option<Database> {
         let Ok(admin) = std::env::var(PG_VAR) else {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "{PG_VAR} is not set: in CI the PostgreSQL suite must run"
-            );
-            eprintln!("skipped: PostgreSQL end-to-end ({PG_VAR} is not set)");
+            skip("PostgreSQL end-to-end", &format!("{PG_VAR} is not set"));
             return None;
         };
         let name = format!(

@@ -126,7 +126,13 @@ async fn postgres_fixture() -> Option<Fixture> {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{PG_VAR} is not set: in CI the PostgreSQL suite must run");
         }
-        eprintln!("skipped: PostgreSQL store conformance ({PG_VAR} is not set)");
+        // Written to the stderr handle, which libtest does not capture, so
+        // the line shows in plain `cargo test` output.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: PostgreSQL store conformance: {PG_VAR} is not set"
+        );
         return None;
     };
     let name = format!("custodian_test_{}", new_id().simple());
@@ -188,7 +194,75 @@ conformance!(
     a_schema_2_store_gains_the_state_copies,
     lookup_copies_follow_any_writer_and_missing_ones_are_refused,
     data_keys_move_to_a_new_kek,
+    undecodable_api_keys_are_corrupt_never_unbound,
+    undecodable_consent_events_are_corrupt,
+    a_short_stored_hash_is_corrupt_never_zeros,
+    null_mistyped_and_out_of_range_columns_are_corrupt,
 );
+
+/// The message of a `Corrupt` error; anything else fails the test.
+fn corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>) -> String {
+    match result {
+        Err(StoreError::Corrupt(message)) => message,
+        other => panic!("expected a Corrupt error, got {other:?}"),
+    }
+}
+
+fn processor_key(id: &str, hash: [u8; 32]) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        hash,
+        role: "processor".into(),
+        purposes: vec!["order-fulfilment".into()],
+        recipient: Some("parcel-co".into()),
+        label: None,
+        created_at: now_micros(),
+        revoked_at: None,
+    }
+}
+
+async fn add_key(f: &Fixture, key: ApiKeyRecord) {
+    let batch = Batch {
+        ops: vec![WriteOp::CreateApiKey(key)],
+        audit: vec![draft("key.create", None)],
+        outbox: vec![],
+    };
+    f.store.write(batch).await.unwrap().unwrap();
+}
+
+/// A processor key whose purposes do not parse is refused, never read as a
+/// key bound to no purpose (which would disclose every purpose of its
+/// recipient). The error names the table, the key and the column, not the
+/// stored text.
+async fn undecodable_api_keys_are_corrupt_never_unbound(f: Fixture) {
+    add_key(&f, processor_key("ck_proc", [3; 32])).await;
+    add_key(&f, processor_key("ck_good", [4; 32])).await;
+    for bad in ["'not json'", "'{\"purposes\": 1}'", "'[1, 2]'"] {
+        f.raw
+            .exec(&format!(
+                "UPDATE api_keys SET purposes = {bad} WHERE id = 'ck_proc'"
+            ))
+            .await;
+        let message = corrupt(f.store.api_key_by_hash(&[3; 32]).await);
+        assert!(
+            message.contains("api_keys") && message.contains("ck_proc"),
+            "{message}"
+        );
+        assert!(message.contains("purposes"), "{message}");
+        assert!(!message.contains("not json"), "{message}");
+        let listed = corrupt(f.store.api_keys().await);
+        assert!(listed.contains("ck_proc"), "{listed}");
+        // Another key still reads.
+        let good = f.store.api_key_by_hash(&[4; 32]).await.unwrap().unwrap();
+        assert_eq!(good.purposes, vec!["order-fulfilment".to_string()]);
+    }
+    // An empty list is a key bound to nothing, as written; it still reads.
+    f.raw
+        .exec("UPDATE api_keys SET purposes = '[]' WHERE id = 'ck_proc'")
+        .await;
+    let key = f.store.api_key_by_hash(&[3; 32]).await.unwrap().unwrap();
+    assert!(key.purposes.is_empty());
+}
 
 fn keyring() -> Keyring {
     Keyring::new(
@@ -1206,4 +1280,186 @@ async fn data_keys_move_to_a_new_kek(f: Fixture) {
         );
     }
     assert_eq!(f.store.data_keys_per_kek().await.unwrap(), [(2, 3)]);
+}
+
+/// A consent event whose action or wording hash cannot be decoded is
+/// refused, never read as a refusal (or any other action).
+async fn undecodable_consent_events_are_corrupt(f: Fixture) {
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let grant = consent_event(
+        Some(id),
+        None,
+        Some("news"),
+        Some("email"),
+        ConsentAction::Grant,
+    );
+    f.store.write(record(grant.clone())).await.unwrap().unwrap();
+    let event = grant.id;
+    f.raw
+        .exec("UPDATE consent_events SET action = 'perhaps'")
+        .await;
+    let message = corrupt(f.store.consent_events(&Holder::Subject(id)).await);
+    assert!(
+        message.contains("consent_events")
+            && message.contains(&event.to_string())
+            && message.contains("action"),
+        "{message}"
+    );
+    assert!(!message.contains("perhaps"), "{message}");
+    let one = corrupt(f.store.consent_event(event).await);
+    assert!(one.contains(&event.to_string()), "{one}");
+
+    f.raw
+        .exec("UPDATE consent_events SET action = 'grant'")
+        .await;
+    assert_eq!(
+        f.store
+            .consent_event(event)
+            .await
+            .unwrap()
+            .map(|e| e.action),
+        Some(ConsentAction::Grant)
+    );
+    f.raw
+        .exec(&format!(
+            "UPDATE consent_events SET wording_hash = {}",
+            f.raw.blob(&[9; 31])
+        ))
+        .await;
+    let message = corrupt(f.store.consent_event(event).await);
+    assert!(
+        message.contains("consent_events") && message.contains("wording_hash"),
+        "{message}"
+    );
+}
+
+/// A stored hash of the wrong length is corrupt, never read as zeros: not
+/// in an API key, an audit entry, the audit head (which also stops every
+/// write, so nothing is chained onto it), a lookup or a suppression row.
+async fn a_short_stored_hash_is_corrupt_never_zeros(f: Fixture) {
+    let ring = keyring();
+    add_key(&f, processor_key("ck_short", [5; 32])).await;
+    let subject = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let short = f.raw.blob(&[1; 5]);
+
+    f.raw
+        .exec(&format!(
+            "UPDATE api_keys SET hash = {short} WHERE id = 'ck_short'"
+        ))
+        .await;
+    let message = corrupt(f.store.api_keys().await);
+    assert!(
+        message.contains("api_keys") && message.contains("ck_short") && message.contains("hash"),
+        "{message}"
+    );
+
+    f.raw
+        .exec(&format!("UPDATE audit SET hash = {short} WHERE seq = 1"))
+        .await;
+    let message = corrupt(f.store.audit_page(0, 10).await);
+    assert!(message.contains("audit row 1, column hash"), "{message}");
+    assert!(matches!(
+        f.store.verify_audit().await,
+        Err(StoreError::Corrupt(_))
+    ));
+
+    let (_, head) = f.store.audit_head().await.unwrap().unwrap();
+    let head = f.raw.blob(&head);
+    f.raw
+        .exec(&format!("UPDATE audit_head SET hash = {short}"))
+        .await;
+    let message = corrupt(f.store.audit_head().await);
+    assert!(message.contains("audit_head"), "{message}");
+    let refused = match f.store.write(Batch::audit_only(draft("read", None))).await {
+        Ok(Ok(committed)) => panic!("a write was chained onto an unreadable head: {committed:?}"),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("audit_head"), "{refused}");
+    f.raw
+        .exec(&format!("UPDATE audit_head SET hash = {head}"))
+        .await;
+    f.store
+        .write(Batch::audit_only(draft("read", None)))
+        .await
+        .unwrap()
+        .unwrap();
+
+    f.raw
+        .exec(&format!("UPDATE lookup SET hash = {short}"))
+        .await;
+    let message = corrupt(f.store.lookup_page("email", None, 10).await);
+    assert!(
+        message.contains("lookup") && message.contains(&subject.to_string()),
+        "{message}"
+    );
+
+    f.store
+        .write(Batch {
+            ops: vec![WriteOp::Suppress {
+                kind: "email".into(),
+                hash: [6; 32],
+                at: now_micros(),
+                reason: "erased".into(),
+            }],
+            audit: vec![],
+            outbox: vec![],
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.raw
+        .exec(&format!("UPDATE suppression SET hash = {short}"))
+        .await;
+    let message = corrupt(f.store.suppression_page("email", None, 10).await);
+    assert!(message.contains("suppression"), "{message}");
+}
+
+/// A NULL where a value must be, a value of another type, or a key id out
+/// of range is a `Corrupt` error naming the place (on PostgreSQL, where
+/// `Row::get` would panic, too).
+async fn null_mistyped_and_out_of_range_columns_are_corrupt(f: Fixture) {
+    let ring = keyring();
+    let subject = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    add_key(&f, processor_key("ck_null", [8; 32])).await;
+
+    f.raw.exec("UPDATE subjects SET kek_id = -1").await;
+    let message = corrupt(f.store.subject(subject).await);
+    assert!(
+        message.contains("subjects")
+            && message.contains(&subject.to_string())
+            && message.contains("kek_id"),
+        "{message}"
+    );
+    assert!(matches!(
+        f.store.data_keys_per_kek().await,
+        Err(StoreError::Corrupt(_))
+    ));
+    f.raw.exec("UPDATE subjects SET kek_id = 1").await;
+    assert!(f.store.subject(subject).await.unwrap().is_some());
+
+    let (null_role, mistyped_fields) = match &f.raw {
+        // SQLite keeps a blob as it is, whatever the column's affinity.
+        Raw::Sqlite(_) => (
+            "UPDATE api_keys SET role = x'ff'",
+            "UPDATE subjects SET fields = 'text'",
+        ),
+        Raw::Postgres(_) => (
+            "ALTER TABLE api_keys ALTER COLUMN role DROP NOT NULL; UPDATE api_keys SET role = NULL",
+            "ALTER TABLE subjects ALTER COLUMN fields TYPE text USING 'text'",
+        ),
+    };
+    f.raw.exec(null_role).await;
+    let message = corrupt(f.store.api_key_by_hash(&[8; 32]).await);
+    assert!(
+        message.contains("api_keys row ck_null, column role"),
+        "{message}"
+    );
+    f.raw.exec(mistyped_fields).await;
+    let message = corrupt(f.store.subject(subject).await);
+    assert!(
+        message.contains("subjects") && message.contains("column fields"),
+        "{message}"
+    );
 }

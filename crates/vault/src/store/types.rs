@@ -87,7 +87,10 @@ pub(crate) fn encode_state(state: &SubjectStateRecord) -> Vec<u8> {
 
 pub(crate) fn decode_state(bytes: &[u8]) -> Result<SubjectStateRecord, String> {
     match bytes.split_first() {
-        None => Ok(SubjectStateRecord::default()),
+        // Every format starts with its number: nothing at all was never
+        // written, and read as "no preferences" it would allow an opt-out
+        // channel.
+        None => Err("is empty".into()),
         Some((3, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
         Some((2, rest)) => serde_json::from_slice(rest).map_err(|e| e.to_string()),
         Some((1, _)) => {
@@ -105,13 +108,62 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<SubjectStateRecord, String> {
 /// The state copy a lookup row carries. A row without one (NULL or empty) is
 /// refused, never read as a subject without preferences: for an opt-out
 /// channel that would mean "allowed".
-pub(crate) fn lookup_state(bytes: Option<&[u8]>) -> Result<SubjectStateRecord, super::StoreError> {
+pub(crate) fn lookup_state(
+    bytes: Option<&[u8]>,
+    at: &Place,
+) -> Result<SubjectStateRecord, super::StoreError> {
     match bytes {
-        Some(bytes) if !bytes.is_empty() => decode_state(bytes).map_err(super::StoreError::Corrupt),
-        _ => Err(super::StoreError::Corrupt(
-            "a lookup row has no state".into(),
-        )),
+        Some(bytes) => decode_state(bytes).map_err(|why| at.corrupt("state", why)),
+        None => Err(at.corrupt("state", "is missing")),
     }
+}
+
+/// Where a stored value was read, for a `Corrupt` error: the table and, when
+/// it is known, the row's id (with the column, given to `corrupt`). It never
+/// holds a stored value, so an error built from it names no personal data.
+#[derive(Debug, Clone)]
+pub(crate) struct Place {
+    table: &'static str,
+    row: Option<String>,
+}
+
+impl Place {
+    /// A row of `table` whose id is not known (or not to be named).
+    pub(crate) fn table(table: &'static str) -> Place {
+        Place { table, row: None }
+    }
+
+    /// Row `id` of `table`; `id` must be an identifier, never personal data.
+    pub(crate) fn row(table: &'static str, id: impl std::fmt::Display) -> Place {
+        Place {
+            table,
+            row: Some(id.to_string()),
+        }
+    }
+
+    /// The same table, now that the row's id has been read.
+    pub(crate) fn with_row(&self, id: impl std::fmt::Display) -> Place {
+        Place::row(self.table, id)
+    }
+
+    /// A stored value of `column` here that cannot be decoded: `why` says
+    /// how, and must not quote the value.
+    pub(crate) fn corrupt(&self, column: &str, why: impl std::fmt::Display) -> super::StoreError {
+        super::StoreError::Corrupt(match &self.row {
+            Some(id) => format!("{} row {id}, column {column}: {why}", self.table),
+            None => format!("{}, column {column}: {why}", self.table),
+        })
+    }
+}
+
+/// Why JSON did not parse, without the text: serde's messages may quote it.
+pub(crate) fn json_why(e: &serde_json::Error) -> String {
+    format!(
+        "is not the expected JSON ({:?} error at line {}, column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
 }
 
 /// One subject as loaded by a read.
@@ -262,12 +314,6 @@ pub struct Committed {
     pub preferences: Option<super::consent::Preferences>,
 }
 
-/// A stored 32-byte hash; anything else reads as zeros, which matches no
-/// real hash and so fails every check it takes part in.
-pub(crate) fn hash_from(bytes: &[u8]) -> [u8; 32] {
-    <[u8; 32]>::try_from(bytes).unwrap_or([0; 32])
-}
-
 /// The stored encoding of fields and state: a format byte, then postcard.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let out = vec![1u8];
@@ -279,7 +325,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, String> {
     match bytes.split_first() {
-        None => Ok(T::default()),
+        None => Err("is empty".into()),
         Some((1, [])) => Ok(T::default()),
         Some((1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
         Some((v, _)) => Err(format!("unknown record format {v}")),
@@ -296,6 +342,13 @@ pub struct LookupState {
     pub hash: [u8; 32],
     pub subject: Uuid,
     pub state: SubjectStateRecord,
+}
+
+/// A key's purposes as stored. Never a fallback such as `[]`: a processor
+/// key stored as bound to no purpose would receive every purpose's data.
+pub(crate) fn purposes_json(purposes: &[String]) -> Result<String, super::BatchError> {
+    serde_json::to_string(purposes)
+        .map_err(|_| super::BatchError::Store("a key's purposes could not be encoded".into()))
 }
 
 #[cfg(test)]

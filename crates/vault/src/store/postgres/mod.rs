@@ -11,10 +11,12 @@ use super::*;
 mod reads;
 mod writes;
 
-use crate::audit::{self, AuditDraft, AuditEntry, GENESIS};
+use crate::audit::{self, AuditEntry};
+use sqlite::StoredRow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::types::{FromSql, Type, WasNull, WrongType};
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 use writes::writer_loop;
 
@@ -72,9 +74,16 @@ async fn schema_version(c: &Client) -> Result<i64, StoreError> {
         .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
         .await
         .map_err(backend)?;
-    Ok(row
-        .and_then(|r| r.get::<_, String>(0).parse().ok())
-        .unwrap_or(0))
+    stored_version(row.as_ref())
+}
+
+/// The schema version a `meta` row holds, 0 for none; one that is not a
+/// number is corrupt, never 0 (which would run every migration again).
+fn stored_version(row: Option<&Row>) -> Result<i64, StoreError> {
+    match row {
+        Some(r) => sqlite::parse_version(&r.text(0, &Place::row("meta", "schema_version"))?),
+        None => Ok(0),
+    }
 }
 
 async fn apply_migrations(c: &mut Client) -> Result<(i64, i64), StoreError> {
@@ -83,12 +92,12 @@ async fn apply_migrations(c: &mut Client) -> Result<(i64, i64), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(backend)?;
-    let from = tx
-        .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
-        .await
-        .map_err(backend)?
-        .and_then(|r| r.get::<_, String>(0).parse::<i64>().ok())
-        .unwrap_or(0);
+    let from = stored_version(
+        tx.query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+            .await
+            .map_err(backend)?
+            .as_ref(),
+    )?;
     if from > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
             found: from,
@@ -175,18 +184,73 @@ impl PgStore {
     }
 }
 
+/// The audit head: the query's error outside, a head that cannot be decoded
+/// inside.
 async fn load_head(
     c: &impl GenericClient,
     lock: bool,
-) -> Result<(i64, [u8; 32]), tokio_postgres::Error> {
+) -> Result<Result<(i64, [u8; 32]), StoreError>, tokio_postgres::Error> {
     let sql = if lock {
         "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
     } else {
         "SELECT seq, hash FROM audit_head WHERE id = 1"
     };
     let row = c.query_opt(sql, &[]).await?;
-    Ok(row.map_or((0, GENESIS), |r| {
-        let hash: Vec<u8> = r.get(1);
-        (r.get(0), hash_from(&hash))
-    }))
+    Ok(sqlite::head_row(row.as_ref()))
+}
+
+/// PostgreSQL rows are read with `try_get` only: a NULL or a value of
+/// another type is a `Corrupt` error naming where it was, never a panic.
+impl sqlite::StoredRow for Row {
+    fn column(&self, i: usize) -> &str {
+        self.columns().get(i).map_or("?", |c| c.name())
+    }
+    fn text(&self, i: usize, at: &Place) -> Result<String, StoreError> {
+        col(self, i, at)
+    }
+    fn opt_text(&self, i: usize, at: &Place) -> Result<Option<String>, StoreError> {
+        col(self, i, at)
+    }
+    fn int(&self, i: usize, at: &Place) -> Result<i64, StoreError> {
+        self.opt_int(i, at)?
+            .ok_or_else(|| at.corrupt(self.column(i), "is NULL"))
+    }
+    /// INTEGER columns (kek_id) are read as i32, BIGINT ones as i64.
+    fn opt_int(&self, i: usize, at: &Place) -> Result<Option<i64>, StoreError> {
+        match self.columns().get(i).map(|c| c.type_()) {
+            Some(&Type::INT4) => Ok(col::<Option<i32>>(self, i, at)?.map(i64::from)),
+            Some(&Type::INT2) => Ok(col::<Option<i16>>(self, i, at)?.map(i64::from)),
+            _ => col(self, i, at),
+        }
+    }
+    fn flag(&self, i: usize, at: &Place) -> Result<bool, StoreError> {
+        col(self, i, at)
+    }
+    fn blob(&self, i: usize, at: &Place) -> Result<Vec<u8>, StoreError> {
+        col(self, i, at)
+    }
+    fn opt_blob(&self, i: usize, at: &Place) -> Result<Option<Vec<u8>>, StoreError> {
+        col(self, i, at)
+    }
+    fn opt_uuid(&self, i: usize, at: &Place) -> Result<Option<Uuid>, StoreError> {
+        col(self, i, at)
+    }
+}
+
+/// Column `i` of a row, or a `Corrupt` error naming where it was. The
+/// client's own message is not passed on: a decoder's may quote the value.
+fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize, at: &Place) -> Result<T, StoreError> {
+    r.try_get(i).map_err(|e| {
+        let cause = std::error::Error::source(&e);
+        let why = match cause {
+            Some(c) if c.is::<WasNull>() => "is NULL".to_string(),
+            Some(c) => match c.downcast_ref::<WrongType>() {
+                // The Rust and PostgreSQL type names only.
+                Some(wrong) => wrong.to_string(),
+                None => "cannot be decoded".into(),
+            },
+            None => "cannot be read".into(),
+        };
+        at.corrupt(sqlite::StoredRow::column(r, i), why)
+    })
 }

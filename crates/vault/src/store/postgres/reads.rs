@@ -1,18 +1,31 @@
-//! Reads: each on a pooled connection, decoded into the store's types.
+//! Reads: each on a pooled connection, decoded into the store's types by
+//! the shaping both backends share (`sqlite::StoredRow` and the `*_row`
+//! functions beside it), so a stored value that cannot be decoded is a
+//! `Corrupt` error naming its table, row and column, never a panic or a
+//! default.
 
 use super::*;
+use sqlite::{
+    API_KEY_COLUMNS, AUDIT_COLUMNS, CONSENT_COLUMNS, HISTORY_COLUMNS, OUTBOX_COLUMNS,
+    SUBJECT_COLUMNS,
+};
+
+/// Every row shaped by `shape`, or the first error.
+fn shaped<T>(
+    rows: &[Row],
+    shape: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(shape).collect()
+}
 
 impl PgStore {
     pub async fn subject(&self, id: Uuid) -> Result<Option<SubjectRecord>, StoreError> {
         let c = self.reader().await?;
         let row = c
-            .query_opt(
-                "SELECT id, wrapped_key, kek_id, created_at, erased_at, fields, state FROM subjects WHERE id = $1",
-                &[&id],
-            )
+            .query_opt(&format!("{SUBJECT_COLUMNS} WHERE id = $1"), &[&id])
             .await
             .map_err(backend)?;
-        row.map(|r| subject_row(&r)).transpose()
+        row.as_ref().map(sqlite::subject_row).transpose()
     }
 
     pub async fn subject_by_lookup(
@@ -30,24 +43,19 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        row.map(|r| subject_row(&r)).transpose()
+        row.as_ref().map(sqlite::subject_row).transpose()
     }
 
     pub async fn field_history(&self, subject: Uuid) -> Result<Vec<HistoricField>, StoreError> {
         let c = self.reader().await?;
         let rows = c
             .query(
-                "SELECT field, sealed, provenance, replaced_at FROM field_history WHERE subject_id = $1 ORDER BY id",
+                &format!("{HISTORY_COLUMNS} WHERE subject_id = $1 ORDER BY id"),
                 &[&subject],
             )
             .await
             .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                let provenance: Vec<u8> = r.get(2);
-                sqlite::historic(r.get(0), r.get(1), &provenance, r.get(3))
-            })
-            .collect()
+        shaped(&rows, sqlite::historic_row)
     }
 
     pub async fn api_key_by_hash(
@@ -62,7 +70,7 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        Ok(row.map(|r| api_key_row(&r)))
+        row.as_ref().map(sqlite::api_key_row).transpose()
     }
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
@@ -71,25 +79,24 @@ impl PgStore {
             .query(&format!("{API_KEY_COLUMNS} ORDER BY created_at, id"), &[])
             .await
             .map_err(backend)?;
-        Ok(rows.iter().map(api_key_row).collect())
+        shaped(&rows, sqlite::api_key_row)
     }
 
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         let c = self.reader().await?;
         let rows = c
             .query(
-                "SELECT seq, at, actor, action, purpose, subject_id, decision, reason, prev_hash, hash
-                 FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &format!("{AUDIT_COLUMNS} WHERE seq > $1 ORDER BY seq LIMIT $2"),
                 &[&after, &limit],
             )
             .await
             .map_err(backend)?;
-        Ok(rows.iter().map(audit_row).collect())
+        shaped(&rows, sqlite::audit_row)
     }
 
     pub async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
         let c = self.reader().await?;
-        let (seq, hash) = load_head(&*c, false).await.map_err(backend)?;
+        let (seq, hash) = load_head(&*c, false).await.map_err(backend)??;
         Ok((seq > 0).then_some((seq, hash)))
     }
 
@@ -97,21 +104,12 @@ impl PgStore {
         let c = self.reader().await?;
         let rows = c
             .query(
-                "SELECT id, at, topic, subject_id, payload FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                &format!("{OUTBOX_COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2"),
                 &[&after, &limit],
             )
             .await
             .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|r| OutboxRow {
-                id: r.get(0),
-                at: r.get(1),
-                topic: r.get(2),
-                subject: r.get(3),
-                payload: r.get(4),
-            })
-            .collect())
+        shaped(&rows, sqlite::outbox_row)
     }
 
     pub async fn consent_events(&self, holder: &Holder) -> Result<Vec<ConsentEvent>, StoreError> {
@@ -133,7 +131,7 @@ impl PgStore {
             }
         }
         .map_err(backend)?;
-        Ok(rows.iter().map(consent_row).collect())
+        shaped(&rows, sqlite::consent_row)
     }
 
     pub async fn consent_event(&self, id: Uuid) -> Result<Option<ConsentEvent>, StoreError> {
@@ -142,7 +140,7 @@ impl PgStore {
             .query_opt(&format!("{CONSENT_COLUMNS} WHERE id = $1"), &[&id])
             .await
             .map_err(backend)?;
-        Ok(row.as_ref().map(consent_row))
+        row.as_ref().map(sqlite::consent_row).transpose()
     }
 
     pub async fn visitor(&self, id: &str) -> Result<Option<VisitorRecord>, StoreError> {
@@ -154,17 +152,7 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        row.map(|r| {
-            let state: Vec<u8> = r.get(2);
-            Ok(VisitorRecord {
-                id: id.to_string(),
-                created_at: r.get(0),
-                subject: r.get(1),
-                preferences: serde_json::from_slice(&state)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(|r| sqlite::visitor_row(id, r)).transpose()
     }
 
     pub async fn suppressed(&self, kind: &str, hash: &[u8; 32]) -> Result<bool, StoreError> {
@@ -195,17 +183,7 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                let hash: Vec<u8> = r.get(0);
-                let state: Option<Vec<u8>> = r.get(2);
-                Ok(LookupState {
-                    hash: hash_from(&hash),
-                    subject: r.get(1),
-                    state: lookup_state(state.as_deref())?,
-                })
-            })
-            .collect()
+        shaped(&rows, |r| sqlite::lookup_row(kind, r))
     }
 
     pub async fn suppression_page(
@@ -223,10 +201,7 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|r| hash_from(&r.get::<_, Vec<u8>>(0)))
-            .collect())
+        shaped(&rows, |r| r.hash(0, &Place::table("suppression")))
     }
 
     pub async fn data_keys_page(
@@ -236,6 +211,7 @@ impl PgStore {
         limit: i64,
     ) -> Result<Vec<(Uuid, WrappedKey)>, StoreError> {
         let c = self.reader().await?;
+        // A key id beyond INTEGER cannot be stored, so no row is under it.
         let not_under = i32::try_from(not_under).unwrap_or(i32::MAX);
         let rows = c
             .query(
@@ -246,36 +222,27 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    WrappedKey {
-                        kek_id: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0),
-                        bytes: r.get(2),
-                    },
-                )
-            })
-            .collect())
+        shaped(&rows, sqlite::data_key_row)
     }
 
     pub async fn keks_in_use(&self) -> Result<Vec<u32>, StoreError> {
         let c = self.reader().await?;
         let mut found = Vec::new();
-        let mut after = -1i32;
+        let mut after = -1i64;
         loop {
-            let next: Option<i32> = c
+            let row = c
                 .query_one(
-                    "SELECT min(kek_id) FROM subjects WHERE wrapped_key IS NOT NULL AND kek_id > $1",
-                    &[&after],
+                    "SELECT min(kek_id) AS kek_id FROM subjects
+                     WHERE wrapped_key IS NOT NULL AND kek_id > $1",
+                    &[&i32::try_from(after).unwrap_or(i32::MAX)],
                 )
                 .await
-                .map_err(backend)?
-                .get(0);
-            let Some(next) = next else { break };
-            found.push(u32::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            after = next;
+                .map_err(backend)?;
+            let Some(next) = row.opt_kek(0, &Place::table("subjects"))? else {
+                break;
+            };
+            found.push(next);
+            after = i64::from(next);
         }
         Ok(found)
     }
@@ -290,10 +257,7 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|r| (u32::try_from(r.get::<_, i32>(0)).unwrap_or(0), r.get(1)))
-            .collect())
+        shaped(&rows, sqlite::kek_count_row)
     }
 
     pub async fn check_lookup(
@@ -319,18 +283,7 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        let suppressed: bool = row.get(0);
-        let id: Option<Uuid> = row.get(1);
-        let state: Option<Vec<u8>> = row.get(2);
-        let found = match id {
-            Some(id) => Some(LookupState {
-                hash: *hash,
-                subject: id,
-                state: lookup_state(state.as_deref())?,
-            }),
-            None => None,
-        };
-        Ok((suppressed, found))
+        sqlite::check_row(kind, hash, &row)
     }
 
     pub async fn state_by_lookup(
@@ -346,15 +299,9 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        row.map(|r| {
-            let state: Option<Vec<u8>> = r.get(1);
-            Ok(LookupState {
-                hash: *hash,
-                subject: r.get(0),
-                state: lookup_state(state.as_deref())?,
-            })
-        })
-        .transpose()
+        row.as_ref()
+            .map(|r| sqlite::state_row(kind, hash, r))
+            .transpose()
     }
 
     pub async fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
@@ -366,7 +313,8 @@ impl PgStore {
             )
             .await
             .map_err(backend)?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| r.text(0, &Place::row("policy_versions", version)))
+            .transpose()
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -375,80 +323,5 @@ impl PgStore {
             .await
             .map_err(backend)
             .map(|_| ())
-    }
-}
-
-const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
-
-fn consent_row(r: &Row) -> ConsentEvent {
-    let action: String = r.get(6);
-    let wording: Option<Vec<u8>> = r.get(10);
-    ConsentEvent {
-        id: r.get(0),
-        at: r.get(1),
-        subject: r.get(2),
-        visitor: r.get(3),
-        purpose: r.get(4),
-        channel: r.get(5),
-        action: ConsentAction::parse(&action).unwrap_or(ConsentAction::Refuse),
-        policy_version: r.get(7),
-        method: r.get(8),
-        agent: r.get(9),
-        wording_hash: wording.map(|w| hash_from(&w)),
-        ip_prefix: r.get(11),
-        recorded_by: r.get(12),
-        expires_at: r.get(13),
-    }
-}
-
-const API_KEY_COLUMNS: &str =
-    "SELECT id, hash, role, purposes, recipient, label, created_at, revoked_at FROM api_keys";
-
-fn subject_row(r: &Row) -> Result<SubjectRecord, StoreError> {
-    let kek_id: i32 = r.get(2);
-    let fields: Vec<u8> = r.get(5);
-    let state: Vec<u8> = r.get(6);
-    sqlite::build_subject(
-        r.get(0),
-        r.get(1),
-        u32::try_from(kek_id).unwrap_or(0),
-        r.get(3),
-        r.get(4),
-        &fields,
-        &state,
-    )
-}
-
-fn api_key_row(r: &Row) -> ApiKeyRecord {
-    let hash: Vec<u8> = r.get(1);
-    let purposes: String = r.get(3);
-    ApiKeyRecord {
-        id: r.get(0),
-        hash: hash_from(&hash),
-        role: r.get(2),
-        purposes: serde_json::from_str(&purposes).unwrap_or_default(),
-        recipient: r.get(4),
-        label: r.get(5),
-        created_at: r.get(6),
-        revoked_at: r.get(7),
-    }
-}
-
-fn audit_row(r: &Row) -> AuditEntry {
-    let prev: Vec<u8> = r.get(8);
-    let hash: Vec<u8> = r.get(9);
-    AuditEntry {
-        seq: r.get(0),
-        draft: AuditDraft {
-            at: r.get(1),
-            actor: r.get(2),
-            action: r.get(3),
-            purpose: r.get(4),
-            subject: r.get(5),
-            decision: r.get(6),
-            reason: r.get(7),
-        },
-        prev_hash: hash_from(&prev),
-        hash: hash_from(&hash),
     }
 }

@@ -46,7 +46,14 @@ async fn commit_group(
     jobs: &[Job],
 ) -> Result<Vec<Result<Committed, BatchError>>, tokio_postgres::Error> {
     let mut tx = client.transaction().await?;
-    let head = load_head(&tx, true).await?;
+    let head = match load_head(&tx, true).await? {
+        Ok(head) => head,
+        Err(e) => {
+            // Nothing is chained onto a head that cannot be read.
+            tracing::error!(error = %e, "the audit head cannot be read; every request in the group is refused");
+            return Ok(jobs.iter().map(|_| Err(batch_err(&e))).collect());
+        }
+    };
     let mut current = head;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -126,6 +133,11 @@ async fn apply_batch(
 
 type OpResult = Result<Result<(), BatchError>, tokio_postgres::Error>;
 
+/// A read inside a write that found a stored value it cannot decode.
+fn batch_err(e: &StoreError) -> BatchError {
+    BatchError::Store(e.to_string())
+}
+
 async fn load_for_update(
     c: &tokio_postgres::Transaction<'_>,
     subject: &Uuid,
@@ -139,18 +151,17 @@ async fn load_for_update(
     let Some(row) = row else {
         return Ok(Err(BatchError::SubjectNotFound));
     };
-    let erased: Option<i64> = row.get(0);
-    if erased.is_some() {
-        return Ok(Err(BatchError::SubjectErased));
-    }
-    let fields: Vec<u8> = row.get(1);
-    let state: Vec<u8> = row.get(2);
+    let at = Place::row("subjects", subject);
     Ok((|| {
-        Ok((
-            decode(&fields).map_err(BatchError::Store)?,
-            decode_state(&state).map_err(BatchError::Store)?,
-        ))
-    })())
+        if row.opt_int(0, &at)?.is_some() {
+            return Ok(Err(BatchError::SubjectErased));
+        }
+        Ok(Ok((
+            decode(&row.blob(1, &at)?).map_err(|why| at.corrupt("fields", why))?,
+            decode_state(&row.blob(2, &at)?).map_err(|why| at.corrupt("state", why))?,
+        )))
+    })()
+    .unwrap_or_else(|e: StoreError| Err(batch_err(&e))))
 }
 
 /// Writes a subject's state. The schema's trigger carries it to the copy
@@ -182,7 +193,14 @@ async fn put_lookups(
                 &[&l.kind, &l.hash.as_slice()],
             )
             .await?;
-        match owner.map(|r| r.get::<_, Uuid>(0)) {
+        let owner = match owner
+            .map(|r| r.uuid(0, &Place::table("lookup")))
+            .transpose()
+        {
+            Ok(owner) => owner,
+            Err(e) => return Ok(Err(batch_err(&e))),
+        };
+        match owner {
             Some(o) if o == *subject => continue,
             Some(_) => return Ok(Err(BatchError::LookupTaken(l.kind.clone()))),
             None => {}
@@ -276,7 +294,10 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             save_state(c, subject, &state).await
         }
         WriteOp::CreateApiKey(k) => {
-            let purposes = serde_json::to_string(&k.purposes).unwrap_or_else(|_| "[]".into());
+            let purposes = match super::super::types::purposes_json(&k.purposes) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
             c.execute(
                 "INSERT INTO api_keys (id, hash, role, purposes, recipient, label, created_at, revoked_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
@@ -295,11 +316,11 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
                     &[],
                 )
                 .await?;
-            let only_this = admins.len() == 1
-                && admins
-                    .first()
-                    .and_then(|r| r.try_get::<_, String>(0).ok())
-                    .is_some_and(|only| &only == id);
+            let ids = admins
+                .iter()
+                .map(|r| r.try_get::<_, String>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            let only_this = ids.len() == 1 && ids.iter().all(|only| only == id);
             if only_this {
                 return Ok(Err(BatchError::LastAdminKey));
             }
@@ -382,8 +403,13 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
                     &[version],
                 )
                 .await?;
-            match known.map(|r| r.get::<_, Vec<u8>>(0)) {
-                Some(h) if h == sha256 => Ok(Ok(())),
+            let place = Place::row("policy_versions", version);
+            let known = match known.map(|r| r.hash(0, &place)).transpose() {
+                Ok(known) => known,
+                Err(e) => return Ok(Err(batch_err(&e))),
+            };
+            match known {
+                Some(h) if h == *sha256 => Ok(Ok(())),
                 Some(_) => Ok(Err(BatchError::PolicyVersionChanged(version.clone()))),
                 None => {
                     c.execute(
@@ -431,12 +457,17 @@ async fn record_consent(
                     &[&visitor],
                 )
                 .await?;
-            let mut prefs: Preferences = match current.map(|r| r.get::<_, Vec<u8>>(0)) {
-                Some(bytes) => match serde_json::from_slice(&bytes) {
-                    Ok(p) => p,
-                    Err(x) => return Ok(Err(BatchError::Store(x.to_string()))),
-                },
-                None => Preferences::default(),
+            // The visitor's id is an online identifier: errors name the table only.
+            let at = Place::table("visitors");
+            let stored = current
+                .map(|r| {
+                    serde_json::from_slice::<Preferences>(&r.blob(0, &at)?)
+                        .map_err(|x| at.corrupt("state", json_why(&x)))
+                })
+                .transpose();
+            let mut prefs = match stored {
+                Ok(prefs) => prefs.unwrap_or_default(),
+                Err(e) => return Ok(Err(batch_err(&e))),
             };
             prefs.apply(e);
             let bytes = serde_json::to_vec(&prefs).unwrap_or_default();

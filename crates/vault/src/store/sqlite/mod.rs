@@ -15,7 +15,12 @@ mod writes;
 
 use crate::audit::{self, AuditEntry, GENESIS};
 use crate::crypto::WrappedKey;
-pub(super) use reads::{build_subject, historic};
+pub(super) use reads::{
+    API_KEY_COLUMNS, AUDIT_COLUMNS, CONSENT_COLUMNS, HISTORY_COLUMNS, OUTBOX_COLUMNS,
+    SUBJECT_COLUMNS, StoredRow, api_key_row, audit_row, check_row, consent_row, data_key_row,
+    head_row, historic_row, kek_count_row, lookup_row, outbox_row, state_row, subject_row,
+    visitor_row,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -127,15 +132,22 @@ fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     )
     .map_err(backend)?;
-    let v: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
+    let mut stmt = conn
+        .prepare("SELECT value FROM meta WHERE key = 'schema_version'")
         .map_err(backend)?;
-    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    let v = reads::first(&mut stmt, [], |r| r.text(0, &version_place()))?;
+    v.as_deref().map_or(Ok(0), parse_version)
+}
+
+fn version_place() -> Place {
+    Place::row("meta", "schema_version")
+}
+
+/// A stored schema version; one that is not a number is corrupt, never 0
+/// (which would run every migration again).
+pub(super) fn parse_version(text: &str) -> Result<i64, StoreError> {
+    text.parse()
+        .map_err(|_| version_place().corrupt("value", "is not a schema version number"))
 }
 
 fn apply_migrations(conn: &mut Connection) -> Result<(i64, i64), StoreError> {
@@ -259,15 +271,21 @@ impl SqliteStore {
     }
 }
 
+const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
 fn load_head(c: &Connection) -> Result<(i64, [u8; 32]), StoreError> {
-    read_head(c).map_err(backend)
+    let mut stmt = c.prepare_cached(HEAD).map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    head_row(rows.next().map_err(backend)?)
 }
 
+/// The head for the writer, inside its transaction: a head that cannot be
+/// decoded fails the group (as a conversion failure carrying the `Corrupt`
+/// error), so nothing is chained onto it.
 fn read_head(c: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
-    let head: Option<(i64, Vec<u8>)> = c
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    Ok(head.map_or((0, GENESIS), |(seq, hash)| (seq, hash_from(&hash))))
+    let mut stmt = c.prepare_cached(HEAD)?;
+    let mut rows = stmt.query([])?;
+    head_row(rows.next()?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, Box::new(e))
+    })
 }

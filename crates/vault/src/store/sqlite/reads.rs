@@ -1,19 +1,20 @@
 //! Reads: each runs on a pooled read-only connection, in its own read
 //! transaction, and decodes rows into the store's types.
+//!
+//! The shaping of rows into records is shared with the PostgreSQL backend
+//! (`StoredRow` and the `*_row` functions here): a stored value that cannot
+//! be decoded is a `Corrupt` error naming the table, the row and the column,
+//! never a default.
 
 use super::*;
 
 impl SqliteStore {
     pub fn subject(&self, id: Uuid) -> Result<Option<SubjectRecord>, StoreError> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT id, wrapped_key, kek_id, created_at, erased_at, fields, state FROM subjects WHERE id = ?1",
-            )
-            .map_err(backend)?
-            .query_row([id.as_bytes().as_slice()], subject_row)
-            .optional()
-            .map_err(backend)?
-            .transpose()
+            let mut stmt = c
+                .prepare_cached(&format!("{SUBJECT_COLUMNS} WHERE id = ?1"))
+                .map_err(backend)?;
+            first(&mut stmt, [id.as_bytes().as_slice()], |r| subject_row(r))
         })
     }
 
@@ -23,48 +24,36 @@ impl SqliteStore {
         hash: &[u8; 32],
     ) -> Result<Option<SubjectRecord>, StoreError> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT s.id, s.wrapped_key, s.kek_id, s.created_at, s.erased_at, s.fields, s.state
-                 FROM lookup l JOIN subjects s ON s.id = l.subject_id
-                 WHERE l.kind = ?1 AND l.hash = ?2",
-            )
-            .map_err(backend)?
-            .query_row(params![kind, hash.as_slice()], subject_row)
-            .optional()
-            .map_err(backend)?
-            .transpose()
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT s.id, s.wrapped_key, s.kek_id, s.created_at, s.erased_at, s.fields, s.state
+                     FROM lookup l JOIN subjects s ON s.id = l.subject_id
+                     WHERE l.kind = ?1 AND l.hash = ?2",
+                )
+                .map_err(backend)?;
+            first(&mut stmt, params![kind, hash.as_slice()], |r| subject_row(r))
         })
     }
 
     pub fn field_history(&self, subject: Uuid) -> Result<Vec<HistoricField>, StoreError> {
         self.read(|c| {
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT field, sealed, provenance, replaced_at FROM field_history WHERE subject_id = ?1 ORDER BY id",
-                )
+                .prepare_cached(&format!(
+                    "{HISTORY_COLUMNS} WHERE subject_id = ?1 ORDER BY id"
+                ))
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map([subject.as_bytes().as_slice()], |r| {
-                    let provenance: Vec<u8> = r.get(2)?;
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, provenance, r.get::<_, i64>(3)?))
-                })
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (name, sealed, provenance, replaced_at) = row.map_err(backend)?;
-                out.push(historic(name, sealed, &provenance, replaced_at)?);
-            }
-            Ok(out)
+            all(&mut stmt, [subject.as_bytes().as_slice()], |r| {
+                historic_row(r)
+            })
         })
     }
 
     pub fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.read(|c| {
-            c.prepare_cached(&format!("{API_KEY_COLUMNS} WHERE hash = ?1"))
-                .map_err(backend)?
-                .query_row([hash.as_slice()], api_key_row)
-                .optional()
-                .map_err(backend)
+            let mut stmt = c
+                .prepare_cached(&format!("{API_KEY_COLUMNS} WHERE hash = ?1"))
+                .map_err(backend)?;
+            first(&mut stmt, [hash.as_slice()], |r| api_key_row(r))
         })
     }
 
@@ -73,21 +62,18 @@ impl SqliteStore {
             let mut stmt = c
                 .prepare_cached(&format!("{API_KEY_COLUMNS} ORDER BY created_at, id"))
                 .map_err(backend)?;
-            let rows = stmt.query_map([], api_key_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(&mut stmt, [], |r| api_key_row(r))
         })
     }
 
     pub fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|c| {
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT seq, at, actor, action, purpose, subject_id, decision, reason, prev_hash, hash
-                     FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )
+                .prepare_cached(&format!(
+                    "{AUDIT_COLUMNS} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))
                 .map_err(backend)?;
-            let rows = stmt.query_map(params![after, limit], audit_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(&mut stmt, params![after, limit], |r| audit_row(r))
         })
     }
 
@@ -101,21 +87,11 @@ impl SqliteStore {
     pub fn outbox_page(&self, after: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         self.read(|c| {
             let mut stmt = c
-                .prepare_cached("SELECT id, at, topic, subject_id, payload FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .prepare_cached(&format!(
+                    "{OUTBOX_COLUMNS} WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, limit], |r| {
-                    let subject: Option<Vec<u8>> = r.get(3)?;
-                    Ok(OutboxRow {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        topic: r.get(2)?,
-                        subject: subject.and_then(|b| Uuid::from_slice(&b).ok()),
-                        payload: r.get(4)?,
-                    })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(&mut stmt, params![after, limit], |r| outbox_row(r))
         })
     }
 
@@ -132,39 +108,25 @@ impl SqliteStore {
                 ),
             };
             let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt.query_map([key], consent_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(&mut stmt, [key], |r| consent_row(r))
         })
     }
 
     pub fn consent_event(&self, id: Uuid) -> Result<Option<ConsentEvent>, StoreError> {
         self.read(|c| {
-            c.prepare_cached(&format!("{CONSENT_COLUMNS} WHERE id = ?1"))
-                .map_err(backend)?
-                .query_row([id.as_bytes().as_slice()], consent_row)
-                .optional()
-                .map_err(backend)
+            let mut stmt = c
+                .prepare_cached(&format!("{CONSENT_COLUMNS} WHERE id = ?1"))
+                .map_err(backend)?;
+            first(&mut stmt, [id.as_bytes().as_slice()], |r| consent_row(r))
         })
     }
 
     pub fn visitor(&self, id: &str) -> Result<Option<VisitorRecord>, StoreError> {
         self.read(|c| {
-            let row: Option<(i64, Option<Vec<u8>>, Vec<u8>)> = c
+            let mut stmt = c
                 .prepare_cached("SELECT created_at, subject_id, state FROM visitors WHERE id = ?1")
-                .map_err(backend)?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
                 .map_err(backend)?;
-            row.map(|(created_at, subject, state)| {
-                Ok(VisitorRecord {
-                    id: id.to_string(),
-                    created_at,
-                    subject: subject.and_then(|b| Uuid::from_slice(&b).ok()),
-                    preferences: serde_json::from_slice(&state)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                })
-            })
-            .transpose()
+            first(&mut stmt, [id], |r| visitor_row(id, r))
         })
     }
 
@@ -193,25 +155,9 @@ impl SqliteStore {
                 )
                 .map_err(backend)?;
             let after = after.unwrap_or([0; 32]);
-            let rows = stmt
-                .query_map(params![kind, after.as_slice(), limit], |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Option<Vec<u8>>>(2)?,
-                    ))
-                })
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (hash, id, state) = row.map_err(backend)?;
-                out.push(LookupState {
-                    hash: hash_from(&hash),
-                    subject: uuid_from(&id).map_err(backend)?,
-                    state: lookup_state(state.as_deref())?,
-                });
-            }
-            Ok(out)
+            all(&mut stmt, params![kind, after.as_slice(), limit], |r| {
+                lookup_row(kind, r)
+            })
         })
     }
 
@@ -226,10 +172,9 @@ impl SqliteStore {
                 .prepare_cached("SELECT hash FROM suppression WHERE kind = ?1 AND hash > ?2 ORDER BY hash LIMIT ?3")
                 .map_err(backend)?;
             let after = after.unwrap_or([0; 32]);
-            let rows = stmt
-                .query_map(params![kind, after.as_slice(), limit], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(backend)?;
-            rows.map(|r| r.map(|h| hash_from(&h)).map_err(backend)).collect()
+            all(&mut stmt, params![kind, after.as_slice(), limit], |r| {
+                r.hash(0, &Place::table("suppression"))
+            })
         })
     }
 
@@ -248,21 +193,11 @@ impl SqliteStore {
                 )
                 .map_err(backend)?;
             let after = after.unwrap_or(Uuid::nil());
-            let rows = stmt
-                .query_map(
-                    params![not_under, after.as_bytes().as_slice(), limit],
-                    |r| {
-                        Ok((
-                            uuid_from(&r.get::<_, Vec<u8>>(0)?)?,
-                            WrappedKey {
-                                kek_id: r.get(1)?,
-                                bytes: r.get(2)?,
-                            },
-                        ))
-                    },
-                )
-                .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(
+                &mut stmt,
+                params![not_under, after.as_bytes().as_slice(), limit],
+                |r| data_key_row(r),
+            )
         })
     }
 
@@ -271,12 +206,13 @@ impl SqliteStore {
             let mut stmt = c.prepare_cached(KEK_AFTER).map_err(backend)?;
             let mut found = Vec::new();
             let mut after = -1i64;
-            while let Some(next) = stmt
-                .query_row([after], |r| r.get::<_, Option<i64>>(0))
-                .map_err(backend)?
+            while let Some(next) = first(&mut stmt, [after], |r| {
+                r.opt_kek(0, &Place::table("subjects"))
+            })?
+            .flatten()
             {
-                found.push(u32::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-                after = next;
+                found.push(next);
+                after = i64::from(next);
             }
             Ok(found)
         })
@@ -290,10 +226,7 @@ impl SqliteStore {
                      GROUP BY kek_id ORDER BY kek_id",
                 )
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(&mut stmt, [], |r| kek_count_row(r))
         })
     }
 
@@ -305,33 +238,25 @@ impl SqliteStore {
         suppress_hash: &[u8; 32],
     ) -> Result<(bool, Option<LookupState>), StoreError> {
         self.read(|c| {
-            let (suppressed, id, state): CheckRow = c
+            let mut stmt = c
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM suppression WHERE kind = ?3 AND hash = ?4),
                             l.subject_id, l.state
                      FROM (SELECT 1) AS one
                      LEFT JOIN lookup l ON l.kind = ?1 AND l.hash = ?2",
                 )
-                .map_err(backend)?
-                .query_row(
-                    params![
-                        kind,
-                        hash.as_slice(),
-                        suppress_kind,
-                        suppress_hash.as_slice()
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
                 .map_err(backend)?;
-            let found = match id {
-                Some(id) => Some(LookupState {
-                    hash: *hash,
-                    subject: uuid_from(&id).map_err(backend)?,
-                    state: lookup_state(state.as_deref())?,
-                }),
-                None => None,
-            };
-            Ok((suppressed, found))
+            first(
+                &mut stmt,
+                params![
+                    kind,
+                    hash.as_slice(),
+                    suppress_kind,
+                    suppress_hash.as_slice()
+                ],
+                |r| check_row(kind, hash, r),
+            )?
+            .ok_or_else(|| StoreError::Backend("the lookup check returned no row".into()))
         })
     }
 
@@ -341,34 +266,25 @@ impl SqliteStore {
         hash: &[u8; 32],
     ) -> Result<Option<LookupState>, StoreError> {
         self.read(|c| {
-            let row: Option<(Vec<u8>, Option<Vec<u8>>)> = c
+            let mut stmt = c
                 .prepare_cached(
                     "SELECT subject_id, state FROM lookup WHERE kind = ?1 AND hash = ?2",
                 )
-                .map_err(backend)?
-                .query_row(params![kind, hash.as_slice()], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
                 .map_err(backend)?;
-            row.map(|(id, state)| {
-                Ok(LookupState {
-                    hash: *hash,
-                    subject: uuid_from(&id).map_err(backend)?,
-                    state: lookup_state(state.as_deref())?,
-                })
+            first(&mut stmt, params![kind, hash.as_slice()], |r| {
+                state_row(kind, hash, r)
             })
-            .transpose()
         })
     }
 
     pub fn policy_source(&self, version: &str) -> Result<Option<String>, StoreError> {
         self.read(|c| {
-            c.prepare_cached("SELECT source FROM policy_versions WHERE version = ?1")
-                .map_err(backend)?
-                .query_row([version], |r| r.get(0))
-                .optional()
-                .map_err(backend)
+            let mut stmt = c
+                .prepare_cached("SELECT source FROM policy_versions WHERE version = ?1")
+                .map_err(backend)?;
+            first(&mut stmt, [version], |r| {
+                r.text(0, &Place::row("policy_versions", version))
+            })
         })
     }
 
@@ -377,135 +293,376 @@ impl SqliteStore {
     }
 }
 
+/// The first row a statement returns, if any, shaped by `shape`.
+pub(super) fn first<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    shape: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut rows = stmt.query(params).map_err(backend)?;
+    rows.next().map_err(backend)?.map(shape).transpose()
+}
+
+/// Every row a statement returns, each shaped by `shape`.
+fn all<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    shape: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = stmt.query(params).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        out.push(shape(r)?);
+    }
+    Ok(out)
+}
+
 /// The next key-encryption key in use after `?1`, through subjects_by_kek.
 pub(super) const KEK_AFTER: &str =
     "SELECT min(kek_id) FROM subjects WHERE wrapped_key IS NOT NULL AND kek_id > ?1";
 
-/// Suppressed?, then the subject's id and state if the address is known.
-type CheckRow = (bool, Option<Vec<u8>>, Option<Vec<u8>>);
+/// A stored row, read column by column. Every failure is a `Corrupt` error
+/// naming the table, the row when its id is known, and the column, never the
+/// value. Both backends' rows implement it, so each record is shaped from its
+/// columns once, by the `*_row` functions below.
+pub(in crate::store) trait StoredRow {
+    /// The name of column `i`, for errors.
+    fn column(&self, i: usize) -> &str;
+    fn text(&self, i: usize, at: &Place) -> Result<String, StoreError>;
+    fn opt_text(&self, i: usize, at: &Place) -> Result<Option<String>, StoreError>;
+    fn int(&self, i: usize, at: &Place) -> Result<i64, StoreError>;
+    fn opt_int(&self, i: usize, at: &Place) -> Result<Option<i64>, StoreError>;
+    fn flag(&self, i: usize, at: &Place) -> Result<bool, StoreError>;
+    fn blob(&self, i: usize, at: &Place) -> Result<Vec<u8>, StoreError>;
+    fn opt_blob(&self, i: usize, at: &Place) -> Result<Option<Vec<u8>>, StoreError>;
+    fn opt_uuid(&self, i: usize, at: &Place) -> Result<Option<Uuid>, StoreError>;
 
-const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
+    fn uuid(&self, i: usize, at: &Place) -> Result<Uuid, StoreError> {
+        self.opt_uuid(i, at)?
+            .ok_or_else(|| at.corrupt(self.column(i), "is NULL"))
+    }
 
-fn consent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentEvent> {
-    let id: Vec<u8> = r.get(0)?;
-    let subject: Option<Vec<u8>> = r.get(2)?;
-    let action: String = r.get(6)?;
-    let wording: Option<Vec<u8>> = r.get(10)?;
-    Ok(ConsentEvent {
-        id: uuid_from(&id)?,
-        at: r.get(1)?,
-        subject: subject.map(|b| uuid_from(&b)).transpose()?,
-        visitor: r.get(3)?,
-        purpose: r.get(4)?,
-        channel: r.get(5)?,
-        action: ConsentAction::parse(&action).unwrap_or(ConsentAction::Refuse),
-        policy_version: r.get(7)?,
-        method: r.get(8)?,
-        agent: r.get(9)?,
-        wording_hash: wording.map(|w| hash_from(&w)),
-        ip_prefix: r.get(11)?,
-        recorded_by: r.get(12)?,
-        expires_at: r.get(13)?,
+    /// A key-encryption key id.
+    fn opt_kek(&self, i: usize, at: &Place) -> Result<Option<u32>, StoreError> {
+        self.opt_int(i, at)?
+            .map(|v| {
+                u32::try_from(v)
+                    .map_err(|_| at.corrupt(self.column(i), "is not a key-encryption key id"))
+            })
+            .transpose()
+    }
+
+    fn kek(&self, i: usize, at: &Place) -> Result<u32, StoreError> {
+        self.opt_kek(i, at)?
+            .ok_or_else(|| at.corrupt(self.column(i), "is NULL"))
+    }
+
+    /// A 32-byte hash; any other length is corrupt (zeros would pass for one).
+    fn opt_hash(&self, i: usize, at: &Place) -> Result<Option<[u8; 32]>, StoreError> {
+        self.opt_blob(i, at)?
+            .map(|b| {
+                <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+                    at.corrupt(
+                        self.column(i),
+                        format!("is {} bytes long, not a 32-byte hash", b.len()),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn hash(&self, i: usize, at: &Place) -> Result<[u8; 32], StoreError> {
+        self.opt_hash(i, at)?
+            .ok_or_else(|| at.corrupt(self.column(i), "is NULL"))
+    }
+}
+
+impl StoredRow for rusqlite::Row<'_> {
+    fn column(&self, i: usize) -> &str {
+        self.as_ref().column_name(i).unwrap_or("?")
+    }
+    fn text(&self, i: usize, at: &Place) -> Result<String, StoreError> {
+        col(self, i, at)
+    }
+    fn opt_text(&self, i: usize, at: &Place) -> Result<Option<String>, StoreError> {
+        col(self, i, at)
+    }
+    fn int(&self, i: usize, at: &Place) -> Result<i64, StoreError> {
+        col(self, i, at)
+    }
+    fn opt_int(&self, i: usize, at: &Place) -> Result<Option<i64>, StoreError> {
+        col(self, i, at)
+    }
+    fn flag(&self, i: usize, at: &Place) -> Result<bool, StoreError> {
+        col(self, i, at)
+    }
+    fn blob(&self, i: usize, at: &Place) -> Result<Vec<u8>, StoreError> {
+        col(self, i, at)
+    }
+    fn opt_blob(&self, i: usize, at: &Place) -> Result<Option<Vec<u8>>, StoreError> {
+        col(self, i, at)
+    }
+    /// SQLite keeps ids as 16-byte blobs.
+    fn opt_uuid(&self, i: usize, at: &Place) -> Result<Option<Uuid>, StoreError> {
+        self.opt_blob(i, at)?
+            .map(|b| {
+                Uuid::from_slice(&b).map_err(|_| {
+                    at.corrupt(
+                        self.column(i),
+                        format!("is {} bytes long, not a 16-byte id", b.len()),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Column `i` of a SQLite row, or a `Corrupt` error naming where it was.
+fn col<T: rusqlite::types::FromSql>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    at: &Place,
+) -> Result<T, StoreError> {
+    r.get(i).map_err(|e| {
+        let why = match e {
+            rusqlite::Error::InvalidColumnType(_, _, rusqlite::types::Type::Null) => {
+                "is NULL".to_string()
+            }
+            rusqlite::Error::InvalidColumnType(_, _, t) => format!("holds {t}, another type"),
+            rusqlite::Error::IntegralValueOutOfRange(..) => "is out of range".into(),
+            rusqlite::Error::Utf8Error(..) => "is not UTF-8 text".into(),
+            _ => "cannot be decoded".into(),
+        };
+        at.corrupt(r.column(i), why)
     })
 }
 
-const API_KEY_COLUMNS: &str =
-    "SELECT id, hash, role, purposes, recipient, label, created_at, revoked_at FROM api_keys";
+pub(in crate::store) const SUBJECT_COLUMNS: &str =
+    "SELECT id, wrapped_key, kek_id, created_at, erased_at, fields, state FROM subjects";
 
-fn uuid_from(bytes: &[u8]) -> rusqlite::Result<Uuid> {
-    Uuid::from_slice(bytes).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
-    })
-}
-
-fn subject_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SubjectRecord, StoreError>> {
-    let id: Vec<u8> = r.get(0)?;
-    let wrapped: Option<Vec<u8>> = r.get(1)?;
-    let kek_id: u32 = r.get(2)?;
-    let fields: Vec<u8> = r.get(5)?;
-    let state: Vec<u8> = r.get(6)?;
-    let id = uuid_from(&id)?;
-    Ok(build_subject(
-        id,
-        wrapped,
-        kek_id,
-        r.get(3)?,
-        r.get(4)?,
-        &fields,
-        &state,
-    ))
-}
-
-pub(in crate::store) fn build_subject(
-    id: Uuid,
-    wrapped: Option<Vec<u8>>,
-    kek_id: u32,
-    created_at: Micros,
-    erased_at: Option<Micros>,
-    fields: &[u8],
-    state: &[u8],
-) -> Result<SubjectRecord, StoreError> {
+pub(in crate::store) fn subject_row(r: &impl StoredRow) -> Result<SubjectRecord, StoreError> {
+    let at = Place::table("subjects");
+    let id = r.uuid(0, &at)?;
+    let at = at.with_row(id);
+    let wrapped = r.opt_blob(1, &at)?;
+    let kek_id = r.kek(2, &at)?;
     Ok(SubjectRecord {
         id,
         wrapped_key: wrapped.map(|bytes| WrappedKey { kek_id, bytes }),
-        created_at,
-        erased_at,
-        fields: decode(fields).map_err(StoreError::Corrupt)?,
-        state: decode_state(state).map_err(StoreError::Corrupt)?,
+        created_at: r.int(3, &at)?,
+        erased_at: r.opt_int(4, &at)?,
+        fields: decode(&r.blob(5, &at)?).map_err(|why| at.corrupt("fields", why))?,
+        state: decode_state(&r.blob(6, &at)?).map_err(|why| at.corrupt("state", why))?,
     })
 }
 
-pub(in crate::store) fn historic(
-    name: String,
-    sealed: Vec<u8>,
-    provenance: &[u8],
-    replaced_at: Micros,
-) -> Result<HistoricField, StoreError> {
+pub(in crate::store) const HISTORY_COLUMNS: &str =
+    "SELECT id, field, sealed, provenance, replaced_at FROM field_history";
+
+pub(in crate::store) fn historic_row(r: &impl StoredRow) -> Result<HistoricField, StoreError> {
+    let at = Place::table("field_history");
+    let at = at.with_row(r.int(0, &at)?);
     let provenance: Option<Provenance> =
-        decode::<Option<Provenance>>(provenance).map_err(StoreError::Corrupt)?;
-    let provenance =
-        provenance.ok_or_else(|| StoreError::Corrupt("a history row has no provenance".into()))?;
+        decode(&r.blob(3, &at)?).map_err(|why| at.corrupt("provenance", why))?;
+    let provenance = provenance.ok_or_else(|| at.corrupt("provenance", "is missing"))?;
     Ok(HistoricField {
         field: StoredField {
-            name,
-            sealed,
+            name: r.text(1, &at)?,
+            sealed: r.blob(2, &at)?,
             provenance,
         },
-        replaced_at,
+        replaced_at: r.int(4, &at)?,
     })
 }
 
-fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
-    let hash: Vec<u8> = r.get(1)?;
-    let purposes: String = r.get(3)?;
+pub(in crate::store) const API_KEY_COLUMNS: &str =
+    "SELECT id, hash, role, purposes, recipient, label, created_at, revoked_at FROM api_keys";
+
+/// An API key. Purposes that do not parse are corrupt, never "no purposes":
+/// a processor key bound to no purpose would be given every purpose of its
+/// recipient.
+pub(in crate::store) fn api_key_row(r: &impl StoredRow) -> Result<ApiKeyRecord, StoreError> {
+    let at = Place::table("api_keys");
+    let id = r.text(0, &at)?;
+    let at = at.with_row(&id);
+    let purposes: Vec<String> =
+        serde_json::from_str(&r.text(3, &at)?).map_err(|e| at.corrupt("purposes", json_why(&e)))?;
     Ok(ApiKeyRecord {
-        id: r.get(0)?,
-        hash: hash_from(&hash),
-        role: r.get(2)?,
-        purposes: serde_json::from_str(&purposes).unwrap_or_default(),
-        recipient: r.get(4)?,
-        label: r.get(5)?,
-        created_at: r.get(6)?,
-        revoked_at: r.get(7)?,
+        hash: r.hash(1, &at)?,
+        role: r.text(2, &at)?,
+        purposes,
+        recipient: r.opt_text(4, &at)?,
+        label: r.opt_text(5, &at)?,
+        created_at: r.int(6, &at)?,
+        revoked_at: r.opt_int(7, &at)?,
+        id,
     })
 }
 
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let subject: Option<Vec<u8>> = r.get(5)?;
-    let prev: Vec<u8> = r.get(8)?;
-    let hash: Vec<u8> = r.get(9)?;
+pub(in crate::store) const AUDIT_COLUMNS: &str = "SELECT seq, at, actor, action, purpose, subject_id, decision, reason, prev_hash, hash FROM audit";
+
+pub(in crate::store) fn audit_row(r: &impl StoredRow) -> Result<AuditEntry, StoreError> {
+    let at = Place::table("audit");
+    let seq = r.int(0, &at)?;
+    let at = at.with_row(seq);
     Ok(AuditEntry {
-        seq: r.get(0)?,
+        seq,
         draft: audit::AuditDraft {
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            purpose: r.get(4)?,
-            subject: subject.map(|b| uuid_from(&b)).transpose()?,
-            decision: r.get(6)?,
-            reason: r.get(7)?,
+            at: r.int(1, &at)?,
+            actor: r.text(2, &at)?,
+            action: r.text(3, &at)?,
+            purpose: r.opt_text(4, &at)?,
+            subject: r.opt_uuid(5, &at)?,
+            decision: r.text(6, &at)?,
+            reason: r.opt_text(7, &at)?,
         },
-        prev_hash: hash_from(&prev),
-        hash: hash_from(&hash),
+        prev_hash: r.hash(8, &at)?,
+        hash: r.hash(9, &at)?,
     })
+}
+
+/// The audit head (seq, hash), or the genesis of an empty chain.
+pub(in crate::store) fn head_row(
+    r: Option<&impl StoredRow>,
+) -> Result<(i64, [u8; 32]), StoreError> {
+    let at = Place::row("audit_head", 1);
+    match r {
+        Some(r) => Ok((r.int(0, &at)?, r.hash(1, &at)?)),
+        None => Ok((0, GENESIS)),
+    }
+}
+
+pub(in crate::store) const OUTBOX_COLUMNS: &str =
+    "SELECT id, at, topic, subject_id, payload FROM outbox";
+
+pub(in crate::store) fn outbox_row(r: &impl StoredRow) -> Result<OutboxRow, StoreError> {
+    let at = Place::table("outbox");
+    let id = r.int(0, &at)?;
+    let at = at.with_row(id);
+    Ok(OutboxRow {
+        id,
+        at: r.int(1, &at)?,
+        topic: r.text(2, &at)?,
+        subject: r.opt_uuid(3, &at)?,
+        payload: r.text(4, &at)?,
+    })
+}
+
+pub(in crate::store) const CONSENT_COLUMNS: &str = "SELECT id, at, subject_id, visitor_id, purpose, channel, action, policy_version, method, agent, wording_hash, ip_prefix, recorded_by, expires_at FROM consent_events";
+
+pub(in crate::store) fn consent_row(r: &impl StoredRow) -> Result<ConsentEvent, StoreError> {
+    let at = Place::table("consent_events");
+    let id = r.uuid(0, &at)?;
+    let at = at.with_row(id);
+    let action = ConsentAction::parse(&r.text(6, &at)?)
+        .ok_or_else(|| at.corrupt("action", "is not a consent action"))?;
+    Ok(ConsentEvent {
+        id,
+        at: r.int(1, &at)?,
+        subject: r.opt_uuid(2, &at)?,
+        visitor: r.opt_text(3, &at)?,
+        purpose: r.opt_text(4, &at)?,
+        channel: r.opt_text(5, &at)?,
+        action,
+        policy_version: r.text(7, &at)?,
+        method: r.text(8, &at)?,
+        agent: r.opt_text(9, &at)?,
+        wording_hash: r.opt_hash(10, &at)?,
+        ip_prefix: r.opt_text(11, &at)?,
+        recorded_by: r.text(12, &at)?,
+        expires_at: r.opt_int(13, &at)?,
+    })
+}
+
+/// A visitor (created_at, subject_id, state). The visitor's id is an online
+/// identifier, so errors name the table only.
+pub(in crate::store) fn visitor_row(
+    id: &str,
+    r: &impl StoredRow,
+) -> Result<VisitorRecord, StoreError> {
+    let at = Place::table("visitors");
+    Ok(VisitorRecord {
+        id: id.to_string(),
+        created_at: r.int(0, &at)?,
+        subject: r.opt_uuid(1, &at)?,
+        preferences: serde_json::from_slice(&r.blob(2, &at)?)
+            .map_err(|e| at.corrupt("state", json_why(&e)))?,
+    })
+}
+
+/// Where a lookup row is, by its kind and subject (its hash is withheld).
+fn lookup_place(kind: &str, subject: Uuid) -> Place {
+    Place::row("lookup", format!("({kind}, subject {subject})"))
+}
+
+/// A lookup row (hash, subject_id, state).
+pub(in crate::store) fn lookup_row(
+    kind: &str,
+    r: &impl StoredRow,
+) -> Result<LookupState, StoreError> {
+    let at = Place::table("lookup");
+    let subject = r.uuid(1, &at)?;
+    let at = lookup_place(kind, subject);
+    Ok(LookupState {
+        hash: r.hash(0, &at)?,
+        subject,
+        state: lookup_state(r.opt_blob(2, &at)?.as_deref(), &at)?,
+    })
+}
+
+/// The lookup row of `hash` (subject_id, state).
+pub(in crate::store) fn state_row(
+    kind: &str,
+    hash: &[u8; 32],
+    r: &impl StoredRow,
+) -> Result<LookupState, StoreError> {
+    let subject = r.uuid(0, &Place::table("lookup"))?;
+    let at = lookup_place(kind, subject);
+    Ok(LookupState {
+        hash: *hash,
+        subject,
+        state: lookup_state(r.opt_blob(1, &at)?.as_deref(), &at)?,
+    })
+}
+
+/// Suppressed?, then the subject's id and state if the address is known.
+pub(in crate::store) fn check_row(
+    kind: &str,
+    hash: &[u8; 32],
+    r: &impl StoredRow,
+) -> Result<(bool, Option<LookupState>), StoreError> {
+    let at = Place::table("lookup");
+    let suppressed = r.flag(0, &Place::table("suppression"))?;
+    let found = match r.opt_uuid(1, &at)? {
+        Some(subject) => {
+            let at = lookup_place(kind, subject);
+            Some(LookupState {
+                hash: *hash,
+                subject,
+                state: lookup_state(r.opt_blob(2, &at)?.as_deref(), &at)?,
+            })
+        }
+        None => None,
+    };
+    Ok((suppressed, found))
+}
+
+/// A subject's wrapped data key (id, kek_id, wrapped_key).
+pub(in crate::store) fn data_key_row(r: &impl StoredRow) -> Result<(Uuid, WrappedKey), StoreError> {
+    let at = Place::table("subjects");
+    let id = r.uuid(0, &at)?;
+    let at = at.with_row(id);
+    Ok((
+        id,
+        WrappedKey {
+            kek_id: r.kek(1, &at)?,
+            bytes: r.blob(2, &at)?,
+        },
+    ))
+}
+
+/// A key-encryption key and how many data keys it wraps.
+pub(in crate::store) fn kek_count_row(r: &impl StoredRow) -> Result<(u32, i64), StoreError> {
+    let at = Place::table("subjects");
+    Ok((r.kek(0, &at)?, r.int(1, &at)?))
 }

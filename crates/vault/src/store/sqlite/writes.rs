@@ -289,7 +289,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
                 k.id,
                 k.hash.as_slice(),
                 k.role,
-                serde_json::to_string(&k.purposes).unwrap_or_else(|_| "[]".into()),
+                super::super::types::purposes_json(&k.purposes)?,
                 k.recipient,
                 k.label,
                 k.created_at
