@@ -92,7 +92,10 @@ async fn open_app(store: &StoreArgs, policy: Option<&std::path::Path>) -> Result
     let settings = store.resolve().map_err(fail)?;
     let (policy, _, source) = load_policy(policy).ok_or(ExitCode::FAILURE)?;
     let keys = load_keys(&settings).map_err(fail)?;
-    let store = Store::open(&settings.location(), false)
+    let audit_key = keys
+        .audit_key()
+        .ok_or_else(|| fail("the key file holds no audit key"))?;
+    let store = Store::open(&settings.location(), false, audit_key)
         .await
         .map_err(|e| fail(format!("{}: {e}", settings.describe())))?;
     Ok(App::new(store, keys, policy, source))
@@ -288,7 +291,14 @@ pub fn audit(command: AuditCommand) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
-        let store = match Store::open(&settings.location(), false).await {
+        // The chain is keyed: verifying it needs the key file.
+        let loaded = custodian_vault::keyfile::load(&settings.key_file).map_err(|e| e.to_string());
+        let audit_key = match loaded.map(|k| k.audit_key()) {
+            Ok(Some(k)) => k,
+            Ok(None) => return fail("the key file holds no audit key"),
+            Err(e) => return fail(e),
+        };
+        let store = match Store::open(&settings.location(), false, audit_key).await {
             Ok(s) => s,
             Err(e) => return fail(format!("{}: {e}", settings.describe())),
         };

@@ -91,7 +91,11 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let store = match Store::open(&settings.store.location(), migrate).await {
+        let Some(audit_key) = keys.audit_key() else {
+            eprintln!("custodian: the key file holds no audit key");
+            return ExitCode::FAILURE;
+        };
+        let store = match Store::open(&settings.store.location(), migrate, audit_key).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("custodian: {}: {e}", settings.store.describe());

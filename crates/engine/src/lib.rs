@@ -210,7 +210,7 @@ pub fn running_capabilities() -> custodian_policy::render::Capabilities {
     custodian_policy::render::Capabilities {
         retention_sweep: false,
         change_notices: false,
-        tamper_evident_audit: false,
+        tamper_evident_audit: true,
     }
 }
 

@@ -2,8 +2,16 @@
 //! altered, deleted, inserted or reordered entry breaks the chain at that
 //! point. A head record (last sequence number and hash) also catches entries
 //! cut from the end.
+//!
+//! The hash is an HMAC-SHA256 under the audit key from the key file, which
+//! never enters the database: one who can write the database but lacks the
+//! key cannot recompute the hashes after changing an entry. Entries written
+//! before the chain was keyed (schema 4 and earlier) keep their plain
+//! SHA-256; the first keyed entry's MAC covers the last unkeyed hash, so a
+//! rewrite of that older part breaks the chain at the first keyed entry.
 
-use ring::digest::{Context, SHA256};
+use ring::digest::{self, SHA256};
+use ring::hmac;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -58,12 +66,53 @@ pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn put(ctx: &mut Context, bytes: &[u8]) {
+/// The key that MACs the chain.
+#[derive(Clone)]
+pub struct AuditKey(hmac::Key);
+
+impl AuditKey {
+    pub fn new(secret: &crate::crypto::Secret) -> AuditKey {
+        AuditKey(hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+/// How an entry's hash is computed: keyed (from the keyed sequence number
+/// on) or, for entries older than the keying, plain.
+enum Ctx {
+    Plain(digest::Context),
+    Keyed(hmac::Context),
+}
+
+impl Ctx {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Ctx::Plain(c) => c.update(bytes),
+            Ctx::Keyed(c) => c.update(bytes),
+        }
+    }
+
+    fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        match self {
+            Ctx::Plain(c) => out.copy_from_slice(c.finish().as_ref()),
+            Ctx::Keyed(c) => out.copy_from_slice(c.sign().as_ref()),
+        }
+        out
+    }
+}
+
+fn put(ctx: &mut Ctx, bytes: &[u8]) {
     ctx.update(&(bytes.len() as u64).to_be_bytes());
     ctx.update(bytes);
 }
 
-fn put_opt(ctx: &mut Context, bytes: Option<&[u8]>) {
+fn put_opt(ctx: &mut Ctx, bytes: Option<&[u8]>) {
     match bytes {
         Some(b) => {
             ctx.update(&[1]);
@@ -73,11 +122,18 @@ fn put_opt(ctx: &mut Context, bytes: Option<&[u8]>) {
     }
 }
 
-/// SHA-256 over the sequence number, the previous hash and every field,
+/// The MAC (with a key) or, for entries from before the chain was keyed,
+/// the SHA-256 over the sequence number, the previous hash and every field,
 /// each length-prefixed so that no two entries encode alike.
-pub fn entry_hash(seq: i64, prev: &[u8; 32], d: &AuditDraft) -> [u8; 32] {
-    let mut ctx = Context::new(&SHA256);
-    ctx.update(b"custodian-audit-v1");
+pub fn entry_hash(key: Option<&AuditKey>, seq: i64, prev: &[u8; 32], d: &AuditDraft) -> [u8; 32] {
+    let mut ctx = match key {
+        Some(k) => Ctx::Keyed(hmac::Context::with_key(&k.0)),
+        None => Ctx::Plain(digest::Context::new(&SHA256)),
+    };
+    ctx.update(match key {
+        Some(_) => b"custodian-audit-v2",
+        None => b"custodian-audit-v1",
+    });
     ctx.update(&seq.to_be_bytes());
     ctx.update(prev);
     ctx.update(&d.at.to_be_bytes());
@@ -90,20 +146,17 @@ pub fn entry_hash(seq: i64, prev: &[u8; 32], d: &AuditDraft) -> [u8; 32] {
     );
     put(&mut ctx, d.decision.as_bytes());
     put_opt(&mut ctx, d.reason.as_deref().map(str::as_bytes));
-    let digest = ctx.finish();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
+    ctx.finish()
 }
 
-/// Links drafts onto the chain after `head` (seq, hash).
-pub fn chain(head: (i64, [u8; 32]), drafts: &[AuditDraft]) -> Vec<AuditEntry> {
+/// Links drafts onto the chain after `head` (seq, hash), keyed.
+pub fn chain(key: &AuditKey, head: (i64, [u8; 32]), drafts: &[AuditDraft]) -> Vec<AuditEntry> {
     let (mut seq, mut prev) = head;
     drafts
         .iter()
         .map(|d| {
             seq += 1;
-            let hash = entry_hash(seq, &prev, d);
+            let hash = entry_hash(Some(key), seq, &prev, d);
             let entry = AuditEntry {
                 seq,
                 draft: d.clone(),
@@ -129,22 +182,25 @@ pub struct Verification {
 /// Walks entries in ascending `seq` order, page by page, so a long chain never
 /// sits in memory. Feed every entry to `push`, then call `finish` with the head.
 pub struct Verifier {
+    key: AuditKey,
+    /// The first sequence number written keyed; earlier ones are plain.
+    keyed_from: i64,
     expected_seq: i64,
     prev: [u8; 32],
     broken: Option<(i64, String)>,
 }
 
-impl Default for Verifier {
-    fn default() -> Self {
+impl Verifier {
+    pub fn new(key: AuditKey, keyed_from: i64) -> Verifier {
         Verifier {
+            key,
+            keyed_from,
             expected_seq: 1,
             prev: GENESIS,
             broken: None,
         }
     }
-}
 
-impl Verifier {
     pub fn push(&mut self, e: &AuditEntry) {
         if self.broken.is_some() {
             return;
@@ -162,11 +218,14 @@ impl Verifier {
             self.broken = Some((e.seq, "does not follow the entry before it (moved, inserted or the one before was deleted)".into()));
             return;
         }
-        if entry_hash(e.seq, &e.prev_hash, &e.draft) != e.hash {
-            self.broken = Some((
-                e.seq,
-                "its content does not match its hash (altered)".into(),
-            ));
+        let key = (e.seq >= self.keyed_from).then_some(&self.key);
+        if entry_hash(key, e.seq, &e.prev_hash, &e.draft) != e.hash {
+            let problem = if e.seq == self.keyed_from && e.seq > 1 {
+                "its MAC does not match: it or an entry before it (written before the chain was keyed) was altered"
+            } else {
+                "its content does not match its MAC (altered)"
+            };
+            self.broken = Some((e.seq, problem.into()));
             return;
         }
         self.prev = e.hash;
@@ -211,17 +270,21 @@ mod tests {
             .collect()
     }
 
+    fn key() -> AuditKey {
+        AuditKey::new(&crate::crypto::Secret::from_bytes([7; 32]))
+    }
+
     fn verify(entries: &[AuditEntry], head: Option<(i64, [u8; 32])>) -> Verification {
-        let mut v = Verifier::default();
+        let mut v = Verifier::new(key(), 1);
         entries.iter().for_each(|e| v.push(e));
         v.finish(head)
     }
 
     #[test]
     fn an_intact_chain_verifies_and_chains_across_batches() {
-        let first = chain((0, GENESIS), &drafts(3));
+        let first = chain(&key(), (0, GENESIS), &drafts(3));
         let last = first.last().unwrap();
-        let second = chain((last.seq, last.hash), &drafts(2));
+        let second = chain(&key(), (last.seq, last.hash), &drafts(2));
         let all: Vec<_> = first.into_iter().chain(second).collect();
         let head = all.last().map(|e| (e.seq, e.hash));
         let v = verify(&all, head);
@@ -232,7 +295,7 @@ mod tests {
 
     #[test]
     fn alteration_deletion_reordering_and_truncation_are_caught() {
-        let all = chain((0, GENESIS), &drafts(6));
+        let all = chain(&key(), (0, GENESIS), &drafts(6));
         let head = Some((6, all[5].hash));
 
         let mut altered = all.clone();
@@ -254,5 +317,71 @@ mod tests {
         let v = verify(truncated, head);
         assert_eq!(v.first_broken, Some(5));
         assert!(v.problem.unwrap().contains("cut from the end"));
+    }
+
+    /// One who can write the database but lacks the key rewrites an entry
+    /// and recomputes every later hash the old, unkeyed way: the verifier
+    /// names the rewritten entry.
+    #[test]
+    fn a_rewrite_without_the_key_is_named() {
+        let mut all = chain(&key(), (0, GENESIS), &drafts(5));
+        all[2].draft.decision = "refused".into();
+        let mut prev = all[1].hash;
+        for e in all.iter_mut().skip(2) {
+            e.prev_hash = prev;
+            e.hash = entry_hash(None, e.seq, &prev, &e.draft);
+            prev = e.hash;
+        }
+        let head = Some((5, prev));
+        let v = verify(&all, head);
+        assert_eq!(v.first_broken, Some(3), "{v:?}");
+        // With another key, the same.
+        let other = AuditKey::new(&crate::crypto::Secret::from_bytes([9; 32]));
+        let mut prev = all[1].hash;
+        for e in all.iter_mut().skip(2) {
+            e.prev_hash = prev;
+            e.hash = entry_hash(Some(&other), e.seq, &prev, &e.draft);
+            prev = e.hash;
+        }
+        assert_eq!(verify(&all, Some((5, prev))).first_broken, Some(3));
+    }
+
+    /// A chain begun before keying: plain entries, then keyed ones from the
+    /// recorded sequence number. Intact, it verifies; a rewrite of the plain
+    /// part, hashes recomputed, breaks at the first keyed entry.
+    #[test]
+    fn a_chain_keyed_part_way_verifies_and_guards_its_older_part() {
+        let plain_drafts = drafts(3);
+        let mut plain = Vec::new();
+        let mut prev = GENESIS;
+        for (i, d) in plain_drafts.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let hash = entry_hash(None, seq, &prev, d);
+            plain.push(AuditEntry {
+                seq,
+                draft: d.clone(),
+                prev_hash: prev,
+                hash,
+            });
+            prev = hash;
+        }
+        let keyed = chain(&key(), (3, prev), &drafts(2));
+        let mut all: Vec<_> = plain.into_iter().chain(keyed).collect();
+        let head = Some((5, all[4].hash));
+        let mut v = Verifier::new(key(), 4);
+        all.iter().for_each(|e| v.push(e));
+        assert!(v.finish(head).intact);
+
+        all[1].draft.decision = "refused".into();
+        let mut prev = all[0].hash;
+        for e in all.iter_mut().take(3).skip(1) {
+            e.prev_hash = prev;
+            e.hash = entry_hash(None, e.seq, &prev, &e.draft);
+            prev = e.hash;
+        }
+        all[3].prev_hash = prev;
+        let mut v = Verifier::new(key(), 4);
+        all.iter().for_each(|e| v.push(e));
+        assert_eq!(v.finish(head).first_broken, Some(4));
     }
 }

@@ -186,6 +186,7 @@ pub struct Keyring {
     blind_index: hmac::Key,
     pseudonym_root: hmac::Key,
     receipt: Option<ring::signature::Ed25519KeyPair>,
+    audit: Option<crate::audit::AuditKey>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -214,7 +215,20 @@ impl Keyring {
             blind_index: hmac::Key::new(hmac::HMAC_SHA256, blind_index.as_bytes()),
             pseudonym_root: hmac::Key::new(hmac::HMAC_SHA256, pseudonym.as_bytes()),
             receipt: None,
+            audit: None,
         }
+    }
+
+    /// Adds the key that MACs the audit chain.
+    pub fn with_audit_key(mut self, key: crate::audit::AuditKey) -> Keyring {
+        self.audit = Some(key);
+        self
+    }
+
+    /// The audit chain's key. Every key file has one (it is added to older
+    /// files on load); a keyring built without one has none.
+    pub fn audit_key(&self) -> Option<crate::audit::AuditKey> {
+        self.audit.clone()
     }
 
     /// Adds the Ed25519 key that signs consent receipts.

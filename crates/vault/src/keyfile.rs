@@ -39,6 +39,11 @@ struct KeyFile {
     /// Ed25519 seed that signs consent receipts (added to older files on load).
     #[serde(default)]
     receipt_key: Option<String>,
+    /// HMAC key of the audit chain (added to older files on load): kept
+    /// here, apart from the database, so that a database writer cannot
+    /// recompute the chain.
+    #[serde(default)]
+    audit_key: Option<String>,
     kek: Vec<KekEntry>,
 }
 
@@ -66,6 +71,7 @@ pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), KeyFileError> {
         blind_index_key: B64.encode(Secret::random().as_bytes()),
         pseudonym_key: B64.encode(Secret::random().as_bytes()),
         receipt_key: Some(B64.encode(Secret::random().as_bytes())),
+        audit_key: Some(B64.encode(Secret::random().as_bytes())),
         kek: vec![KekEntry {
             id: 1,
             key: B64.encode(Secret::random().as_bytes()),
@@ -200,9 +206,18 @@ fn read(path: &Path) -> Result<KeyFile, KeyFileError> {
         source,
     })?;
     let mut file: KeyFile = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+    let mut added = false;
     if file.receipt_key.is_none() {
         // A key file from before receipts: add a signing key, keeping the rest.
         file.receipt_key = Some(B64.encode(Secret::random().as_bytes()));
+        added = true;
+    }
+    if file.audit_key.is_none() {
+        // A key file from before the keyed audit chain: add its key.
+        file.audit_key = Some(B64.encode(Secret::random().as_bytes()));
+        added = true;
+    }
+    if added {
         replace(path, &file)?;
     }
     Ok(file)
@@ -239,6 +254,7 @@ fn keyring(path: &Path, file: &KeyFile) -> Result<Keyring, KeyFileError> {
         "receipt_key",
         file.receipt_key.as_deref().unwrap_or_default(),
     )?;
+    let audit = secret("audit_key", file.audit_key.as_deref().unwrap_or_default())?;
     Keyring::new(
         keks,
         file.current_kek,
@@ -246,6 +262,7 @@ fn keyring(path: &Path, file: &KeyFile) -> Result<Keyring, KeyFileError> {
         &secret("pseudonym_key", &file.pseudonym_key)?,
     )
     .with_receipt_key(&receipt)
+    .map(|k| k.with_audit_key(crate::audit::AuditKey::new(&audit)))
     .map_err(|e| invalid(e.to_string()))
 }
 

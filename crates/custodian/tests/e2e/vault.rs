@@ -754,6 +754,77 @@ fn the_audit_chain_names_the_first_tampered_entry() {
     );
 }
 
+/// One who can write the database (but has no key file) rewrites an entry
+/// and recomputes every later hash and the head the way an unkeyed chain
+/// would: verification still names the rewritten entry, because the chain
+/// is a MAC under a key kept apart from the database.
+#[test]
+fn a_database_writer_cannot_rewrite_the_chain() {
+    use custodian_vault::audit::{AuditDraft, entry_hash};
+    let v = vault(&[]);
+    for i in 0..4 {
+        let mut body = ada();
+        body["data"] =
+            json!({"full_name": format!("Person {i}"), "email": format!("q{i}@example.org")});
+        collect(&v.server, &v.admin, &body);
+    }
+    let data = v.scratch.arg("data");
+    assert_eq!(v.server.stop(), Some(0));
+    let db = rusqlite::Connection::open(std::path::Path::new(&data).join("custodian.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT seq, at, actor, action, purpose, subject_id, decision, reason, prev_hash FROM audit ORDER BY seq")
+        .unwrap();
+    // (seq, content, prev_hash) of every entry.
+    let rows: Vec<(i64, AuditDraft, Vec<u8>)> = stmt
+        .query_map([], |r| {
+            let subject: Option<Vec<u8>> = r.get(5)?;
+            Ok((
+                r.get(0)?,
+                AuditDraft {
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    purpose: r.get(4)?,
+                    subject: subject.map(|b| uuid::Uuid::from_slice(&b).unwrap()),
+                    decision: r.get(6)?,
+                    reason: r.get(7)?,
+                },
+                r.get(8)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(stmt);
+    // Entry 3 follows entry 2's stored hash: the rewrite starts there.
+    let mut prev: [u8; 32] = rows[2].2.clone().try_into().unwrap();
+    for (seq, draft, _) in rows.into_iter().skip(2) {
+        let mut draft = draft;
+        if seq == 3 {
+            draft.decision = "refused".into();
+        }
+        let hash = entry_hash(None, seq, &prev, &draft);
+        db.execute(
+            "UPDATE audit SET decision = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![draft.decision, prev.as_slice(), hash.as_slice(), seq],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1",
+            rusqlite::params![seq, hash.as_slice()],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    let out = run(&["audit", "verify", "--data-dir", &data]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("BROKEN at entry 3"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn no_plaintext_personal_data_on_disk_or_in_the_logs() {
     let scratch = Scratch::new("plaintext");
@@ -926,7 +997,7 @@ fn a_store_newer_than_the_build_is_refused() {
         text(&out.stderr)
     );
     db.execute(
-        "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '5' WHERE key = 'schema_version'",
         [],
     )
     .unwrap();
@@ -946,7 +1017,7 @@ fn a_store_newer_than_the_build_is_refused() {
     .unwrap();
     let out = run(&["migrate", "--data-dir", &data]);
     assert!(
-        text(&out.stdout).contains("schema migrated from version 2 to 4"),
+        text(&out.stdout).contains("schema migrated from version 2 to 5"),
         "{}",
         text(&out.stdout)
     );

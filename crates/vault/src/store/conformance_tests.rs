@@ -108,10 +108,15 @@ fn url_with_database(url: &str, name: &str) -> String {
     format!("{root}/{name}{query}")
 }
 
+/// The audit key the tests' stores chain with.
+fn test_key() -> crate::audit::AuditKey {
+    crate::audit::AuditKey::new(&crate::crypto::Secret::from_bytes([3; 32]))
+}
+
 async fn sqlite_fixture() -> Fixture {
     let dir = std::env::temp_dir().join(format!("custodian-store-{}", new_id()));
     let path = dir.join("custodian.db");
-    let store = Store::open(&Location::Sqlite(path.clone()), true)
+    let store = Store::open(&Location::Sqlite(path.clone()), true, test_key())
         .await
         .unwrap();
     Fixture {
@@ -144,7 +149,7 @@ async fn postgres_fixture() -> Option<Fixture> {
         .await
         .unwrap();
     let url = url_with_database(&admin, &name);
-    let store = Store::open(&Location::Postgres(url.clone()), true)
+    let store = Store::open(&Location::Postgres(url.clone()), true, test_key())
         .await
         .unwrap();
     Some(Fixture {
@@ -636,14 +641,14 @@ async fn a_newer_schema_is_refused(f: Fixture) {
         .exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
         .await;
     let location = f.raw.location();
-    match Store::open(&location, true).await {
+    match Store::open(&location, true, test_key()).await {
         Err(StoreError::SchemaTooNew { found: 99, known }) => assert_eq!(known, SCHEMA_VERSION),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
     f.raw
         .exec("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
         .await;
-    match Store::open(&location, false).await {
+    match Store::open(&location, false, test_key()).await {
         Err(StoreError::SchemaBehind { found: 0, .. }) => {}
         other => panic!("expected SchemaBehind, got {other:?}"),
     }
@@ -1083,7 +1088,7 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
         ))
         .await;
     let location = f.raw.location();
-    let migrated = Store::open(&location, true).await.unwrap();
+    let migrated = Store::open(&location, true, test_key()).await.unwrap();
     let hash = ring.blind_index("email", "ada@example.org");
     assert_eq!(lookup_states(&migrated, &hash).await, vec![Some(state); 3]);
 }

@@ -19,12 +19,12 @@ mod types;
 pub use consent::*;
 pub use types::*;
 
-use crate::audit::{AuditEntry, Verification, Verifier};
+use crate::audit::{AuditEntry, AuditKey, Verification, Verifier};
 use crate::crypto::WrappedKey;
 use uuid::Uuid;
 
 /// The schema version this build knows. A database at a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,11 +98,20 @@ impl Store {
     /// Opens the store. With `migrate`, pending migrations are applied first;
     /// without, a database behind this build is refused. A database ahead of
     /// this build is always refused.
-    pub async fn open(location: &Location, migrate: bool) -> Result<Store, StoreError> {
+    ///
+    /// `audit_key` (from the key file, never the database) keys the audit
+    /// chain: every entry written is MACed with it, and verification needs it.
+    pub async fn open(
+        location: &Location,
+        migrate: bool,
+        audit_key: AuditKey,
+    ) -> Result<Store, StoreError> {
         let store = match location {
-            Location::Sqlite(path) => Store::Sqlite(sqlite::SqliteStore::open(path, migrate)?),
+            Location::Sqlite(path) => {
+                Store::Sqlite(sqlite::SqliteStore::open(path, migrate, audit_key)?)
+            }
             Location::Postgres(url) => {
-                Store::Postgres(postgres::PgStore::open(url, migrate).await?)
+                Store::Postgres(postgres::PgStore::open(url, migrate, audit_key).await?)
             }
         };
         Ok(store)
@@ -206,7 +215,11 @@ impl Store {
     pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
         let head = self.audit_head().await?;
         let last = head.map_or(0, |(seq, _)| seq);
-        let mut verifier = Verifier::default();
+        let (key, keyed_from) = match self {
+            Store::Sqlite(s) => (s.audit_key(), s.audit_keyed_from()?),
+            Store::Postgres(s) => (s.audit_key(), Box::pin(s.audit_keyed_from()).await?),
+        };
+        let mut verifier = Verifier::new(key, keyed_from);
         let mut after = 0;
         'pages: loop {
             let page = self.audit_page(after, 10_000).await?;

@@ -11,7 +11,7 @@ use super::*;
 mod reads;
 mod writes;
 
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, AuditEntry, AuditKey};
 use sqlite::StoredRow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_consent.sql"),
     include_str!("../../../migrations/postgres/0003_lookup_state.sql"),
     include_str!("../../../migrations/postgres/0004_kek_index.sql"),
+    include_str!("../../../migrations/postgres/0005_keyed_audit.sql"),
 ];
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;
@@ -48,6 +49,7 @@ struct Inner {
     readers: Vec<Mutex<Option<Arc<Client>>>>,
     next: AtomicUsize,
     writer: mpsc::Sender<Job>,
+    audit_key: AuditKey,
 }
 
 fn backend(e: tokio_postgres::Error) -> StoreError {
@@ -121,7 +123,11 @@ async fn apply_migrations(c: &mut Client) -> Result<(i64, i64), StoreError> {
 }
 
 impl PgStore {
-    pub async fn open(url: &str, migrate: bool) -> Result<PgStore, StoreError> {
+    pub async fn open(
+        url: &str,
+        migrate: bool,
+        audit_key: AuditKey,
+    ) -> Result<PgStore, StoreError> {
         let mut writer = connect(url).await?;
         let found = schema_version(&writer).await?;
         if found > SCHEMA_VERSION {
@@ -140,13 +146,14 @@ impl PgStore {
             apply_migrations(&mut writer).await?;
         }
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(writer_loop(writer, rx, url.to_string()));
+        tokio::spawn(writer_loop(writer, rx, url.to_string(), audit_key.clone()));
         Ok(PgStore {
             inner: Arc::new(Inner {
                 url: url.to_string(),
                 readers: (0..READERS).map(|_| Mutex::new(None)).collect(),
                 next: AtomicUsize::new(0),
                 writer: tx,
+                audit_key,
             }),
         })
     }

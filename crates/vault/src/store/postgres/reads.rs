@@ -94,6 +94,24 @@ impl PgStore {
         shaped(&rows, sqlite::audit_row)
     }
 
+    pub fn audit_key(&self) -> AuditKey {
+        self.inner.audit_key.clone()
+    }
+
+    /// The first audit sequence number written keyed (see migration 5).
+    pub async fn audit_keyed_from(&self) -> Result<i64, StoreError> {
+        let c = self.reader().await?;
+        let place = Place::row("meta", "audit_keyed_from");
+        let row = c
+            .query_opt("SELECT value FROM meta WHERE key = 'audit_keyed_from'", &[])
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| place.corrupt("value", "is missing"))?;
+        row.text(0, &place)?
+            .parse()
+            .map_err(|_| place.corrupt("value", "is not a number"))
+    }
+
     pub async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
         let c = self.reader().await?;
         let (seq, hash) = load_head(&*c, false).await.map_err(backend)??;

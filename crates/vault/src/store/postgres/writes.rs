@@ -3,7 +3,12 @@
 
 use super::*;
 
-pub(super) async fn writer_loop(mut client: Client, mut rx: mpsc::Receiver<Job>, url: String) {
+pub(super) async fn writer_loop(
+    mut client: Client,
+    mut rx: mpsc::Receiver<Job>,
+    url: String,
+    audit_key: AuditKey,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -25,7 +30,7 @@ pub(super) async fn writer_loop(mut client: Client, mut rx: mpsc::Receiver<Job>,
                 }
             }
         }
-        match commit_group(&mut client, &jobs).await {
+        match commit_group(&mut client, &jobs, &audit_key).await {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
@@ -44,6 +49,7 @@ pub(super) async fn writer_loop(mut client: Client, mut rx: mpsc::Receiver<Job>,
 async fn commit_group(
     client: &mut Client,
     jobs: &[Job],
+    audit_key: &AuditKey,
 ) -> Result<Vec<Result<Committed, BatchError>>, tokio_postgres::Error> {
     let mut tx = client.transaction().await?;
     let head = match load_head(&tx, true).await? {
@@ -58,7 +64,7 @@ async fn commit_group(
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let sp = tx.savepoint("batch").await?;
-        match apply_batch(&sp, &job.batch, current).await {
+        match apply_batch(&sp, &job.batch, current, audit_key).await {
             Ok(Ok((committed, new_head))) => {
                 sp.commit().await?;
                 current = new_head;
@@ -91,6 +97,7 @@ async fn apply_batch(
     c: &tokio_postgres::Transaction<'_>,
     batch: &Batch,
     head: (i64, [u8; 32]),
+    audit_key: &AuditKey,
 ) -> Result<Applied, tokio_postgres::Error> {
     let mut preferences = None;
     for op in &batch.ops {
@@ -104,7 +111,7 @@ async fn apply_batch(
             return Ok(Err(e));
         }
     }
-    let entries = audit::chain(head, &batch.audit);
+    let entries = audit::chain(audit_key, head, &batch.audit);
     for e in &entries {
         let d = &e.draft;
         c.execute(

@@ -56,7 +56,12 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("custodian-checkpoint-{}", crate::crypto::new_id()));
         let path = dir.join("custodian.db");
-        let store = super::super::SqliteStore::open(&path, true).unwrap();
+        let store = super::super::SqliteStore::open(
+            &path,
+            true,
+            crate::audit::AuditKey::new(&crate::crypto::Secret::from_bytes([3; 32])),
+        )
+        .unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         for i in 0..200 {
             let draft = AuditDraft {

@@ -13,7 +13,7 @@ mod checkpoint;
 mod reads;
 mod writes;
 
-use crate::audit::{self, AuditEntry, GENESIS};
+use crate::audit::{self, AuditEntry, AuditKey, GENESIS};
 use crate::crypto::WrappedKey;
 pub(super) use reads::{
     API_KEY_COLUMNS, AUDIT_COLUMNS, CONSENT_COLUMNS, HISTORY_COLUMNS, OUTBOX_COLUMNS,
@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0002_consent.sql"),
     include_str!("../../../migrations/sqlite/0003_lookup_state.sql"),
     include_str!("../../../migrations/sqlite/0004_kek_index.sql"),
+    include_str!("../../../migrations/sqlite/0005_keyed_audit.sql"),
 ];
 /// The most batches one group transaction takes.
 const MAX_GROUP: usize = 512;
@@ -53,6 +54,7 @@ struct Inner {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     writer: mpsc::Sender<Job>,
+    audit_key: AuditKey,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -198,7 +200,11 @@ fn check_schema(conn: &mut Connection, migrate: bool) -> Result<(), StoreError> 
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path, migrate: bool) -> Result<SqliteStore, StoreError> {
+    pub fn open(
+        path: &Path,
+        migrate: bool,
+        audit_key: AuditKey,
+    ) -> Result<SqliteStore, StoreError> {
         create_private_dir(path)?;
         let mut conn = open_connection(path, false)?;
         check_schema(&mut conn, migrate)?;
@@ -217,15 +223,17 @@ impl SqliteStore {
         let nudge = checkpoint::start(open_connection(path, false)?)
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
+        let writer_key = audit_key.clone();
         std::thread::Builder::new()
             .name("custodian-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &nudge))
+            .spawn(move || writer_loop(conn, rx, &nudge, &writer_key))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 readers: Mutex::new(Vec::new()),
                 writer: tx,
+                audit_key,
             }),
         })
     }

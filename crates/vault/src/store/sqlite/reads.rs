@@ -77,6 +77,28 @@ impl SqliteStore {
         })
     }
 
+    pub fn audit_key(&self) -> AuditKey {
+        self.inner.audit_key.clone()
+    }
+
+    /// The first audit sequence number written keyed (see migration 5).
+    pub fn audit_keyed_from(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            let text: String = c
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'audit_keyed_from'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|_| {
+                    Place::row("meta", "audit_keyed_from").corrupt("value", "is missing")
+                })?;
+            text.parse().map_err(|_| {
+                Place::row("meta", "audit_keyed_from").corrupt("value", "is not a number")
+            })
+        })
+    }
+
     pub fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
         self.read(|c| {
             let (seq, hash) = load_head(c)?;

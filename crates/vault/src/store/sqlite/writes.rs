@@ -7,6 +7,7 @@ pub(super) fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     checkpointer: &std::sync::mpsc::SyncSender<()>,
+    audit_key: &AuditKey,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
@@ -16,7 +17,7 @@ pub(super) fn writer_loop(
                 Err(_) => break,
             }
         }
-        match commit_group(&mut conn, &jobs) {
+        match commit_group(&mut conn, &jobs, audit_key) {
             Ok(outcomes) => {
                 // Full means a checkpoint is already due.
                 let _ = checkpointer.try_send(());
@@ -38,14 +39,18 @@ type Outcomes = Vec<Result<Committed, BatchError>>;
 
 /// One group transaction. The chain head is read inside it, so another process
 /// writing to the same file (the CLI creating a key) extends the same chain.
-fn commit_group(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Outcomes> {
+fn commit_group(
+    conn: &mut Connection,
+    jobs: &[Job],
+    audit_key: &AuditKey,
+) -> rusqlite::Result<Outcomes> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let head = read_head(&tx)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut current = head;
     for job in jobs {
         let mut sp = tx.savepoint()?;
-        match apply_batch(&sp, &job.batch, current) {
+        match apply_batch(&sp, &job.batch, current, audit_key) {
             Ok((committed, new_head)) => {
                 sp.commit()?;
                 current = new_head;
@@ -76,6 +81,7 @@ fn apply_batch(
     c: &Connection,
     batch: &Batch,
     head: (i64, [u8; 32]),
+    audit_key: &AuditKey,
 ) -> Result<(Committed, (i64, [u8; 32])), BatchError> {
     let mut preferences = None;
     for op in &batch.ops {
@@ -84,7 +90,7 @@ fn apply_batch(
             other => apply_op(c, other)?,
         }
     }
-    let entries = audit::chain(head, &batch.audit);
+    let entries = audit::chain(audit_key, head, &batch.audit);
     let mut insert = c
         .prepare_cached(
             "INSERT INTO audit (seq, at, actor, action, purpose, subject_id, decision, reason, prev_hash, hash)
@@ -481,7 +487,14 @@ mod tests {
     fn statements_by_subject_and_by_kek_use_their_indexes() {
         let dir = std::env::temp_dir().join(format!("custodian-plan-{}", crate::crypto::new_id()));
         let path = dir.join("custodian.db");
-        drop(super::super::SqliteStore::open(&path, true).unwrap());
+        drop(
+            super::super::SqliteStore::open(
+                &path,
+                true,
+                crate::audit::AuditKey::new(&crate::crypto::Secret::from_bytes([3; 32])),
+            )
+            .unwrap(),
+        );
         let c = rusqlite::Connection::open(&path).unwrap();
         let copy = "UPDATE lookup SET state = ?2 WHERE subject_id = ?1";
         let trigger: String = c
