@@ -113,14 +113,14 @@ pub fn migrate(store: StoreArgs) -> ExitCode {
     rt.block_on(async {
         match Store::migrate(&settings.location()).await {
             Ok((from, to)) if from == to => {
-                println!(
+                out!(
                     "{}: schema is at version {to}; nothing to do",
                     settings.describe()
                 );
                 ExitCode::SUCCESS
             }
             Ok((from, to)) => {
-                println!(
+                out!(
                     "{}: schema migrated from version {from} to {to}",
                     settings.describe()
                 );
@@ -158,7 +158,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                 };
                 match keys::create_as(&app, "cli", request, time::OffsetDateTime::now_utc()).await {
                     Ok(created) => {
-                        println!("{}", created.key);
+                        out!("{}", created.key);
                         ExitCode::SUCCESS
                     }
                     Err(e) => fail(e),
@@ -180,7 +180,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                             let state = k
                                 .revoked_at
                                 .map_or_else(|| "active".to_string(), |t| format!("revoked {t}"));
-                            println!(
+                            out!(
                                 "{}\t{}\t{}\t{}\t{}\t{}",
                                 k.id,
                                 k.role,
@@ -205,7 +205,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                 };
                 match keys::revoke_as(&app, "cli", &id, time::OffsetDateTime::now_utc()).await {
                     Ok(()) => {
-                        println!("revoked {id}");
+                        out!("revoked {id}");
                         ExitCode::SUCCESS
                     }
                     Err(e) => fail(e),
@@ -222,11 +222,11 @@ fn rotate(store: &StoreArgs) -> ExitCode {
     };
     match keyfile::add_kek(&settings.key_file) {
         Ok(id) => {
-            println!(
+            out!(
                 "key-encryption key {id} added to {} and made current; new data keys are wrapped by it.",
                 settings.key_file.display()
             );
-            println!(
+            out!(
                 "Restart every Custodian node with this key file, then run `custodian keys rewrap` to move the existing data keys to it."
             );
             ExitCode::SUCCESS
@@ -242,13 +242,13 @@ async fn rewrap(store: &StoreArgs) -> ExitCode {
     };
     match rotation::rewrap_all(&app, "cli", time::OffsetDateTime::now_utc).await {
         Ok(done) => {
-            println!(
+            out!(
                 "re-wrapped {} data keys under key-encryption key {}",
                 done.moved,
                 app.keys.current_kek()
             );
             for (kek, count) in done.per_kek {
-                println!("key-encryption key {kek}: {count} data keys");
+                out!("key-encryption key {kek}: {count} data keys");
             }
             ExitCode::SUCCESS
         }
@@ -270,7 +270,7 @@ async fn retire_kek(store: &StoreArgs, kek: u32) -> ExitCode {
     };
     match keyfile::remove_kek(&settings.key_file, kek) {
         Ok(()) => {
-            println!(
+            out!(
                 "key-encryption key {kek} removed from {}",
                 settings.key_file.display()
             );
@@ -304,11 +304,11 @@ pub fn audit(command: AuditCommand) -> ExitCode {
         };
         match store.verify_audit().await {
             Ok(v) if v.intact => {
-                println!("audit chain intact: {} entries", v.entries);
+                out!("audit chain intact: {} entries", v.entries);
                 ExitCode::SUCCESS
             }
             Ok(v) => {
-                println!(
+                out!(
                     "audit chain BROKEN at entry {}: {} ({} entries verified before it)",
                     v.first_broken.unwrap_or(0),
                     v.problem.unwrap_or_default(),

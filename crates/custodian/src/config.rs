@@ -42,10 +42,15 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "CUSTODIAN_BODY_LIMIT")]
     pub body_limit: Option<usize>,
+    /// How long, in milliseconds, a verified API key is trusted before the
+    /// store is asked again (default 2000): a key revoked on another node
+    /// stops working within this time.
+    #[arg(long, env = "CUSTODIAN_KEY_CACHE_MS")]
+    pub key_cache_ms: Option<u64>,
 }
 
 /// The settings file. Every key is optional; unknown keys are refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub listen: Option<SocketAddr>,
@@ -56,14 +61,29 @@ pub struct FileSettings {
     pub rate_limit_per_key: Option<u32>,
     pub rate_limit_per_ip: Option<u32>,
     pub body_limit: Option<usize>,
+    pub key_cache_ms: Option<u64>,
 }
 
 /// Resolved settings for the store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreSettings {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub key_file: PathBuf,
+}
+
+/// A database URL can hold a password: it never prints.
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("key_file", &self.key_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -74,9 +94,11 @@ pub struct Settings {
     pub rate_limit_per_key: u32,
     pub rate_limit_per_ip: u32,
     pub body_limit: usize,
+    pub key_cache: std::time::Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "custodian-data";
+pub const DEFAULT_KEY_CACHE_MS: u64 = 2_000;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RATE_PER_KEY: u32 = 5_000;
 pub const DEFAULT_RATE_PER_IP: u32 = 10_000;
@@ -146,6 +168,11 @@ impl ServeArgs {
                 .body_limit
                 .or(file.body_limit)
                 .unwrap_or(DEFAULT_BODY_LIMIT),
+            key_cache: std::time::Duration::from_millis(
+                self.key_cache_ms
+                    .or(file.key_cache_ms)
+                    .unwrap_or(DEFAULT_KEY_CACHE_MS),
+            ),
         })
     }
 }

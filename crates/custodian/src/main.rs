@@ -1,6 +1,21 @@
 //! `custodian`: the one binary. Subcommands are thin: they read files and
 //! arguments, call the core, and print.
 
+/// Prints a line on stdout, like `println!`, but a closed pipe (`custodian
+/// keys list | head -1`) ends the program quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Prints on stdout without a line end; see [`out!`].
+macro_rules! out_raw {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
+
 mod admin_cmd;
 
 mod bench;
@@ -102,13 +117,29 @@ fn verify_receipt(file: &std::path::Path, pinned: Option<&str>) -> ExitCode {
     };
     match custodian_engine::receipt::verify(&bundle, pinned) {
         Ok(message) => {
-            println!("{}: {message}", file.display());
+            out!("{}: {message}", file.display());
             ExitCode::SUCCESS
         }
         Err(problem) => {
             eprintln!("{}: INVALID: {problem}", file.display());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes to stdout; when the reader has gone (a closed pipe), stops the
+/// program at once with success: what it was asked for was read as far as
+/// the reader wanted.
+fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(args).and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("custodian: cannot write to standard output: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -59,24 +59,24 @@ impl From<DocFormat> for Format {
 pub fn run(command: PolicyCommand) -> ExitCode {
     match command {
         PolicyCommand::Check { file } => with_policy(&file, |p| {
-            println!("{}: valid: {}", file.display(), summary(p));
+            out!("{}: valid: {}", file.display(), summary(p));
         }),
         PolicyCommand::Render { file, format } => with_policy(&file, |p| {
             // The notice as this build would publish it: it states only
             // what runs.
             let notice =
                 notice::notice_with(&p.document, &custodian_engine::running_capabilities());
-            print!("{}", notice.write(format.into()));
+            out_raw!("{}", notice.write(format.into()));
         }),
         PolicyCommand::Cookies { file, format } => with_policy(&file, |p| {
-            print!(
+            out_raw!(
                 "{}",
                 cookies::cookie_policy(&p.document).write(format.into())
             );
         }),
         PolicyCommand::Ropa { file, format } => with_policy(&file, |p| match format {
-            RecordFormat::Csv => print!("{}", ropa::csv(&p.document)),
-            RecordFormat::Json => println!("{}", ropa::json(&p.document)),
+            RecordFormat::Csv => out_raw!("{}", ropa::csv(&p.document)),
+            RecordFormat::Json => out!("{}", ropa::json(&p.document)),
         }),
         PolicyCommand::Diff { old, new } => {
             let (Some(old), Some(new)) = (read_policy(&old), read_policy(&new)) else {
@@ -84,7 +84,7 @@ pub fn run(command: PolicyCommand) -> ExitCode {
             };
             let changes = diff::diff(&old.document, &new.document);
             for change in &changes {
-                println!("{change}");
+                out!("{change}");
             }
             if diff::is_material(&changes) {
                 eprintln!("material changes: people must be told before they apply");

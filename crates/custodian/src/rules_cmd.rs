@@ -56,7 +56,7 @@ pub fn run(command: RulesCommand) -> ExitCode {
             };
             match response_due(&clock, division, extended) {
                 Ok(due) => {
-                    println!("{}", Day(due));
+                    out!("{}", Day(due));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

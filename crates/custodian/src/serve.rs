@@ -145,6 +145,7 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             per_key: settings.rate_limit_per_key,
             per_ip: settings.rate_limit_per_ip,
             body_bytes: settings.body_limit,
+            key_cache: settings.key_cache,
         };
         tracing::info!(
             policy = %policy_source,

@@ -88,10 +88,6 @@ pub const ROUTES: &[(&str, &str, Access)] = {
     ]
 };
 
-/// How long a verified key is trusted before the store is asked again; a key
-/// revoked on another node stops working within this time.
-const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
-
 /// What every handler shares. Cloned once or more per request by the
 /// router and its layers, so it is one reference count, not one per part.
 #[derive(Clone)]
@@ -104,6 +100,9 @@ pub struct Shared {
     per_key: RateLimiter,
     per_ip: RateLimiter,
     auth_cache: Mutex<AuthCache>,
+    /// How long a verified key is trusted before the store is asked again;
+    /// a key revoked on another node stops working within this time.
+    key_cache: Duration,
 }
 
 /// Token hash to the key it names and when that was last checked.
@@ -113,6 +112,7 @@ pub struct Limits {
     pub per_key: u32,
     pub per_ip: u32,
     pub body_bytes: usize,
+    pub key_cache: Duration,
 }
 
 impl std::ops::Deref for State {
@@ -128,7 +128,7 @@ impl Shared {
         let now = Instant::now();
         if let Ok(cache) = self.auth_cache.lock() {
             if let Some((p, at)) = cache.get(&hash) {
-                if now.duration_since(*at) < AUTH_CACHE_TTL {
+                if now.duration_since(*at) < self.key_cache {
                     return Ok(p.clone());
                 }
             }
@@ -158,6 +158,7 @@ pub fn router(app: App, limits: &Limits) -> Router {
         per_key: RateLimiter::new(limits.per_key),
         per_ip: RateLimiter::new(limits.per_ip),
         auth_cache: Mutex::new(HashMap::new()),
+        key_cache: limits.key_cache,
     }));
     Router::new()
         .merge(routes::api())

@@ -170,7 +170,8 @@ pub fn chain(key: &AuditKey, head: (i64, [u8; 32]), drafts: &[AuditDraft]) -> Ve
 }
 
 /// The outcome of verifying the whole chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Verification {
     pub entries: i64,
     pub intact: bool,

@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod architecture;
 mod authz;
 mod browser;
 mod consent;
@@ -118,6 +119,9 @@ pub struct Server {
     /// Everything the server logged, for tests that search it.
     pub log: Arc<Mutex<String>>,
     pub admin_key: Option<String>,
+    /// The thread that reads the server's log; joined on stop, so the log
+    /// is whole once `stop` returns.
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -138,7 +142,7 @@ impl Server {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on http://") {
                     let rest = &line[i + "listening on http://".len()..];
@@ -189,6 +193,7 @@ impl Server {
             stdout,
             log,
             admin_key,
+            log_reader: Some(log_reader),
         }
     }
 
@@ -265,6 +270,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
+                if let Some(reader) = self.log_reader.take() {
+                    let _ = reader.join();
+                }
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -210,3 +210,20 @@ fn serve_uses_the_policy_file_it_is_given_and_refuses_a_broken_one() {
         text(&out.stderr)
     );
 }
+
+/// `custodian policy render ... | head -1`: the reader goes away early, and
+/// the command ends quietly instead of panicking on the closed pipe.
+#[test]
+fn a_closed_output_pipe_ends_the_command_cleanly() {
+    let mut child = bin()
+        .args(["policy", "render", reference().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

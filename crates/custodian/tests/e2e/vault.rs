@@ -515,7 +515,7 @@ fn keys_roles_and_purposes_are_enforced() {
 
 #[test]
 fn the_cli_creates_lists_and_revokes_keys() {
-    let v = vault(&[]);
+    let v = vault(&["--key-cache-ms", "0"]);
     let data = v.scratch.arg("data");
     let out = run(&[
         "keys",
@@ -567,7 +567,6 @@ fn the_cli_creates_lists_and_revokes_keys() {
             .status
             .success()
     );
-    std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(
         v.server
             .get(
@@ -886,8 +885,8 @@ fn no_plaintext_personal_data_on_disk_or_in_the_logs() {
         "debug request logs were captured"
     );
     let log_handle = server.log.clone();
+    // `stop` joins the log reader: the log is whole once it returns.
     assert_eq!(server.stop(), Some(0));
-    std::thread::sleep(std::time::Duration::from_millis(200));
     let log = log_handle.lock().unwrap().clone() + &server_log_after_stop(&data);
     for secret in secrets
         .iter()

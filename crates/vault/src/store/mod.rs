@@ -94,6 +94,19 @@ pub enum Location {
 // every handler's that awaits one, is sized for the PostgreSQL client's state
 // (about 2.4 KB) and copied whenever it moves, on SQLite too: a few per cent
 // of a marketing check's CPU.
+/// Runs a SQLite scan (pages of the audit, lookups, keys) on the blocking
+/// pool: SQLite reads are synchronous, and a long scan on an async worker
+/// would stall every request that worker serves.
+async fn off_the_workers<T: Send + 'static>(
+    store: &sqlite::SqliteStore,
+    scan: impl FnOnce(&sqlite::SqliteStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || scan(&store))
+        .await
+        .map_err(|_| StoreError::Backend("a store scan was cancelled".into()))?
+}
+
 impl Store {
     /// Opens the store. With `migrate`, pending migrations are applied first;
     /// without, a database behind this build is refused. A database ahead of
@@ -180,7 +193,7 @@ impl Store {
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.api_keys(),
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.api_keys()).await,
             Store::Postgres(s) => Box::pin(s.api_keys()).await,
         }
     }
@@ -188,7 +201,7 @@ impl Store {
     /// Audit entries with `seq > after`, at most `limit`, in order.
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.audit_page(after, limit),
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.audit_page(after, limit)).await,
             Store::Postgres(s) => Box::pin(s.audit_page(after, limit)).await,
         }
     }
@@ -203,7 +216,7 @@ impl Store {
     /// Outbox events with `id > after`, at most `limit`, in order.
     pub async fn outbox_page(&self, after: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.outbox_page(after, limit),
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.outbox_page(after, limit)).await,
             Store::Postgres(s) => Box::pin(s.outbox_page(after, limit)).await,
         }
     }
@@ -274,7 +287,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<LookupState>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.lookup_page(kind, after, limit),
+            Store::Sqlite(s) => {
+                let kind = kind.to_string();
+                off_the_workers(s, move |s| s.lookup_page(&kind, after, limit)).await
+            }
             Store::Postgres(s) => Box::pin(s.lookup_page(kind, after, limit)).await,
         }
     }
@@ -287,7 +303,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<[u8; 32]>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.suppression_page(kind, after, limit),
+            Store::Sqlite(s) => {
+                let kind = kind.to_string();
+                off_the_workers(s, move |s| s.suppression_page(&kind, after, limit)).await
+            }
             Store::Postgres(s) => Box::pin(s.suppression_page(kind, after, limit)).await,
         }
     }
@@ -301,7 +320,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(Uuid, WrappedKey)>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.data_keys_page(not_under, after, limit),
+            Store::Sqlite(s) => {
+                off_the_workers(s, move |s| s.data_keys_page(not_under, after, limit)).await
+            }
             Store::Postgres(s) => Box::pin(s.data_keys_page(not_under, after, limit)).await,
         }
     }
@@ -318,7 +339,7 @@ impl Store {
     /// How many data keys each key-encryption key wraps.
     pub async fn data_keys_per_kek(&self) -> Result<Vec<(u32, i64)>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.data_keys_per_kek(),
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.data_keys_per_kek()).await,
             Store::Postgres(s) => Box::pin(s.data_keys_per_kek()).await,
         }
     }
