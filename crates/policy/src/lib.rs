@@ -17,6 +17,7 @@ pub mod located;
 pub mod model;
 pub mod period;
 pub mod render;
+pub mod requests;
 pub mod rules;
 pub mod terms;
 pub mod validate;
