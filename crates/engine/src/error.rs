@@ -45,6 +45,11 @@ pub enum AppError {
     KeyUnavailable(u32),
     #[error("this is the last active admin key; create another admin key before revoking it")]
     LastAdminKey,
+    #[error("the request was changed meanwhile; read it again and retry")]
+    RequestChanged,
+    /// A task's lease passed to another worker: its work here is undone.
+    #[error("the task was taken over by another worker")]
+    LeaseLost,
     /// A stored value could not be decoded. Never read as a default: a
     /// default can widen a permission. Names the table and row, never the
     /// value.
@@ -111,6 +116,8 @@ impl AppError {
             AppError::Unavailable => "store_unavailable",
             AppError::KeyUnavailable(_) => "key_unavailable",
             AppError::LastAdminKey => "last_admin_key",
+            AppError::RequestChanged => "request_changed",
+            AppError::LeaseLost => "lease_lost",
             AppError::Corrupt(_) => "corrupt_value",
             AppError::Internal(which) => which.code(),
         }
@@ -148,6 +155,8 @@ impl From<BatchError> for AppError {
                 "policy version {v} was recorded before with different content; give the changed policy a new version"
             )),
             BatchError::LastAdminKey => AppError::LastAdminKey,
+            BatchError::RequestChanged => AppError::RequestChanged,
+            BatchError::LeaseLost => AppError::LeaseLost,
             BatchError::Store(detail) => {
                 tracing::error!(code = "write_failed", error = %detail, "a write failed");
                 AppError::Internal(Internal::WriteFailed)

@@ -73,7 +73,10 @@ impl From<AppError> for Problem {
             | AppError::UnknownRecipient(_)
             | AppError::Invalid(_)
             | AppError::Fields { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Conflict(_) | AppError::LastAdminKey => StatusCode::CONFLICT,
+            AppError::Conflict(_)
+            | AppError::LastAdminKey
+            | AppError::RequestChanged
+            | AppError::LeaseLost => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
             AppError::Unavailable | AppError::KeyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Corrupt(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

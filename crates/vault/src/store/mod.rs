@@ -13,6 +13,7 @@
 
 pub mod consent;
 mod postgres;
+pub mod requests;
 mod sqlite;
 mod types;
 
@@ -24,7 +25,7 @@ use crate::crypto::WrappedKey;
 use uuid::Uuid;
 
 /// The schema version this build knows. A database at a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,6 +62,10 @@ pub enum BatchError {
     VisitorNotFound,
     #[error("this is the last active admin key; create another admin key before revoking it")]
     LastAdminKey,
+    #[error("the request was changed meanwhile; read it again")]
+    RequestChanged,
+    #[error("the task's lease was lost to another worker")]
+    LeaseLost,
     #[error(
         "policy version {0} was recorded before with different content; give the changed policy a new version"
     )]
@@ -386,6 +391,75 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.ping(),
             Store::Postgres(s) => Box::pin(s.ping()).await,
+        }
+    }
+}
+
+/// The register of data-subject requests.
+impl Store {
+    pub async fn request(&self, id: Uuid) -> Result<Option<requests::RequestRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.request(id),
+            Store::Postgres(s) => Box::pin(s.request(id)).await,
+        }
+    }
+
+    pub async fn requests(
+        &self,
+        filter: &requests::RequestFilter,
+    ) -> Result<Vec<requests::RequestRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                let filter = filter.clone();
+                off_the_workers(s, move |s| s.requests(&filter)).await
+            }
+            Store::Postgres(s) => Box::pin(s.requests(filter)).await,
+        }
+    }
+
+    /// A request's sealed report in `format` (json, html, archive).
+    pub async fn report(&self, request: Uuid, format: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.report(request, format),
+            Store::Postgres(s) => Box::pin(s.report(request, format)).await,
+        }
+    }
+
+    /// The contact a live session token's hash proves.
+    pub async fn session(
+        &self,
+        hash: &[u8; 32],
+        now: types::Micros,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.session(hash, now),
+            Store::Postgres(s) => Box::pin(s.session(hash, now)).await,
+        }
+    }
+
+    pub async fn tasks_of(&self, request: Uuid) -> Result<Vec<requests::TaskRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.tasks_of(request),
+            Store::Postgres(s) => Box::pin(s.tasks_of(request)).await,
+        }
+    }
+
+    /// When the next pending task falls due (or its lease ends), if any.
+    pub async fn next_task_due(&self) -> Result<Option<types::Micros>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.next_task_due(),
+            Store::Postgres(s) => Box::pin(s.next_task_due()).await,
+        }
+    }
+
+    /// The disclosures of a subject recorded in the audit, oldest first.
+    pub async fn disclosures_of(
+        &self,
+        subject: Uuid,
+    ) -> Result<Vec<requests::DisclosureEntry>, StoreError> {
+        match self {
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.disclosures_of(subject)).await,
+            Store::Postgres(s) => Box::pin(s.disclosures_of(subject)).await,
         }
     }
 }

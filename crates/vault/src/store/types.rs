@@ -282,6 +282,8 @@ pub enum WriteOp {
         source: String,
         at: Micros,
     },
+    /// The register of data-subject requests and its tasks.
+    Request(super::requests::RequestOp),
 }
 
 /// Everything one request writes: applied together or not at all.
@@ -312,6 +314,8 @@ pub struct Committed {
     /// left its holder with, as folded inside the transaction (so a caller
     /// need not read them back). None otherwise, also for `LinkVisitor`.
     pub preferences: Option<super::consent::Preferences>,
+    /// Tasks leased by a `RequestOp::ClaimTasks` of the batch.
+    pub claimed: Vec<super::requests::TaskRecord>,
 }
 
 /// The stored encoding of fields and state: a format byte, then postcard.

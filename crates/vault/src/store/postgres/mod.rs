@@ -9,6 +9,7 @@
 use super::*;
 
 mod reads;
+mod requests;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey};
@@ -26,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_lookup_state.sql"),
     include_str!("../../../migrations/postgres/0004_kek_index.sql"),
     include_str!("../../../migrations/postgres/0005_keyed_audit.sql"),
+    include_str!("../../../migrations/postgres/0006_requests.sql"),
 ];
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;

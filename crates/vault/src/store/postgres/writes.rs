@@ -100,11 +100,13 @@ async fn apply_batch(
     audit_key: &AuditKey,
 ) -> Result<Applied, tokio_postgres::Error> {
     let mut preferences = None;
+    let mut claimed = Vec::new();
     for op in &batch.ops {
         let applied = match op {
             WriteOp::RecordConsent(event) => record_consent(c, event)
                 .await?
                 .map(|folded| preferences = Some(folded)),
+            WriteOp::Request(op) => super::requests::apply(c, op, &mut claimed).await?,
             other => apply_op(c, other).await?,
         };
         if let Err(e) = applied {
@@ -133,6 +135,7 @@ async fn apply_batch(
         Committed {
             audit_seqs: entries.iter().map(|e| e.seq).collect(),
             preferences,
+            claimed,
         },
         new_head,
     )))
@@ -145,7 +148,7 @@ fn batch_err(e: &StoreError) -> BatchError {
     BatchError::Store(e.to_string())
 }
 
-async fn load_for_update(
+pub(super) async fn load_for_update(
     c: &tokio_postgres::Transaction<'_>,
     subject: &Uuid,
 ) -> Result<Result<(Vec<StoredField>, SubjectStateRecord), BatchError>, tokio_postgres::Error> {
@@ -173,7 +176,7 @@ async fn load_for_update(
 
 /// Writes a subject's state. The schema's trigger carries it to the copy
 /// each of the subject's lookup rows keeps for marketing checks.
-async fn save_state(
+pub(super) async fn save_state(
     c: &tokio_postgres::Transaction<'_>,
     subject: &Uuid,
     state: &SubjectStateRecord,
@@ -344,6 +347,8 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
             })
         }
         WriteOp::RecordConsent(event) => Ok(record_consent(c, event).await?.map(drop)),
+        // Applied by `apply_batch`, which collects what a claim leases.
+        WriteOp::Request(op) => Box::pin(super::requests::apply(c, op, &mut Vec::new())).await,
         WriteOp::Suppress {
             kind,
             hash,

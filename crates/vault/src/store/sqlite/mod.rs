@@ -11,6 +11,7 @@ use super::*;
 
 mod checkpoint;
 mod reads;
+pub(super) mod requests;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey, GENESIS};
@@ -33,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0003_lookup_state.sql"),
     include_str!("../../../migrations/sqlite/0004_kek_index.sql"),
     include_str!("../../../migrations/sqlite/0005_keyed_audit.sql"),
+    include_str!("../../../migrations/sqlite/0006_requests.sql"),
 ];
 /// The most batches one group transaction takes.
 const MAX_GROUP: usize = 512;

@@ -326,7 +326,7 @@ pub(super) fn first<T>(
 }
 
 /// Every row a statement returns, each shaped by `shape`.
-fn all<T>(
+pub(super) fn all<T>(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
     shape: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,

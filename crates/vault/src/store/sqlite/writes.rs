@@ -84,9 +84,11 @@ fn apply_batch(
     audit_key: &AuditKey,
 ) -> Result<(Committed, (i64, [u8; 32])), BatchError> {
     let mut preferences = None;
+    let mut claimed = Vec::new();
     for op in &batch.ops {
         match op {
             WriteOp::RecordConsent(event) => preferences = Some(record_consent(c, event)?),
+            WriteOp::Request(op) => super::requests::apply(c, op, &mut claimed)?,
             other => apply_op(c, other)?,
         }
     }
@@ -134,13 +136,14 @@ fn apply_batch(
         Committed {
             audit_seqs: entries.iter().map(|e| e.seq).collect(),
             preferences,
+            claimed,
         },
         new_head,
     ))
 }
 
 /// Loads a subject's fields and state for an update; refuses a missing or erased subject.
-fn load_for_update(
+pub(super) fn load_for_update(
     c: &Connection,
     subject: &Uuid,
 ) -> Result<(Vec<StoredField>, SubjectStateRecord), BatchError> {
@@ -171,7 +174,7 @@ pub(super) const DELETE_LOOKUP: &str =
 
 /// Writes a subject's state. The schema's trigger carries it to the copy
 /// each of the subject's lookup rows keeps for marketing checks.
-fn save_state(
+pub(super) fn save_state(
     c: &Connection,
     subject: &Uuid,
     state: &SubjectStateRecord,
@@ -335,6 +338,8 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
             Ok(())
         }
         WriteOp::RecordConsent(event) => record_consent(c, event).map(drop),
+        // Applied by `apply_batch`, which collects what a claim leases.
+        WriteOp::Request(op) => super::requests::apply(c, op, &mut Vec::new()),
         WriteOp::Suppress {
             kind,
             hash,
