@@ -109,10 +109,22 @@ pub async fn record_choice(
         }
         None => new_visitor_id(),
     };
-    let wording = choice
-        .wording_sha256
-        .as_deref()
-        .and_then(custodian_vault::audit::parse_hex32);
+    let wording = match choice.wording_sha256.as_deref() {
+        None => None,
+        Some(text) => match custodian_vault::audit::parse_hex32(text) {
+            Some(hash) => Some(hash),
+            None => {
+                return Err(AppError::Fields {
+                    code: "consent_refused",
+                    problems: vec![FieldProblem {
+                        field: "wording_sha256".into(),
+                        code: "invalid_value",
+                        detail: "64 hexadecimal digits".into(),
+                    }],
+                });
+            }
+        },
+    };
     if wording.is_none() && choice.choices.values().any(|accepted| *accepted) {
         return Err(AppError::Fields {
             code: "consent_refused",
