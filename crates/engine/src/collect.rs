@@ -390,9 +390,11 @@ pub struct RelationshipRequest {
     pub status: RelationshipStatus,
     /// RFC 3339; default now.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub started_at: Option<String>,
     /// RFC 3339; default now when the status is `ended`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub ended_at: Option<String>,
     /// The organisation's own reference (an account or order number).
     #[serde(default)]

@@ -94,6 +94,10 @@ pub struct ConsentRequest {
     pub subject: Option<Uuid>,
     /// A pseudonymous browser id (16 to 64 letters, digits, `-` or `_`).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9_-]{16,64}$", min_length = 16, max_length = 64)
+    )]
     pub visitor: Option<String>,
     /// A purpose declared in the policy. Omitted only to object to (or
     /// withdraw an objection to) all direct marketing.
@@ -101,6 +105,7 @@ pub struct ConsentRequest {
     pub purpose: Option<String>,
     /// email, phone, sms or post, for marketing purposes.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::channel_or_null))]
     pub channel: Option<String>,
     pub action: Action,
     #[serde(default)]
@@ -112,6 +117,7 @@ pub struct ConsentRequest {
     pub agent: Option<String>,
     /// RFC 3339; when the consent lapses, if it does.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub expires_at: Option<String>,
 }
 

@@ -21,12 +21,17 @@ use time::OffsetDateTime;
 pub struct CookieChoice {
     /// The visitor's pseudonymous id; a new one is made when absent.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9_-]{16,64}$", min_length = 16, max_length = 64)
+    )]
     pub visitor: Option<String>,
     /// Category (functional, analytics, marketing) to accepted or not.
     /// Strictly necessary cookies need no choice.
     pub choices: BTreeMap<String, bool>,
     /// SHA-256 (hex) of the banner's wording, as shown.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
     pub wording_sha256: Option<String>,
     /// The browser's `navigator.globalPrivacyControl`, as the banner saw it.
     #[serde(default)]
@@ -56,6 +61,16 @@ fn purposes_of(app: &App, category: CookieCategory) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The categories a banner choice can name to record something: those
+/// whose cookies serve a purpose of the policy.
+pub fn choice_categories(app: &App) -> Vec<&'static str> {
+    CookieCategory::ALL
+        .iter()
+        .filter(|c| !purposes_of(app, **c).is_empty())
+        .map(|c| c.as_str())
+        .collect()
 }
 
 fn category(name: &str) -> Option<CookieCategory> {
@@ -94,10 +109,22 @@ pub async fn record_choice(
         }
         None => new_visitor_id(),
     };
-    let wording = choice
-        .wording_sha256
-        .as_deref()
-        .and_then(custodian_vault::audit::parse_hex32);
+    let wording = match choice.wording_sha256.as_deref() {
+        None => None,
+        Some(text) => match custodian_vault::audit::parse_hex32(text) {
+            Some(hash) => Some(hash),
+            None => {
+                return Err(AppError::Fields {
+                    code: "consent_refused",
+                    problems: vec![FieldProblem {
+                        field: "wording_sha256".into(),
+                        code: "invalid_value",
+                        detail: "64 hexadecimal digits".into(),
+                    }],
+                });
+            }
+        },
+    };
     if wording.is_none() && choice.choices.values().any(|accepted| *accepted) {
         return Err(AppError::Fields {
             code: "consent_refused",

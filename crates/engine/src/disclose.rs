@@ -29,6 +29,7 @@ pub struct DisclosureRequest {
     /// A purpose whose recipients include it.
     pub purpose: String,
     /// At most 1,000 subjects.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1_000))]
     pub subjects: Vec<Uuid>,
     /// Fields wanted (default: every field the recipient may receive).
     #[serde(default)]

@@ -20,6 +20,10 @@ pub enum AppError {
     ForbiddenCode { code: &'static str, detail: String },
     #[error("no subject with this id")]
     SubjectNotFound,
+    /// A lookup by email address or phone number found no one. The
+    /// message never echoes the value looked up.
+    #[error("no subject has this email address or phone number")]
+    NoSubjectMatches,
     #[error("{0}")]
     NotFound(String),
     #[error("purpose `{0}` is not declared in the policy")]
@@ -105,7 +109,7 @@ impl AppError {
         match self {
             AppError::Unauthorized => "unauthorized",
             AppError::ForbiddenCode { code, .. } => code,
-            AppError::SubjectNotFound => "subject_not_found",
+            AppError::SubjectNotFound | AppError::NoSubjectMatches => "subject_not_found",
             AppError::NotFound(_) => "not_found",
             AppError::UnknownPurpose(_) => "unknown_purpose",
             AppError::UnknownRecipient(_) => "unknown_recipient",

@@ -40,6 +40,7 @@ pub struct NewKeyResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::Role))]
     pub role: String,
     pub purposes: Vec<String>,
     pub recipient: Option<String>,

@@ -15,6 +15,8 @@ pub mod marketing;
 pub mod read;
 pub mod receipt;
 pub mod rotation;
+#[cfg(feature = "openapi")]
+pub mod schema;
 
 pub use auth::{Principal, Role};
 pub use authz::Operation;

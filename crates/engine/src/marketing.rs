@@ -20,6 +20,7 @@ use uuid::Uuid;
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CheckQuery {
     /// email, phone, sms or post
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::channel))]
     pub channel: String,
     #[serde(default)]
     pub email: Option<String>,
@@ -290,8 +291,10 @@ pub async fn check_one(
 #[serde(deny_unknown_fields)]
 pub struct SuppressRequest {
     /// email, phone or sms
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::address_channel))]
     pub channel: String,
     /// Addresses never to market to, known to Custodian or not (at most 10,000).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10_000))]
     pub addresses: Vec<String>,
     /// Why, for the record (for example "unsubscribed by reply").
     #[serde(default)]

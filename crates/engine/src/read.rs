@@ -34,6 +34,7 @@ pub struct ReadQuery {
     pub fields: Option<String>,
     /// For marketing purposes: the channel about to be used.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::channel))]
     pub channel: Option<String>,
 }
 
@@ -51,7 +52,9 @@ pub struct LookupQuery {
     pub phone: Option<String>,
     #[serde(default)]
     pub fields: Option<String>,
+    /// For marketing purposes: the channel about to be used.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::channel))]
     pub channel: Option<String>,
 }
 
@@ -435,5 +438,5 @@ pub async fn lookup(
         reason: Some(format!("by {}", kind.label())),
     };
     written(app.store.write(Batch::audit_only(entry)).await)?;
-    Err(AppError::SubjectNotFound)
+    Err(AppError::NoSubjectMatches)
 }

@@ -340,7 +340,9 @@ pub async fn cookie_choice(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RenewalQuery {
+    /// The policy version the visitor's choice was made under.
     /// The policy version the stored choice was made under.
     since: String,
 }

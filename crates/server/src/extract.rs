@@ -11,15 +11,33 @@ use axum::http::request::Parts;
 use custodian_engine::{AppError, Principal};
 use serde::de::DeserializeOwned;
 
+/// What a message is about: the body or the query string.
+#[derive(Clone, Copy)]
+pub enum Input {
+    Body,
+    Query,
+}
+
+impl Input {
+    fn name(self) -> &'static str {
+        match self {
+            Input::Body => "the body",
+            Input::Query => "the query string",
+        }
+    }
+}
+
 /// Serde's messages quote offending input (`invalid type: string "..."`,
 /// ``invalid value: integer `...` ``), which may be personal data. Only
 /// messages about the shape (unknown or missing fields, which name keys
 /// only) are passed on; every other one becomes "`path` has the wrong type
-/// or value".
-pub fn without_values(message: &str) -> String {
-    let text = message
-        .split_once("target type: ")
-        .map_or(message, |(_, rest)| rest);
+/// or value", or, without a path, "the body (or the query string) has a
+/// value of the wrong type or form".
+pub fn without_values(message: &str, input: Input) -> String {
+    let text = ["target type: ", "query string: "]
+        .iter()
+        .find_map(|marker| message.split_once(marker).map(|(_, rest)| rest))
+        .unwrap_or(message);
     let (path, detail) = match text.split_once(": ") {
         Some((p, d)) if !p.contains(' ') => (p, d),
         _ => ("", text),
@@ -32,10 +50,21 @@ pub fn without_values(message: &str) -> String {
             format!("{path}: {detail}")
         }
     } else if path.is_empty() {
-        "the body has a value of the wrong type or form".to_string()
+        format!("{} has a value of the wrong type or form", input.name())
     } else {
         format!("`{path}` has the wrong type or value")
     }
+}
+
+/// Where a JSON syntax error is ("line 1, column 9"), without the text
+/// around it.
+fn syntax_place(message: &str) -> String {
+    message
+        .rsplit_once(" at line ")
+        .and_then(|(_, place)| place.split_once(" column "))
+        .map_or_else(String::new, |(line, column)| {
+            format!(" (line {line}, column {column})")
+        })
 }
 
 pub struct Json<T>(pub T);
@@ -50,15 +79,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 JsonRejection::JsonSyntaxError(e) => Problem::new(
                     StatusCode::BAD_REQUEST,
                     "malformed_json",
-                    format!(
-                        "the body is not valid JSON: {}",
-                        without_values(&e.body_text())
-                    ),
+                    format!("the body is not valid JSON{}", syntax_place(&e.body_text())),
                 ),
                 JsonRejection::JsonDataError(e) => Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_body",
-                    without_values(&e.body_text()),
+                    without_values(&e.body_text(), Input::Body),
                 ),
                 JsonRejection::MissingJsonContentType(_) => Problem::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,7 +115,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_query",
-                without_values(&e.body_text()),
+                without_values(&e.body_text(), Input::Query),
             )),
             Err(_) => Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -145,7 +171,7 @@ mod tests {
             "Failed to deserialize the JSON body into the target type: n: invalid value: integer `4915112345678`, expected u8",
         ];
         for c in cases {
-            let out = super::without_values(c);
+            let out = super::without_values(c, super::Input::Body);
             assert!(
                 !out.contains("ada@") && !out.contains("4915112345678"),
                 "{out}"
@@ -153,9 +179,49 @@ mod tests {
         }
         assert_eq!(
             super::without_values(
-                "Failed to deserialize the JSON body into the target type: extra: unknown field `extra`, expected one of `purpose`, `data` at line 1 column 64"
+                "Failed to deserialize the JSON body into the target type: extra: unknown field `extra`, expected one of `purpose`, `data` at line 1 column 64",
+                super::Input::Body
             ),
             "extra: unknown field `extra`, expected one of `purpose`, `data`"
         );
+    }
+
+    /// A query-string error talks about the query string, never "the body".
+    #[test]
+    fn query_messages_name_the_query_string() {
+        use super::{Input, without_values};
+        assert_eq!(
+            without_values(
+                "Failed to deserialize query string: missing field `purpose`",
+                Input::Query
+            ),
+            "missing field `purpose`"
+        );
+        assert_eq!(
+            without_values(
+                "Failed to deserialize query string: n: invalid digit found in string",
+                Input::Query
+            ),
+            "`n` has the wrong type or value"
+        );
+        let out = without_values(
+            "Failed to deserialize query string: invalid type: string \"ada@example.org\", expected a map",
+            Input::Query,
+        );
+        assert_eq!(
+            out,
+            "the query string has a value of the wrong type or form"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_the_place_only() {
+        assert_eq!(
+            super::syntax_place(
+                "Failed to parse the request body as JSON: key must be a string at line 1 column 2"
+            ),
+            " (line 1, column 2)"
+        );
+        assert_eq!(super::syntax_place("no place"), "");
     }
 }

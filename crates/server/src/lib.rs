@@ -165,7 +165,7 @@ pub fn router(app: App, limits: &Limits) -> Router {
         .merge(consent_routes::routes())
         .merge(banner::routes())
         .merge(pages::routes())
-        .merge(openapi::routes())
+        .merge(openapi::routes(&state.app))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))

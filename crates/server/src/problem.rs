@@ -68,7 +68,9 @@ impl From<AppError> for Problem {
         let status = match &e {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
-            AppError::SubjectNotFound | AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::SubjectNotFound | AppError::NoSubjectMatches | AppError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             AppError::UnknownPurpose(_)
             | AppError::UnknownRecipient(_)
             | AppError::Invalid(_)

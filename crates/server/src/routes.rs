@@ -181,7 +181,8 @@ pub async fn create_key(
 /// Revoke an API key (admin).
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", security(("api_key" = [])),
     params(("id" = String, Path, description = "Key id, ck_...")),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The last active admin key", body = Problem)))]
 pub async fn revoke_key(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,

@@ -474,6 +474,16 @@ fn a_visitors_choices_move_to_the_subject_it_becomes() {
         (r.status, r.json()["errors"][0]["code"].as_str()),
         (422, Some("evidence_required"))
     );
+    // A hash that is not one is refused, even with nothing accepted.
+    let r = s.post(
+        "/v1/cookie-consent",
+        None,
+        &json!({"choices": {"analytics": false}, "wording_sha256": ""}),
+    );
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (422, Some("invalid_value"))
+    );
     let r = s.post("/v1/cookie-consent", None, &json!({"choices": {"analytics": true, "functional": true}, "wording_sha256": "cd".repeat(32)}));
     assert_eq!(r.status, 201, "{}", r.body);
     let visitor = r.json()["visitor"].as_str().unwrap().to_string();

@@ -205,6 +205,9 @@ fn collection_then_reads_return_only_what_the_purpose_may_see() {
         (r.status, r.json()["code"].as_str()),
         (404, Some("subject_not_found"))
     );
+    // It says what was not found, and never echoes the address.
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert_eq!(detail, "no subject has this email address or phone number");
     // Each read decision, allowed or refused, is in the chain: 1 key + 1 collect
     // + 1 relationship + 7 reads + the lookup that found nobody.
     assert_eq!(v.audit_entries(), 11);
