@@ -1082,6 +1082,9 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
             "{drop_trigger}
              ALTER TABLE lookup DROP COLUMN state;
              DROP INDEX subjects_by_kek;
+             DELETE FROM meta WHERE key = 'audit_keyed_from';
+             DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
+             DROP TABLE tasks; DROP INDEX audit_disclosures;
              UPDATE subjects SET state = {};
              UPDATE meta SET value = '2' WHERE key = 'schema_version'",
             f.raw.blob(&json)
