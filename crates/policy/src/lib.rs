@@ -18,6 +18,7 @@ pub mod model;
 pub mod period;
 pub mod render;
 pub mod requests;
+mod requests_clock;
 pub mod rules;
 pub mod terms;
 pub mod validate;

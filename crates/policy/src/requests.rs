@@ -1,8 +1,13 @@
 //! Data-subject requests: their kinds and the states a request moves
-//! through, with the transitions the law and the register allow. Pure: the
-//! engine records each transition, this decides whether it may happen.
+//! through, with the transitions the law and the register allow, and the
+//! statutory clock ([`Clock`], [`due`]). Pure: the engine records each
+//! transition, this decides whether it may happen.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::requests_clock::{
+    Clock, ClockError, Extension, Pause, check_extension, due, due_soon, may_pause, overdue, starts,
+};
 
 /// What the person asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! and the record of processing. Each is built as a small document model and
 //! written out as Markdown or HTML, so both say exactly the same.
 
+pub mod access;
 pub mod cookies;
 pub mod notice;
 pub mod ropa;

@@ -2,12 +2,19 @@
 //!
 //! A month runs from the day the clock starts to the same date next month;
 //! where that date does not exist, to the last day of that month; where the
-//! result is a weekend or bank holiday, to the next working day. An extended
-//! deadline adds three months to the start under the same rule (our reading of
-//! "two further months": 2025-10-31 extended is due 2026-02-02). Under the UK
-//! Data (Use and Access) Act 2025 (Art. 12A) the clock starts at the latest of
-//! receipt, receipt of identity information and receipt of a fee, and stops
-//! while the controller waits for clarification it asked for.
+//! result is a weekend or bank holiday, to the next working day.
+//!
+//! An extended deadline (Art. 12(3): "two further months") has two readings
+//! that differ when the start falls late in a month: three months from the
+//! start, or two months from the one-month date (itself clamped to a month's
+//! end). We use the earlier of the two, both taken before the working-day
+//! shift, then shift (law-notes.md: "Use the earlier date"). Received
+//! 2025-10-31: three months gives Sat 2026-01-31 (shifted to Mon 2026-02-02);
+//! two months from 2025-11-30 gives Fri 2026-01-30, which is due.
+//!
+//! Under the UK Data (Use and Access) Act 2025 (Art. 12A) the clock starts at
+//! the latest of receipt, receipt of identity information and receipt of a
+//! fee, and stops while the controller waits for clarification it asked for.
 
 use super::calendar::{Calendar, Division};
 use crate::period::add_months;
@@ -57,18 +64,32 @@ impl RequestClock {
     }
 }
 
-/// The day a response is due: one month, or three when extended.
+/// The day a response is due: one month, or when extended the earlier
+/// reading of two further months (see the module's documentation), plus the
+/// days paused, moved to a working day.
 pub fn response_due(
     clock: &RequestClock,
     division: Division,
     extended: bool,
 ) -> Result<Date, DeadlineError> {
-    let months = if extended { 3 } else { 1 };
-    let due = add_months(clock.starts(), months).ok_or(DeadlineError::OutOfRange)?;
+    let due = period_end(clock.starts(), extended)?;
     let due = due
         .checked_add(Duration::days(i64::from(clock.paused_days)))
         .ok_or(DeadlineError::OutOfRange)?;
     next_working_day(due, division)
+}
+
+/// The end of the response period before pauses and the working-day shift:
+/// one month from `start`, or when extended the earlier of three months from
+/// `start` and two months from the one-month date.
+pub fn period_end(start: Date, extended: bool) -> Result<Date, DeadlineError> {
+    let one_month = add_months(start, 1).ok_or(DeadlineError::OutOfRange)?;
+    if !extended {
+        return Ok(one_month);
+    }
+    let three_from_start = add_months(start, 3).ok_or(DeadlineError::OutOfRange)?;
+    let two_from_one_month = add_months(one_month, 2).ok_or(DeadlineError::OutOfRange)?;
+    Ok(three_from_start.min(two_from_one_month))
 }
 
 /// `date` itself if it is a working day, otherwise the next one.
@@ -125,11 +146,31 @@ mod tests {
     }
 
     #[test]
-    fn extended_deadline_is_three_months_from_the_start() {
-        let clock = RequestClock::received(date!(2025 - 10 - 31));
+    fn extended_deadline_takes_the_earlier_reading() {
+        let received = date!(2025 - 10 - 31);
+        // Three months from the start: Sat 31 Jan, shifted to Mon 2 Feb
+        // (the reading standards.md gives, which law-notes.md overrides).
+        assert_eq!(add_months(received, 3), Some(date!(2026 - 01 - 31)));
+        assert_eq!(
+            next_working_day(date!(2026 - 01 - 31), Division::EnglandAndWales).unwrap(),
+            date!(2026 - 02 - 02)
+        );
+        // Two months from the one-month date (30 Nov): Fri 30 Jan.
+        assert_eq!(
+            add_months(date!(2025 - 11 - 30), 2),
+            Some(date!(2026 - 01 - 30))
+        );
+        assert_eq!(period_end(received, true).unwrap(), date!(2026 - 01 - 30));
+        let clock = RequestClock::received(received);
         assert_eq!(
             response_due(&clock, Division::EnglandAndWales, true).unwrap(),
-            date!(2026 - 02 - 02)
+            date!(2026 - 01 - 30)
+        );
+        // Where the readings agree, nothing changes: 3 Sep + 3 months.
+        let clock = RequestClock::received(date!(2025 - 09 - 03));
+        assert_eq!(
+            response_due(&clock, Division::EnglandAndWales, true).unwrap(),
+            date!(2025 - 12 - 03)
         );
     }
 
