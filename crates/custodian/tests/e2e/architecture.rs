@@ -116,10 +116,11 @@ fn the_engine_names_no_http_or_cli_crate() {
     assert!(!files.is_empty());
     let lib = std::fs::read_to_string(crates_dir().join("engine/src/lib.rs")).unwrap();
     let gated = |file: &Path| {
-        let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        lib.contains(&format!(
-            "#[cfg(feature = \"openapi\")]\npub mod {name};"
-        ))
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        lib.contains(&format!("#[cfg(feature = \"openapi\")]\npub mod {name};"))
     };
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();

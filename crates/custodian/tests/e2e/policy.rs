@@ -127,7 +127,7 @@ fn deadline_command_follows_the_ico_method() {
     let out = run(&["rules", "deadline", "2026-11-26"]);
     assert_eq!(text(&out.stdout).trim(), "2026-12-29");
     let out = run(&["rules", "deadline", "2025-10-31", "--extended"]);
-    assert_eq!(text(&out.stdout).trim(), "2026-02-02");
+    assert_eq!(text(&out.stdout).trim(), "2026-01-30");
     let out = run(&["rules", "deadline", "26/11/2026"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not a date"));
