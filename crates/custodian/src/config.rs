@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// stops working within this time.
     #[arg(long, env = "CUSTODIAN_KEY_CACHE_MS")]
     pub key_cache_ms: Option<u64>,
+    /// How long, in milliseconds, a node holds a claimed task before another
+    /// may take it over (default 30000): how soon the work of a node that
+    /// died is picked up again.
+    #[arg(long, env = "CUSTODIAN_TASK_LEASE_MS")]
+    pub task_lease_ms: Option<u64>,
 }
 
 /// The settings file. Every key is optional; unknown keys are refused.
@@ -62,6 +67,7 @@ pub struct FileSettings {
     pub rate_limit_per_ip: Option<u32>,
     pub body_limit: Option<usize>,
     pub key_cache_ms: Option<u64>,
+    pub task_lease_ms: Option<u64>,
 }
 
 /// Resolved settings for the store.
@@ -95,10 +101,12 @@ pub struct Settings {
     pub rate_limit_per_ip: u32,
     pub body_limit: usize,
     pub key_cache: std::time::Duration,
+    pub task_lease: std::time::Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "custodian-data";
 pub const DEFAULT_KEY_CACHE_MS: u64 = 2_000;
+pub const DEFAULT_TASK_LEASE_MS: u64 = 30_000;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RATE_PER_KEY: u32 = 5_000;
 pub const DEFAULT_RATE_PER_IP: u32 = 10_000;
@@ -172,6 +180,11 @@ impl ServeArgs {
                 self.key_cache_ms
                     .or(file.key_cache_ms)
                     .unwrap_or(DEFAULT_KEY_CACHE_MS),
+            ),
+            task_lease: std::time::Duration::from_millis(
+                self.task_lease_ms
+                    .or(file.task_lease_ms)
+                    .unwrap_or(DEFAULT_TASK_LEASE_MS),
             ),
         })
     }

@@ -153,7 +153,35 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             store = %settings.store.describe(),
             "custodian listening on http://{bound}"
         );
-        match custodian_server::serve(listener, custodian_server::router(app, &limits), shutdown).await {
+        // One stop signal for the server and the background work; the
+        // runner finishes the task under way before the process exits.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let runner_settings = custodian_engine::requests::tasks::RunnerSettings {
+            lease: settings.task_lease,
+            ..Default::default()
+        };
+        let runner = tokio::spawn(custodian_engine::requests::tasks::runner(
+            app.clone(),
+            runner_settings,
+            stopped(stop_rx.clone()),
+        ));
+        let served = custodian_server::serve(
+            listener,
+            custodian_server::router(app, &limits),
+            stopped(stop_rx),
+        )
+        .await;
+        if runner.await.is_err() {
+            tracing::error!("the task runner stopped abnormally");
+        }
+        match served {
             Ok(()) => {
                 tracing::info!("custodian stopped");
                 ExitCode::SUCCESS

@@ -27,6 +27,11 @@ pub enum Operation {
     MarketingCheck,
     CampaignCheck,
     Suppress,
+    SubmitRequest,
+    ReadRequest,
+    ListRequests,
+    ReadReport,
+    ManageRequest,
     ListKeys,
     CreateKey,
     RevokeKey,
@@ -141,6 +146,23 @@ pub const RULES: &[Rule] = &[
         Binding::MarketingPurposes,
     ),
     rule(Operation::Suppress, &[Admin, Agent, Service], Binding::None),
+    // Rights requests: the portal (a service key) and call-centre agents
+    // take them in; staff follow the register; reports, which hold the
+    // person's data, go to the person (by their session) and to the admin
+    // and DPO; only the admin and DPO steer a request's course.
+    rule(
+        Operation::SubmitRequest,
+        &[Admin, Agent, Service],
+        Binding::None,
+    ),
+    rule(
+        Operation::ReadRequest,
+        &[Admin, Dpo, Agent, Service],
+        Binding::None,
+    ),
+    rule(Operation::ListRequests, &[Admin, Dpo, Agent], Binding::None),
+    rule(Operation::ReadReport, &[Admin, Dpo], Binding::None),
+    rule(Operation::ManageRequest, &[Admin, Dpo], Binding::None),
     rule(Operation::ListKeys, &[Admin], Binding::None),
     rule(Operation::CreateKey, &[Admin], Binding::None),
     rule(Operation::RevokeKey, &[Admin], Binding::None),
@@ -187,6 +209,11 @@ impl Operation {
             Operation::MarketingCheck => "marketing.check",
             Operation::CampaignCheck => "marketing.campaign",
             Operation::Suppress => "marketing.suppress",
+            Operation::SubmitRequest => "request.receive",
+            Operation::ReadRequest => "request.read",
+            Operation::ListRequests => "request.list",
+            Operation::ReadReport => "request.report",
+            Operation::ManageRequest => "request.manage",
             Operation::ListKeys => "key.list",
             Operation::CreateKey => "key.create",
             Operation::RevokeKey => "key.revoke",
@@ -255,7 +282,7 @@ mod tests {
             );
             assert!(!r.roles.is_empty(), "row {i} allows no one");
         }
-        assert_eq!(RULES.len(), 18);
+        assert_eq!(RULES.len(), 23);
     }
 
     #[test]

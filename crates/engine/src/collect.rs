@@ -80,15 +80,32 @@ pub fn micros(t: OffsetDateTime) -> i64 {
 }
 
 /// A validated value, ready to seal.
-struct Checked {
-    field: String,
-    kind: FieldType,
-    value: String,
+pub(crate) struct Checked {
+    pub(crate) field: String,
+    pub(crate) kind: FieldType,
+    pub(crate) value: String,
+}
+
+/// Validates values for fields of any declared category, whatever the
+/// purpose (a rectification corrects data held for whatever purpose).
+pub(crate) fn check_any(
+    app: &App,
+    data: &BTreeMap<String, serde_json::Value>,
+) -> Result<Vec<Checked>, AppError> {
+    check(app, None, data)
 }
 
 fn check_values(
     app: &App,
     purpose: PurposeIx,
+    data: &BTreeMap<String, serde_json::Value>,
+) -> Result<Vec<Checked>, AppError> {
+    check(app, Some(purpose), data)
+}
+
+fn check(
+    app: &App,
+    purpose: Option<PurposeIx>,
     data: &BTreeMap<String, serde_json::Value>,
 ) -> Result<Vec<Checked>, AppError> {
     if data.is_empty() {
@@ -97,11 +114,14 @@ fn check_values(
         ));
     }
     let compiled = &app.policy.compiled;
-    let allowed = compiled
-        .purposes
-        .get(purpose.get())
-        .map(|p| p.fields)
-        .unwrap_or_default();
+    let allowed = match purpose {
+        Some(p) => compiled
+            .purposes
+            .get(p.get())
+            .map(|p| p.fields)
+            .unwrap_or_default(),
+        None => compiled.all_fields,
+    };
     let mut problems = Vec::new();
     let mut checked = Vec::new();
     for (name, value) in data {

@@ -51,6 +51,11 @@ pub enum AppError {
     LastAdminKey,
     #[error("the request was changed meanwhile; read it again and retry")]
     RequestChanged,
+    /// Mail to the person could not be sent (the code says why).
+    #[error(
+        "mail to the person could not be sent ({0}); the request is kept and can be sent again"
+    )]
+    MailUnavailable(&'static str),
     /// A task's lease passed to another worker: its work here is undone.
     #[error("the task was taken over by another worker")]
     LeaseLost,
@@ -121,6 +126,7 @@ impl AppError {
             AppError::KeyUnavailable(_) => "key_unavailable",
             AppError::LastAdminKey => "last_admin_key",
             AppError::RequestChanged => "request_changed",
+            AppError::MailUnavailable(code) => code,
             AppError::LeaseLost => "lease_lost",
             AppError::Corrupt(_) => "corrupt_value",
             AppError::Internal(which) => which.code(),

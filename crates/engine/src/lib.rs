@@ -11,9 +11,11 @@ pub mod cookies;
 pub mod disclose;
 pub mod error;
 pub mod keys;
+pub mod mail;
 pub mod marketing;
 pub mod read;
 pub mod receipt;
+pub mod requests;
 pub mod rotation;
 #[cfg(feature = "openapi")]
 pub mod schema;
@@ -41,6 +43,12 @@ pub struct App {
     /// The policy file's text, recorded with its version.
     pub policy_source: Arc<String>,
     stale: Arc<Mutex<Stale>>,
+    /// Sends mail to people (verification codes, notices).
+    pub mailer: Arc<dyn mail::Mailer>,
+    /// Wakes this node's task runner when work is queued here.
+    pub tasks_queued: Arc<tokio::sync::Notify>,
+    /// This node's name as a task lease owner: unique per process.
+    pub node: Arc<str>,
 }
 
 impl App {
@@ -51,7 +59,16 @@ impl App {
             policy: Arc::new(policy),
             policy_source: Arc::new(policy_source),
             stale: Arc::new(Mutex::new(HashMap::new())),
+            mailer: Arc::new(mail::NoMailer),
+            tasks_queued: Arc::new(tokio::sync::Notify::new()),
+            node: Arc::from(format!("node-{}", custodian_vault::crypto::new_id()).as_str()),
         }
+    }
+
+    /// The same, sending mail through `mailer`.
+    pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> App {
+        self.mailer = mailer;
+        self
     }
 
     pub fn policy_version(&self) -> &str {

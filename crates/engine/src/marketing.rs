@@ -190,7 +190,7 @@ pub(super) fn decide(
     )
 }
 
-fn suppression_hash(app: &App, kind: FieldType, key: &str) -> (String, [u8; 32]) {
+pub(crate) fn suppression_hash(app: &App, kind: FieldType, key: &str) -> (String, [u8; 32]) {
     let kind_name = suppression_kind(address_label(kind));
     let hash = app.keys.blind_index(&kind_name, key);
     (kind_name, hash)

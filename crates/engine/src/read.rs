@@ -315,6 +315,21 @@ async fn decide_and_open(
         fields,
         channel,
     } = asked;
+    if record.erased_at.is_some() || record.wrapped_key.is_none() {
+        // Erased: the read is refused as a whole (what an erasure kept on a
+        // legal ground is not for ordinary purposes), and audited.
+        let entry = AuditDraft {
+            at: micros(now),
+            actor: principal.actor(),
+            action: "read".into(),
+            purpose: Some(purpose.to_string()),
+            subject: Some(record.id),
+            decision: "refused".into(),
+            reason: Some("erased".into()),
+        };
+        written(app.store.write(Batch::audit_only(entry)).await)?;
+        return Err(AppError::Erased);
+    }
     let policy = &app.policy.compiled;
     let request = Request {
         actor: actor_of(principal),

@@ -47,3 +47,21 @@ pub fn address_channel() -> Object {
         .collect();
     strings(&kinds, false)
 }
+
+/// The kind of a data-subject request.
+pub fn request_kind() -> Object {
+    let kinds: Vec<&str> = custodian_policy::requests::RequestKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    strings(&kinds, false)
+}
+
+/// The state of a data-subject request.
+pub fn request_state() -> Object {
+    let states: Vec<&str> = custodian_policy::requests::RequestState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    strings(&states, false)
+}

@@ -9,6 +9,7 @@ mod openapi;
 mod pages;
 mod problem;
 mod ratelimit;
+mod request_routes;
 mod routes;
 
 use axum::Router;
@@ -30,6 +31,9 @@ use std::time::{Duration, Instant};
 pub enum Access {
     Public,
     Key(Operation),
+    /// A key, as the table says, or a verified person's session for their
+    /// own requests.
+    KeyOrSession(Operation),
 }
 
 /// Every route the server answers, with its access. The OpenAPI document
@@ -69,6 +73,30 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("POST", "/v1/keys", Key(Op::CreateKey)),
         ("DELETE", "/v1/keys/{id}", Key(Op::RevokeKey)),
         ("GET", "/v1/audit/verify", Key(Op::VerifyAudit)),
+        ("POST", "/v1/requests", Key(Op::SubmitRequest)),
+        ("GET", "/v1/requests", Key(Op::ListRequests)),
+        (
+            "GET",
+            "/v1/requests/{id}",
+            Access::KeyOrSession(Op::ReadRequest),
+        ),
+        ("POST", "/v1/requests/{id}/verify", Public),
+        ("POST", "/v1/requests/{id}/manage", Key(Op::ManageRequest)),
+        (
+            "GET",
+            "/v1/requests/{id}/report",
+            Access::KeyOrSession(Op::ReadReport),
+        ),
+        (
+            "GET",
+            "/v1/requests/{id}/report.html",
+            Access::KeyOrSession(Op::ReadReport),
+        ),
+        (
+            "GET",
+            "/v1/requests/{id}/archive",
+            Access::KeyOrSession(Op::ReadReport),
+        ),
         ("POST", "/v1/cookie-consent", Public),
         ("GET", "/v1/cookie-consent/renewal", Public),
         ("GET", "/.well-known/custodian-receipt-key", Public),
@@ -163,6 +191,7 @@ pub fn router(app: App, limits: &Limits) -> Router {
     Router::new()
         .merge(routes::api())
         .merge(consent_routes::routes())
+        .merge(request_routes::routes())
         .merge(banner::routes())
         .merge(pages::routes())
         .merge(openapi::routes(&state.app))
@@ -229,7 +258,9 @@ async fn limit_and_authenticate(state: &State, mut req: Request, next: Next) -> 
             return too_many(wait, "rate_limited");
         }
     }
-    if let Some(token) = extract::bearer(req.headers()) {
+    // A verified person's session (`rs_...`) is not an API key: the request
+    // routes check it themselves.
+    if let Some(token) = extract::bearer(req.headers()).filter(|t| !t.starts_with("rs_")) {
         match state.authenticate(token).await {
             Ok(principal) => {
                 if let Err(wait) = state.per_key.check(&principal.key_id, now) {

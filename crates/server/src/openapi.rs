@@ -3,7 +3,7 @@
 
 use super::State;
 use super::problem::Problem;
-use super::{banner, consent_routes, pages, routes};
+use super::{banner, consent_routes, pages, request_routes, routes};
 use axum::Router;
 use custodian_engine::collect::{
     Channel, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
@@ -48,6 +48,8 @@ use utoipa_swagger_ui::SwaggerUi;
         pages::index, pages::notice_html, pages::notice_md, pages::cookies_html, pages::cookies_md,
         pages::policy_json, pages::ropa_json, banner::consent_js, banner::consent_preview, banner::gpc_json,
         openapi_json,
+        request_routes::submit, request_routes::list, request_routes::read, request_routes::verify,
+        request_routes::manage, request_routes::report_json, request_routes::report_html, request_routes::archive,
     ),
     components(schemas(
         Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
@@ -55,6 +57,11 @@ use utoipa_swagger_ui::SwaggerUi;
         DisclosureResponse, Disclosed, NewKeyRequest, NewKeyResponse, KeyInfo, Role, Verification,
         ConsentRequest, ConsentResponse, ConsentHistory, PreferenceView, EventView, Evidence, Action, Method,
         LinkRequest, CheckAnswer, CookieChoice, CookieChoiceResponse, SuppressRequest, SuppressResponse,
+        custodian_engine::requests::NewRequest, custodian_engine::requests::IdentityCheck,
+        custodian_engine::requests::VerifyRequest, custodian_engine::requests::RequestView,
+        custodian_engine::requests::TaskView, custodian_engine::requests::Verified,
+        custodian_engine::requests::Manage, custodian_engine::requests::Outcome,
+        custodian_engine::requests::Kept, custodian_engine::requests::Refusal,
     )),
     modifiers(&BearerKeys, &Contract),
 )]
@@ -71,6 +78,17 @@ impl utoipa::Modify for BearerKeys {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("ck_...")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format(
+                        "rs_... (a verified person's session, from /v1/requests/{id}/verify)",
+                    )
                     .build(),
             ),
         );
@@ -96,6 +114,7 @@ const PUBLIC_STORE_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/cookie-consent"),
     ("GET", "/v1/cookie-consent/renewal"),
     ("GET", "/readyz"),
+    ("POST", "/v1/requests/{id}/verify"),
 ];
 
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -184,7 +203,10 @@ fn with_contract(method: &str, path: &str, op: &mut Operation) {
         .flatten()
         .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
     let mut statuses = vec![429];
-    if matches!(access, Some(crate::Access::Key(_))) {
+    if matches!(
+        access,
+        Some(crate::Access::Key(_) | crate::Access::KeyOrSession(_))
+    ) {
         statuses.extend([401, 403, 503]);
     }
     if json_body {

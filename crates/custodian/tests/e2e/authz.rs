@@ -25,6 +25,7 @@ struct Fixture {
     subject: String,
     visitor: String,
     event: String,
+    request: String,
     keys: Vec<(Caller, Option<String>)>,
 }
 
@@ -51,6 +52,14 @@ fn fixture() -> Fixture {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let visitor = r.json()["visitor"].as_str().unwrap().to_string();
+    let r = s.post(
+        "/v1/requests",
+        Some(&v.admin),
+        &json!({"kind": "access", "email": "ada@example.org",
+                "identity": {"method": "security-questions", "evidence": "answered two questions"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let request = r.json()["id"].as_str().unwrap().to_string();
     let key = |body: serde_json::Value| {
         let r = s.post("/v1/keys", Some(&v.admin), &body);
         assert_eq!(r.status, 201, "{}", r.body);
@@ -97,6 +106,7 @@ fn fixture() -> Fixture {
         subject,
         visitor,
         event,
+        request,
         keys,
     }
 }
@@ -199,6 +209,28 @@ fn request_for(
         ("GET", "/v1/cookie-consent/renewal") => {
             ("/v1/cookie-consent/renewal?since=1.0".into(), None, None)
         }
+        ("POST", "/v1/requests") => (
+            path.into(),
+            Some(json!({"kind": "access", "email": "grace@example.org",
+                        "identity": {"method": "security-questions", "evidence": "answered"}})),
+            // Only agents (and admins) attest a person's identity.
+            Some("identity_not_allowed_for_key"),
+        ),
+        ("GET", "/v1/requests") => ("/v1/requests?state=completed".into(), None, None),
+        ("GET", "/v1/requests/{id}") => (format!("/v1/requests/{}", f.request), None, None),
+        ("POST", "/v1/requests/{id}/verify") => (
+            format!("/v1/requests/{}/verify", f.request),
+            Some(json!({"code": "000000"})),
+            None,
+        ),
+        ("POST", "/v1/requests/{id}/manage") => (
+            format!("/v1/requests/{}/manage", f.request),
+            Some(json!({"action": "pause", "asked": "2026-12-01", "large_amount": true})),
+            None,
+        ),
+        ("GET", p) if p.starts_with("/v1/requests/{id}/") => {
+            (p.replace("{id}", &f.request), None, None)
+        }
         (_, p) if !p.contains('{') => (p.into(), None, None),
         other => panic!("no request written for {other:?}: add one"),
     };
@@ -233,13 +265,13 @@ fn every_route_answers_every_kind_of_key_as_the_table_says() {
                     public_statuses.push(r.status);
                 }
                 (
-                    Access::Key(_),
+                    Access::Key(_) | Access::KeyOrSession(_),
                     Caller::NoKey | Caller::Malformed | Caller::Unknown | Caller::Revoked,
                 ) => {
                     assert_eq!(r.status, 401, "{what}");
                     assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{what}");
                 }
-                (Access::Key(op), Caller::Role(role)) => {
+                (Access::Key(op) | Access::KeyOrSession(op), Caller::Role(role)) => {
                     let rule = rule_for(*op);
                     if !rule.roles.contains(role) {
                         assert_eq!(

@@ -15,6 +15,7 @@ mod browser;
 mod consent;
 mod policy;
 mod postgres;
+mod requests;
 mod vault;
 
 use std::io::{BufRead, BufReader, Read, Write};

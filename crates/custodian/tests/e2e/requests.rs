@@ -1,0 +1,305 @@
+//! Data-subject requests end to end through the real server: intake by a
+//! call-centre agent who checked the caller's identity, the durable task
+//! that carries each right out in the vault, and what every later read,
+//! lookup and check answers.
+
+use super::vault::{Vault, ada, collect, open_account, vault};
+use serde_json::{Value, json};
+
+fn agent(v: &Vault) -> String {
+    let r = v
+        .server
+        .post("/v1/keys", Some(&v.admin), &json!({"role": "agent"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["key"].as_str().unwrap().to_string()
+}
+
+/// Submits a request the agent verified on the phone.
+fn submit(v: &Vault, key: &str, body: Value) -> String {
+    let mut body = body;
+    body["identity"] =
+        json!({"method": "security-questions", "evidence": "answered two security questions"});
+    let r = v.server.post("/v1/requests", Some(key), &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let view = r.json();
+    assert_eq!(view["state"], "in-progress", "{view}");
+    assert!(view["due"].is_string(), "{view}");
+    view["id"].as_str().unwrap().to_string()
+}
+
+/// The request once its task has run (the runner is woken at once; this
+/// waits at most ten seconds).
+fn finished(v: &Vault, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = v
+            .server
+            .get(&format!("/v1/requests/{id}"), Some(&v.admin))
+            .json();
+        let state = r["state"].as_str().unwrap_or_default().to_string();
+        if state != "in-progress" || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn an_access_request_reports_everything_held_and_nothing_of_anyone_else() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let mut other = ada();
+    other["data"] = json!({"full_name": "Charles Babbage", "email": "charles@example.org"});
+    collect(s, &v.admin, &other);
+    let a = agent(&v);
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "access", "email": "ada.lovelace@example.org"}),
+    );
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["outcome"]["found"], true);
+    assert_eq!(done["tasks"][0]["state"], "done", "{done}");
+    // The agent follows the register but does not read reports.
+    let r = s.get(&format!("/v1/requests/{request}/report"), Some(&a));
+    assert_eq!(r.status, 403, "{}", r.body);
+    let report = s
+        .get(&format!("/v1/requests/{request}/report"), Some(&v.admin))
+        .json();
+    let data = report["data"].as_array().unwrap();
+    let value = |field: &str| {
+        data.iter()
+            .find(|d| d["field"] == field)
+            .map(|d| d["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(value("full_name"), "Ada Lovelace");
+    assert_eq!(value("email"), "Ada.Lovelace@example.org");
+    assert_eq!(value("username"), "countess-of-lovelace");
+    assert_eq!(data.len(), 5, "{report}");
+    for d in data {
+        assert_eq!(d["provenance"]["purpose"], "account-management", "{d}");
+        assert_eq!(d["provenance"]["source"], "web", "{d}");
+    }
+    assert_eq!(report["relationships"][0]["kind"], "account");
+    let statement = report["statement"].as_str().unwrap();
+    for must in ["Information Commissioner", "erasure", "restriction"] {
+        assert!(statement.contains(must), "{must} missing: {statement}");
+    }
+    let html = s.get(
+        &format!("/v1/requests/{request}/report.html"),
+        Some(&v.admin),
+    );
+    assert_eq!(html.status, 200);
+    assert!(
+        html.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(html.header("cache-control"), Some("no-store"));
+    assert!(html.body.contains("Ada Lovelace"));
+    assert!(
+        !html.body.contains("Babbage"),
+        "another person's data in the report"
+    );
+    assert!(
+        !html.body.contains("charles@"),
+        "another person's data in the report"
+    );
+    // Someone the vault does not know gets an answer too.
+    let nobody = submit(
+        &v,
+        &a,
+        json!({"kind": "access", "email": "nobody@example.org"}),
+    );
+    let done = finished(&v, &nobody);
+    assert_eq!(done["state"], "completed");
+    assert_eq!(done["outcome"]["found"], false);
+}
+
+#[test]
+fn an_erasure_shreds_the_subject_and_every_later_answer_says_so() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    // The person objected to all direct marketing before asking for erasure.
+    let r = s.post(
+        "/v1/consents",
+        Some(&v.admin),
+        &json!({"subject": id, "action": "object"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let a = agent(&v);
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "erasure", "email": "Ada.Lovelace@Example.ORG"}),
+    );
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed", "{done}");
+    let r = s.get(
+        &format!("/v1/subjects/{id}?purpose=account-management"),
+        Some(&v.admin),
+    );
+    assert!(
+        r.status == 410 || r.body.contains("erased"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let r = s.get(
+        "/v1/subjects?email=ada.lovelace@example.org&purpose=account-management",
+        Some(&v.admin),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let check = s
+        .get(
+            "/v1/marketing/check?channel=email&email=ada.lovelace@example.org",
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(check["allowed"], false, "{check}");
+    // The address is on the suppression list: a later import cannot mail it.
+    assert!(check.to_string().contains("suppressed"), "{check}");
+    // Erasing again changes nothing and still completes.
+    let again = submit(
+        &v,
+        &a,
+        json!({"kind": "erasure", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(finished(&v, &again)["state"], "completed");
+    // The audit chain holds the erasure and stays intact.
+    let audit = s.get("/v1/audit/verify", Some(&v.admin)).json();
+    assert_eq!(audit["intact"], true, "{audit}");
+}
+
+#[test]
+fn rectification_restriction_and_objection_change_what_reads_answer() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let a = agent(&v);
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "rectification", "email": "ada.lovelace@example.org", "fields": {"full_name": "Augusta Ada King"}}),
+    );
+    assert_eq!(finished(&v, &request)["state"], "completed");
+    let read = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(read["data"]["full_name"], "Augusta Ada King", "{read}");
+    // Restricted: the decision allows storage only.
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "restriction", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(finished(&v, &request)["state"], "completed");
+    let read = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(read["data"], json!({}), "{read}");
+    assert!(read.to_string().contains("restricted"), "{read}");
+    // Objection to a legitimate-interest purpose: refused from now on.
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "objection", "email": "ada.lovelace@example.org", "purpose": "postal-marketing"}),
+    );
+    assert_eq!(finished(&v, &request)["state"], "completed");
+    let history = s
+        .get(&format!("/v1/subjects/{id}/consents"), Some(&v.admin))
+        .json();
+    assert!(
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "object" && e["purpose"] == "postal-marketing"),
+        "{history}"
+    );
+    // An objection to a purpose on consent is refused at intake.
+    let r = s.post(
+        "/v1/requests",
+        Some(&a),
+        &json!({"kind": "objection", "email": "ada.lovelace@example.org", "purpose": "requested-communications",
+                "identity": {"method": "security-questions", "evidence": "answered"}}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+}
+
+#[test]
+fn wrong_transitions_are_refused_and_the_clock_moves_with_pauses_and_extensions() {
+    let v = vault(&[]);
+    let s = &v.server;
+    collect(s, &v.admin, &ada());
+    let a = agent(&v);
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "access", "email": "ada.lovelace@example.org"}),
+    );
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed");
+    let manage = |body: Value| {
+        s.post(
+            &format!("/v1/requests/{request}/manage"),
+            Some(&v.admin),
+            &body,
+        )
+    };
+    let r = manage(json!({"action": "cancel"}));
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("invalid_transition")),
+        "{}",
+        r.body
+    );
+    // A pause needs a large amount of information about the person.
+    let r = manage(json!({"action": "pause", "asked": "2026-12-02", "large_amount": false}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    // The agent cannot steer a request.
+    let r = s.post(
+        &format!("/v1/requests/{request}/manage"),
+        Some(&a),
+        &json!({"action": "cancel"}),
+    );
+    assert_eq!(r.status, 403);
+    // The register lists it as completed, not overdue.
+    let list = s.get("/v1/requests?state=completed", Some(&v.admin)).json();
+    assert!(list.as_array().unwrap().iter().any(|r| r["id"] == request));
+    let r = s.get("/v1/requests?state=nonsense", Some(&v.admin));
+    assert_eq!(r.status, 422);
+}
+
+#[test]
+fn a_portability_archive_holds_json_and_csv() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let a = agent(&v);
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "portability", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(finished(&v, &request)["state"], "completed");
+    let r = s.get(&format!("/v1/requests/{request}/archive"), Some(&v.admin));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-tar"));
+    assert!(r.body.contains("data.json") && r.body.contains("data.csv"));
+    assert!(r.body.contains("Ada Lovelace"));
+    assert!(r.body.contains("field,value,source,collected_at,purpose"));
+}

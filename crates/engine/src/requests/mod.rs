@@ -1,0 +1,941 @@
+//! Data-subject requests: intake, identity checks, the statutory clock, and
+//! the register's views. The work itself runs as durable tasks (`tasks`),
+//! carried out in the vault by `work`.
+//!
+//! A request is never acted on before the person is verified: by a
+//! one-time code sent to the address they gave, or by a call-centre agent
+//! who records the check they did. Every transition is audited with who
+//! made it.
+
+mod stored;
+pub mod tasks;
+mod work;
+
+use stored::{Code, Identity, Meta, Request, Sealed};
+pub use stored::{Kept, Outcome, Refusal};
+
+use crate::authz::Operation;
+use crate::collect::micros;
+use crate::error::{Internal, written};
+use crate::{App, AppError, Principal, Role};
+use custodian_policy::requests::{
+    self as rules, RequestEvent, RequestKind, RequestState, next_state,
+};
+use custodian_policy::rules::calendar::Division;
+use custodian_policy::terms::{FieldType, LegalBasis};
+use custodian_policy::values;
+use custodian_vault::audit::AuditDraft;
+use custodian_vault::crypto::{new_id, random_bytes, sha256};
+use custodian_vault::store::requests::{RequestFilter, RequestOp, RequestRecord};
+use custodian_vault::store::{Batch, OutboxEvent, WriteOp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How long a one-time code stays valid.
+const CODE_LIFETIME_MICROS: i64 = 15 * 60 * 1_000_000;
+/// Wrong codes allowed before the request is locked for a while.
+const MAX_ATTEMPTS: u32 = 5;
+const LOCKOUT_MICROS: i64 = 15 * 60 * 1_000_000;
+/// How long a verified person's session lasts.
+const SESSION_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
+/// Requests due within this many days are listed as due soon.
+const DUE_SOON_DAYS: i64 = 7;
+
+/// A new request, from the portal (a service key) or a call-centre agent.
+#[derive(Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::request_kind))]
+    pub kind: RequestKind,
+    /// The person's email address: codes and notices go there.
+    pub email: String,
+    /// For rectification: the corrected values, by field name.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// For an objection: the legitimate-interest or public-task purpose.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// A call-centre agent's own identity check: the person is verified at
+    /// once. Only agent and admin keys may give it.
+    #[serde(default)]
+    pub identity: Option<IdentityCheck>,
+}
+
+/// The address and values are personal data: they never print.
+impl std::fmt::Debug for NewRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRequest")
+            .field("kind", &self.kind)
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IdentityCheck {
+    /// How the agent checked (for example `security-questions`).
+    pub method: String,
+    /// What was checked, in words; never a document number.
+    pub evidence: String,
+}
+
+/// A code the person received.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub code: String,
+}
+
+/// A task as the register shows it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TaskView {
+    pub system: String,
+    /// pending, done or failed
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// A request as the register shows it. No personal data: the address and
+/// values stay sealed.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequestView {
+    pub id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::request_kind))]
+    pub kind: RequestKind,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::request_state))]
+    pub state: RequestState,
+    pub received_at: String,
+    /// The statutory due date, once the clock runs (and not paused).
+    pub due: Option<String>,
+    pub overdue: bool,
+    pub due_soon: bool,
+    pub verified_at: Option<String>,
+    pub extended: bool,
+    pub paused: bool,
+    pub outcome: Option<Outcome>,
+    pub tasks: Vec<TaskView>,
+}
+
+/// What a person gets for a right code: a session to follow their own
+/// requests, shown once.
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Verified {
+    /// `rs_...`: send as `Authorization: Bearer`; valid for 24 hours, for
+    /// the requests of this address only.
+    pub session: String,
+    pub request: RequestView,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("session", &"<redacted>")
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+/// Who asks about a request: a key, or a verified person's session.
+pub enum Asker<'a> {
+    Key(&'a Principal),
+    Session(&'a str),
+}
+
+/// The filters of the register's list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// received, awaiting-verification, verified, in-progress, completed,
+    /// partially-completed, refused, cancelled or expired
+    pub state: Option<String>,
+    /// access, portability, erasure, rectification, restriction,
+    /// lift-restriction, objection or marketing-opt-out
+    pub kind: Option<String>,
+    /// Due on or before this date (YYYY-MM-DD).
+    pub due_by: Option<String>,
+    /// Only requests past their due date.
+    #[serde(default)]
+    pub overdue: bool,
+    /// Only requests due within seven days.
+    #[serde(default)]
+    pub due_soon: bool,
+    /// Requests after this id (paging).
+    pub after: Option<Uuid>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// A staff action on a request's course.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Manage {
+    /// The request is withdrawn (before work starts).
+    Cancel,
+    /// Refused, with the reason given to the person.
+    Refuse { reason: String },
+    /// Art. 12(3): two further months for a complex or numerous request;
+    /// `told` is the date the person was told (within the first month).
+    Extend {
+        reason: String,
+        /// YYYY-MM-DD
+        #[cfg_attr(feature = "openapi", schema(format = Date))]
+        told: String,
+    },
+    /// Art. 12A: waiting for clarification the controller asked for; only
+    /// where it holds a large amount of information about the person.
+    Pause {
+        /// YYYY-MM-DD
+        #[cfg_attr(feature = "openapi", schema(format = Date))]
+        asked: String,
+        large_amount: bool,
+    },
+    /// The clarification arrived.
+    Resume {
+        /// YYYY-MM-DD
+        #[cfg_attr(feature = "openapi", schema(format = Date))]
+        answered: String,
+    },
+    /// The fee arrived (the clock starts no earlier).
+    FeeReceived {
+        /// YYYY-MM-DD
+        #[cfg_attr(feature = "openapi", schema(format = Date))]
+        on: String,
+    },
+}
+
+/// The bank-holiday division of the controller: where it is registered.
+pub fn division(app: &App) -> Division {
+    let registered = app
+        .policy
+        .document
+        .controller
+        .registered_in
+        .to_lowercase()
+        .replace(' ', "-");
+    Division::parse(&registered).unwrap_or(Division::EnglandAndWales)
+}
+
+fn parse_date(field: &str, text: &str) -> Result<time::Date, AppError> {
+    time::Date::parse(
+        text,
+        &time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| AppError::Invalid(format!("`{field}` must be a date, YYYY-MM-DD")))
+}
+
+fn date_text(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn contact_hash(app: &App, email_key: &str) -> [u8; 32] {
+    app.keys.blind_index("request-contact", email_key)
+}
+
+fn code_hash(app: &App, id: &Uuid, code: &str) -> String {
+    custodian_vault::audit::hex(
+        &app.keys
+            .blind_index("request-code", &format!("{id}:{code}")),
+    )
+}
+
+/// Six digits from the CSPRNG, uniformly.
+fn new_code() -> String {
+    loop {
+        let bytes: [u8; 4] = random_bytes();
+        let n = u32::from_le_bytes(bytes);
+        // Reject the top of the range so every code is equally likely.
+        if n < 4_294_000_000 {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
+fn entry(
+    actor: &str,
+    action: &str,
+    subject: Option<Uuid>,
+    decision: &str,
+    reason: Option<String>,
+    at: i64,
+) -> AuditDraft {
+    AuditDraft {
+        at,
+        actor: actor.to_string(),
+        action: action.to_string(),
+        purpose: None,
+        subject,
+        decision: decision.to_string(),
+        reason,
+    }
+}
+
+fn request_event(topic: &str, r: &Request, at: i64) -> OutboxEvent {
+    OutboxEvent {
+        at,
+        topic: topic.into(),
+        subject: r.record.subject,
+        payload: serde_json::json!({
+            "request": r.record.id, "kind": r.kind.as_str(), "state": r.state.as_str(),
+            "subject": r.record.subject, "due": r.record.due,
+        })
+        .to_string(),
+    }
+}
+
+/// Moves a request by `event`, or says why it cannot move.
+fn advance(r: &mut Request, event: RequestEvent) -> Result<(), AppError> {
+    r.state = next_state(r.state, event).map_err(|e| AppError::ForbiddenCode {
+        code: "invalid_transition",
+        detail: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// Recomputes the due date from the clock (none while paused).
+fn recompute_due(app: &App, r: &mut Request) -> Result<(), AppError> {
+    if r.meta.identity.is_none() {
+        r.record.due = None;
+        return Ok(());
+    }
+    let due =
+        rules::due(&r.clock(), division(app)).map_err(|e| AppError::Invalid(e.to_string()))?;
+    r.record.due = due.map(date_text);
+    Ok(())
+}
+
+/// Verified: the clock starts, the work is queued, in the same batch.
+fn start_work(
+    app: &App,
+    r: &mut Request,
+    ops: &mut Vec<WriteOp>,
+    now: i64,
+) -> Result<(), AppError> {
+    recompute_due(app, r)?;
+    advance(r, RequestEvent::Start)?;
+    ops.push(WriteOp::Request(RequestOp::CreateTask {
+        request: r.record.id,
+        system: tasks::VAULT.into(),
+        run_after: now,
+    }));
+    Ok(())
+}
+
+async fn find_subject(app: &App, email_key: &str) -> Result<Option<Uuid>, AppError> {
+    for field in app
+        .policy
+        .compiled
+        .fields
+        .iter()
+        .filter(|f| f.kind == FieldType::Email)
+    {
+        let hash = app.keys.blind_index(&field.name, email_key);
+        if let Some(record) = app.store.subject_by_lookup(&field.name, &hash).await? {
+            return Ok(Some(record.id));
+        }
+    }
+    Ok(None)
+}
+
+fn check_details(app: &App, req: &NewRequest) -> Result<(), AppError> {
+    match req.kind {
+        RequestKind::Rectification => {
+            if req.fields.is_empty() {
+                return Err(AppError::Invalid(
+                    "a rectification names the corrected values in `fields`".into(),
+                ));
+            }
+            crate::collect::check_any(app, &req.fields).map(drop)
+        }
+        RequestKind::Objection => {
+            let name = req.purpose.as_deref().ok_or_else(|| {
+                AppError::Invalid("an objection names the purpose in `purpose`".into())
+            })?;
+            let purpose = app
+                .policy
+                .document
+                .purposes
+                .iter()
+                .find(|p| p.id.as_str() == name)
+                .ok_or_else(|| AppError::UnknownPurpose(name.to_string()))?;
+            if !matches!(
+                *purpose.basis,
+                LegalBasis::LegitimateInterest | LegalBasis::PublicTask
+            ) {
+                return Err(AppError::Invalid(format!(
+                    "purpose `{name}` does not rest on legitimate interest or a public task: an objection under Art. 21(1) does not apply (withdraw consent instead)"
+                )));
+            }
+            Ok(())
+        }
+        _ if !req.fields.is_empty() || req.purpose.is_some() => Err(AppError::Invalid(
+            "`fields` is for rectification and `purpose` for objection only".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Takes a request in. With an agent's identity check it is verified and
+/// queued at once; otherwise a one-time code goes to the address given.
+pub async fn submit(
+    app: &App,
+    principal: &Principal,
+    req: NewRequest,
+    now: OffsetDateTime,
+) -> Result<RequestView, AppError> {
+    app.authorize(principal, Operation::SubmitRequest, now)
+        .await?;
+    if req.identity.is_some() && !matches!(principal.role, Role::Agent | Role::Admin) {
+        let refusal = AppError::ForbiddenCode {
+            code: "identity_not_allowed_for_key",
+            detail: "only a call-centre agent (or an admin) attests a person's identity".into(),
+        };
+        return Err(app
+            .refuse(
+                principal,
+                Operation::SubmitRequest,
+                None,
+                None,
+                refusal,
+                now,
+            )
+            .await);
+    }
+    let email_key = values::lookup_key(FieldType::Email, &req.email)
+        .ok_or_else(|| AppError::Invalid("the email address given is not valid".into()))?;
+    check_details(app, &req)?;
+    let at = micros(now);
+    let id = new_id();
+    let subject = find_subject(app, &email_key).await?;
+    let (key, wrapped) = app
+        .keys
+        .new_data_key(&id)
+        .map_err(|_| AppError::Internal(Internal::KeyGenerationFailed))?;
+    let sealed = Sealed {
+        email: email_key.clone(),
+        fields: req.fields.clone(),
+        note: req.note.clone(),
+    };
+    let channel = if principal.role == Role::Agent {
+        "call-centre"
+    } else {
+        "api"
+    };
+    let code = new_code();
+    let mut r = Request {
+        record: RequestRecord {
+            id,
+            kind: req.kind.as_str().into(),
+            state: RequestState::Received.as_str().into(),
+            version: 0,
+            subject,
+            contact_hash: Some(contact_hash(app, &email_key)),
+            received_at: at,
+            due: None,
+            updated_at: at,
+            wrapped_key: Some(wrapped),
+            sealed: stored::seal(&key, &id, &sealed)?,
+            meta: String::new(),
+        },
+        kind: req.kind,
+        state: RequestState::Received,
+        meta: Meta {
+            channel: channel.into(),
+            submitted_by: principal.actor(),
+            purpose: req.purpose.clone(),
+            ..Meta::default()
+        },
+    };
+    let mut ops = Vec::new();
+    let mut audit = vec![entry(
+        &principal.actor(),
+        "request.receive",
+        subject,
+        "recorded",
+        Some(format!("kind={}", req.kind.as_str())),
+        at,
+    )];
+    match &req.identity {
+        Some(check) => {
+            r.meta.identity = Some(Identity {
+                at,
+                method: check.method.clone(),
+                by: principal.actor(),
+                evidence: Some(check.evidence.clone()),
+            });
+            advance(&mut r, RequestEvent::Verify)?;
+            audit.push(entry(
+                &principal.actor(),
+                "request.verify",
+                subject,
+                "verified",
+                Some(check.method.clone()),
+                at,
+            ));
+            start_work(app, &mut r, &mut ops, at)?;
+        }
+        None => {
+            r.meta.code = Some(Code {
+                hash: code_hash(app, &id, &code),
+                expires_at: at + CODE_LIFETIME_MICROS,
+                attempts: 0,
+                locked_until: None,
+            });
+            advance(&mut r, RequestEvent::AskIdentity)?;
+        }
+    }
+    let mut record = r.to_record(at)?;
+    record.version = 1;
+    ops.insert(0, WriteOp::Request(RequestOp::Create(record.clone())));
+    r.record = record;
+    let batch = Batch {
+        ops,
+        audit,
+        outbox: vec![request_event("request.received", &r, at)],
+    };
+    written(app.store.write(batch).await)?;
+    if r.state == RequestState::InProgress {
+        app.tasks_queued.notify_one();
+    } else {
+        let mail = crate::mail::OutgoingMail {
+            to: email_key,
+            subject: format!(
+                "Your code for your request to {}",
+                app.policy.document.controller.legal_name
+            ),
+            text: format!(
+                "Your code is {code}. Enter it to confirm your request; it is valid for 15 minutes.\n\nIf you did not make a request, you can ignore this message.\n"
+            ),
+        };
+        if let Err(e) = app.mailer.send(mail).await {
+            tracing::warn!(request = %id, code = e.code(), "the verification code could not be sent");
+            return Err(AppError::MailUnavailable(e.code()));
+        }
+    }
+    view(app, r, now).await
+}
+
+/// The person enters the code they received. Right: verified, the work is
+/// queued, and a session to follow their requests is returned. Wrong: the
+/// attempts left shrink; too many lock the request for a while.
+pub async fn verify(
+    app: &App,
+    id: Uuid,
+    code: &str,
+    now: OffsetDateTime,
+) -> Result<Verified, AppError> {
+    let at = micros(now);
+    let not_found = || AppError::NotFound("no request awaits verification with this id".into());
+    let record = app.store.request(id).await?.ok_or_else(not_found)?;
+    let mut r = Request::from_record(record)?;
+    if r.state != RequestState::AwaitingVerification {
+        return Err(not_found());
+    }
+    let Some(mut stored) = r.meta.code.clone() else {
+        return Err(not_found());
+    };
+    let expected = r.record.version;
+    if stored.locked_until.is_some_and(|until| until > at) {
+        return Err(AppError::ForbiddenCode {
+            code: "verification_locked",
+            detail: "too many wrong codes: try again later".into(),
+        });
+    }
+    let refuse = |reason: &str| {
+        entry(
+            "person",
+            "request.verify",
+            r.record.subject,
+            "refused",
+            Some(reason.to_string()),
+            at,
+        )
+    };
+    if stored.expires_at <= at {
+        written(
+            app.store
+                .write(Batch::audit_only(refuse("code_expired")))
+                .await,
+        )?;
+        return Err(AppError::ForbiddenCode {
+            code: "code_expired",
+            detail: "the code has expired; ask for the request to be sent again".into(),
+        });
+    }
+    let right = code_hash(app, &id, code.trim()) == stored.hash;
+    if !right {
+        stored.attempts += 1;
+        let left = MAX_ATTEMPTS.saturating_sub(stored.attempts);
+        if left == 0 {
+            stored.locked_until = Some(at + LOCKOUT_MICROS);
+            stored.attempts = 0;
+        }
+        r.meta.code = Some(stored);
+        let batch = Batch {
+            ops: vec![WriteOp::Request(RequestOp::Update {
+                record: r.to_record(at)?,
+                expected_version: expected,
+            })],
+            audit: vec![refuse("wrong_code")],
+            outbox: vec![],
+        };
+        written(app.store.write(batch).await)?;
+        return Err(if left == 0 {
+            AppError::ForbiddenCode {
+                code: "verification_locked",
+                detail: "too many wrong codes: try again in 15 minutes".into(),
+            }
+        } else {
+            AppError::Invalid(format!("the code is not right; {left} attempts left"))
+        });
+    }
+    r.meta.code = None;
+    r.meta.identity = Some(Identity {
+        at,
+        method: "email-code".into(),
+        by: "person".into(),
+        evidence: None,
+    });
+    advance(&mut r, RequestEvent::Verify)?;
+    let mut ops = Vec::new();
+    start_work(app, &mut r, &mut ops, at)?;
+    let token_bytes: [u8; 32] = random_bytes();
+    let token = format!("rs_{}", custodian_vault::audit::hex(&token_bytes));
+    let contact = r
+        .record
+        .contact_hash
+        .ok_or_else(|| AppError::Corrupt(format!("requests row {id}, column contact_hash")))?;
+    ops.push(WriteOp::Request(RequestOp::PutSession {
+        hash: sha256(token.as_bytes()),
+        contact_hash: contact,
+        expires_at: at + SESSION_MICROS,
+    }));
+    let record = r.to_record(at)?;
+    ops.insert(
+        0,
+        WriteOp::Request(RequestOp::Update {
+            record: record.clone(),
+            expected_version: expected,
+        }),
+    );
+    r.record = record;
+    let batch = Batch {
+        ops,
+        audit: vec![entry(
+            "person",
+            "request.verify",
+            r.record.subject,
+            "verified",
+            Some("email-code".into()),
+            at,
+        )],
+        outbox: vec![request_event("request.verified", &r, at)],
+    };
+    written(app.store.write(batch).await)?;
+    app.tasks_queued.notify_one();
+    Ok(Verified {
+        session: token,
+        request: view(app, r, now).await?,
+    })
+}
+
+/// May `asker` see request `r`? A key by the table; a session only for the
+/// requests of the address it proved (others are "not found").
+async fn may_see(
+    app: &App,
+    asker: &Asker<'_>,
+    operation: Operation,
+    r: &RequestRecord,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    match asker {
+        Asker::Key(p) => app.authorize(p, operation, now).await.map(drop),
+        Asker::Session(token) => {
+            let contact = app
+                .store
+                .session(&sha256(token.as_bytes()), micros(now))
+                .await?;
+            match contact {
+                None => Err(AppError::Unauthorized),
+                Some(c) if Some(c) == r.contact_hash => Ok(()),
+                Some(_) => Err(AppError::NotFound("no request with this id".into())),
+            }
+        }
+    }
+}
+
+pub async fn get(
+    app: &App,
+    asker: Asker<'_>,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<RequestView, AppError> {
+    let record = app.store.request(id).await?;
+    let Some(record) = record else {
+        if let Asker::Key(p) = asker {
+            app.authorize(p, Operation::ReadRequest, now).await?;
+        }
+        return Err(AppError::NotFound("no request with this id".into()));
+    };
+    may_see(app, &asker, Operation::ReadRequest, &record, now).await?;
+    view(app, Request::from_record(record)?, now).await
+}
+
+/// The register, filtered: by state, kind, due date, overdue or due soon.
+pub async fn list(
+    app: &App,
+    principal: &Principal,
+    q: ListQuery,
+    now: OffsetDateTime,
+) -> Result<Vec<RequestView>, AppError> {
+    app.authorize(principal, Operation::ListRequests, now)
+        .await?;
+    if let Some(s) = &q.state {
+        RequestState::parse(s).ok_or_else(|| AppError::Invalid(format!("unknown state `{s}`")))?;
+    }
+    if let Some(k) = &q.kind {
+        RequestKind::parse(k).ok_or_else(|| AppError::Invalid(format!("unknown kind `{k}`")))?;
+    }
+    if let Some(d) = &q.due_by {
+        time::Date::parse(
+            d,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| AppError::Invalid("`due_by` must be a date, YYYY-MM-DD".into()))?;
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::Invalid("`limit` must be 1 to 1000".into()));
+    }
+    let filter = RequestFilter {
+        state: q.state.clone(),
+        kind: q.kind.clone(),
+        due_by: q.due_by.clone(),
+        contact_hash: None,
+        after: q.after,
+        limit,
+    };
+    let mut out = Vec::new();
+    for record in app.store.requests(&filter).await? {
+        let v = view_without_tasks(Request::from_record(record)?, now);
+        if (q.overdue && !v.overdue) || (q.due_soon && !v.due_soon) {
+            continue;
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// A report (json, html, or the portability archive), opened.
+pub async fn report(
+    app: &App,
+    asker: Asker<'_>,
+    id: Uuid,
+    format: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, AppError> {
+    let record = app
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no request with this id".into()))?;
+    may_see(app, &asker, Operation::ReadReport, &record, now).await?;
+    let sealed =
+        app.store.report(id, format).await?.ok_or_else(|| {
+            AppError::NotFound(format!("this request has no {format} report (yet)"))
+        })?;
+    let entry_actor = match &asker {
+        Asker::Key(p) => p.actor(),
+        Asker::Session(_) => "person".into(),
+    };
+    written(
+        app.store
+            .write(Batch::audit_only(entry(
+                &entry_actor,
+                "request.report",
+                record.subject,
+                "allowed",
+                Some(format!("format={format}")),
+                micros(now),
+            )))
+            .await,
+    )?;
+    stored::open_report(app, &record, format, &sealed)
+}
+
+/// A staff action on a request's course: cancel, refuse, extend, pause,
+/// resume, or record the fee.
+pub async fn manage(
+    app: &App,
+    principal: &Principal,
+    id: Uuid,
+    action: Manage,
+    now: OffsetDateTime,
+) -> Result<RequestView, AppError> {
+    app.authorize(principal, Operation::ManageRequest, now)
+        .await?;
+    let at = micros(now);
+    let record = app
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no request with this id".into()))?;
+    let mut r = Request::from_record(record)?;
+    let expected = r.record.version;
+    let mut outbox = Vec::new();
+    let what = match &action {
+        Manage::Cancel => {
+            advance(&mut r, RequestEvent::Cancel)?;
+            outbox.push(request_event("request.cancelled", &r, at));
+            "request.cancel"
+        }
+        Manage::Refuse { reason } => {
+            advance(&mut r, RequestEvent::Refuse)?;
+            let regulator = &app.policy.document.controller.regulator.name;
+            r.meta.outcome = Some(Outcome {
+                refusal: Some(Refusal {
+                    reason: reason.clone(),
+                    complain_to: format!(
+                        "You may complain to the {regulator}, and you may seek a remedy from a court."
+                    ),
+                }),
+                ..r.meta.outcome.clone().unwrap_or_default()
+            });
+            outbox.push(request_event("request.refused", &r, at));
+            "request.refuse"
+        }
+        Manage::Extend { reason, told } => {
+            if r.state.is_final() {
+                return Err(AppError::Invalid(
+                    "a closed request cannot be extended".into(),
+                ));
+            }
+            let told = parse_date("told", told)?;
+            let ext = rules::Extension {
+                reason: reason.clone(),
+                told,
+            };
+            rules::check_extension(&r.clock(), &ext, division(app))
+                .map_err(|e| AppError::Invalid(e.to_string()))?;
+            r.meta.extension = Some(stored::ExtensionRecord {
+                reason: reason.clone(),
+                told,
+            });
+            "request.extend"
+        }
+        Manage::Pause {
+            asked,
+            large_amount,
+        } => {
+            if r.state.is_final() {
+                return Err(AppError::Invalid(
+                    "a closed request cannot be paused".into(),
+                ));
+            }
+            rules::may_pause(*large_amount).map_err(|e| AppError::Invalid(e.to_string()))?;
+            if r.meta.pauses.iter().any(|p| p.answered.is_none()) {
+                return Err(AppError::Invalid("the request is paused already".into()));
+            }
+            let asked = parse_date("asked", asked)?;
+            r.meta.pauses.push(stored::PauseRecord {
+                asked,
+                answered: None,
+            });
+            "request.pause"
+        }
+        Manage::Resume { answered } => {
+            let open = r
+                .meta
+                .pauses
+                .iter_mut()
+                .find(|p| p.answered.is_none())
+                .ok_or_else(|| AppError::Invalid("the request is not paused".into()))?;
+            open.answered = Some(parse_date("answered", answered)?);
+            "request.resume"
+        }
+        Manage::FeeReceived { on } => {
+            r.meta.fee_at = Some(micros(parse_date("on", on)?.midnight().assume_utc()));
+            "request.fee"
+        }
+    };
+    recompute_due(app, &mut r)?;
+    let record = r.to_record(at)?;
+    let batch = Batch {
+        ops: vec![WriteOp::Request(RequestOp::Update {
+            record: record.clone(),
+            expected_version: expected,
+        })],
+        audit: vec![entry(
+            &principal.actor(),
+            what,
+            r.record.subject,
+            "recorded",
+            None,
+            at,
+        )],
+        outbox,
+    };
+    written(app.store.write(batch).await)?;
+    r.record = record;
+    view(app, r, now).await
+}
+
+fn view_without_tasks(r: Request, now: OffsetDateTime) -> RequestView {
+    let today = now.date();
+    let due = r.record.due.as_deref().and_then(|d| {
+        time::Date::parse(
+            d,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()
+    });
+    let open = r.state.is_open();
+    RequestView {
+        id: r.record.id,
+        kind: r.kind,
+        state: r.state,
+        received_at: crate::read::rfc3339(r.record.received_at),
+        due: r.record.due.clone(),
+        overdue: open && due.is_some_and(|d| rules::overdue(d, today)),
+        due_soon: open && due.is_some_and(|d| rules::due_soon(d, today, DUE_SOON_DAYS)),
+        verified_at: r.meta.identity.as_ref().map(|i| crate::read::rfc3339(i.at)),
+        extended: r.meta.extension.is_some(),
+        paused: r.meta.pauses.iter().any(|p| p.answered.is_none()),
+        outcome: r.meta.outcome.clone(),
+        tasks: Vec::new(),
+    }
+}
+
+async fn view(app: &App, r: Request, now: OffsetDateTime) -> Result<RequestView, AppError> {
+    let id = r.record.id;
+    let mut v = view_without_tasks(r, now);
+    v.tasks = app
+        .store
+        .tasks_of(id)
+        .await?
+        .into_iter()
+        .map(|t| TaskView {
+            system: t.system,
+            state: t.state,
+            attempts: t.attempts,
+            last_error: t.last_error,
+        })
+        .collect();
+    Ok(v)
+}

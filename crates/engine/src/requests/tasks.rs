@@ -1,0 +1,232 @@
+//! The task runner: claims due tasks with a lease, carries each out, and
+//! commits its effects with its completion in one transaction. A node that
+//! dies mid-task leaves a lease that runs out; another node (or this one,
+//! restarted) claims the task again. A transient failure is retried with
+//! backoff; one that keeps failing, or a permanent one, is shown as failed
+//! with its reason. The mechanism is general: connectors and retention add
+//! systems and kinds of work.
+
+use super::stored::{Outcome, Request};
+use super::work;
+use crate::collect::micros;
+use crate::error::written;
+use crate::{App, AppError};
+use custodian_policy::requests::{RequestEvent, RequestState};
+use custodian_vault::store::requests::{RequestOp, TaskOutcome, TaskRecord};
+use custodian_vault::store::{Batch, WriteOp};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The system name of the vault's own task.
+pub const VAULT: &str = "vault";
+
+/// Claims beyond this many attempts are given up as failed.
+const MAX_ATTEMPTS: i64 = 8;
+
+/// How the runner behaves; the defaults suit production, tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerSettings {
+    /// How long a claimed task is this node's before another may take it.
+    pub lease: Duration,
+    /// Tasks claimed at once.
+    pub batch: i64,
+    /// The longest sleep between looks at the store (other nodes queue
+    /// work this node is not woken for).
+    pub idle: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings {
+            lease: Duration::from_secs(30),
+            batch: 32,
+            idle: Duration::from_secs(1),
+        }
+    }
+}
+
+fn backoff(attempts: i64) -> i64 {
+    // 1 s, 2 s, 4 s, ... at most 5 minutes.
+    let seconds = 1i64 << attempts.clamp(0, 8);
+    seconds.min(300) * 1_000_000
+}
+
+/// Claims and carries out the tasks due now; returns how many it ran.
+pub async fn run_due(
+    app: &App,
+    settings: &RunnerSettings,
+    now: OffsetDateTime,
+) -> Result<usize, AppError> {
+    let at = micros(now);
+    let lease_until = at + i64::try_from(settings.lease.as_micros()).unwrap_or(i64::MAX / 2);
+    let claim = Batch {
+        ops: vec![WriteOp::Request(RequestOp::ClaimTasks {
+            owner: app.node.to_string(),
+            now: at,
+            lease_until,
+            limit: settings.batch,
+        })],
+        audit: vec![],
+        outbox: vec![],
+    };
+    let claimed = written(app.store.write(claim).await)?.claimed;
+    let count = claimed.len();
+    // Tasks of one claim run one after another: each commits in the group
+    // commit of its own, and concurrency comes from several requests'
+    // claims and from several nodes.
+    for task in claimed {
+        run_one(app, task, now).await;
+    }
+    Ok(count)
+}
+
+async fn run_one(app: &App, task: TaskRecord, now: OffsetDateTime) {
+    let at = micros(now);
+    let result = execute(app, &task, at).await;
+    let failed = match result {
+        Ok(()) => return,
+        Err(AppError::LeaseLost) => {
+            tracing::info!(
+                task = task.id,
+                "a task's lease passed to another worker; its work here was undone"
+            );
+            return;
+        }
+        Err(e) => e,
+    };
+    let transient = matches!(
+        failed,
+        AppError::Unavailable
+            | AppError::KeyUnavailable(_)
+            | AppError::MailUnavailable(_)
+            | AppError::RequestChanged
+    );
+    let error = failed.code().to_string();
+    let outcome = if transient && task.attempts < MAX_ATTEMPTS {
+        TaskOutcome::Retry {
+            run_after: at + backoff(task.attempts),
+            error,
+        }
+    } else {
+        TaskOutcome::Failed { error }
+    };
+    tracing::warn!(task = task.id, system = %task.system, code = failed.code(), "a task failed");
+    let finish = Batch {
+        ops: vec![WriteOp::Request(RequestOp::FinishTask {
+            id: task.id,
+            owner: app.node.to_string(),
+            outcome,
+        })],
+        audit: vec![],
+        outbox: vec![],
+    };
+    if let Err(e) = written(app.store.write(finish).await) {
+        // The lease runs out and the task is claimed again.
+        tracing::warn!(
+            task = task.id,
+            code = e.code(),
+            "a failed task could not be recorded"
+        );
+    }
+}
+
+/// One task: the work, the task's completion and the request's new state,
+/// in one batch.
+async fn execute(app: &App, task: &TaskRecord, at: i64) -> Result<(), AppError> {
+    let record = app
+        .store
+        .request(task.request)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the task's request is gone".into()))?;
+    let mut r = Request::from_record(record)?;
+    let finish = WriteOp::Request(RequestOp::FinishTask {
+        id: task.id,
+        owner: app.node.to_string(),
+        outcome: TaskOutcome::Done,
+    });
+    if r.state != RequestState::InProgress {
+        // Cancelled or refused meanwhile: nothing to do.
+        return written(
+            app.store
+                .write(Batch {
+                    ops: vec![finish],
+                    audit: vec![],
+                    outbox: vec![],
+                })
+                .await,
+        )
+        .map(drop);
+    }
+    let effects = if task.system == VAULT {
+        work::carry_out(app, &r, at).await?
+    } else {
+        return Err(AppError::Invalid(format!(
+            "no connector for system `{}`",
+            task.system
+        )));
+    };
+    let expected = r.record.version;
+    let partially = !effects.outcome.kept.is_empty();
+    r.meta.outcome = Some(merge(r.meta.outcome.take(), effects.outcome));
+    let event = if partially {
+        RequestEvent::CompletePartially
+    } else {
+        RequestEvent::Complete
+    };
+    super::advance(&mut r, event)?;
+    let mut ops = effects.ops;
+    ops.push(finish);
+    ops.push(WriteOp::Request(RequestOp::Update {
+        record: r.to_record(at)?,
+        expected_version: expected,
+    }));
+    let mut audit = effects.audit;
+    audit.push(super::entry(
+        "task:vault",
+        "request.complete",
+        r.record.subject,
+        r.state.as_str(),
+        Some(format!("request={}", r.record.id)),
+        at,
+    ));
+    let mut outbox = effects.outbox;
+    outbox.push(super::request_event("request.completed", &r, at));
+    written(app.store.write(Batch { ops, audit, outbox }).await).map(drop)
+}
+
+fn merge(before: Option<Outcome>, now: Outcome) -> Outcome {
+    let mut out = before.unwrap_or_default();
+    out.found |= now.found;
+    out.kept.extend(now.kept);
+    out.recipients_told.extend(now.recipients_told);
+    out.reports.extend(now.reports);
+    out
+}
+
+/// Runs tasks until `stop` resolves: woken at once when work is queued on
+/// this node, and at least every `settings.idle` for work queued elsewhere
+/// or retries falling due. Finishes the task under way before returning.
+pub async fn runner(
+    app: App,
+    settings: RunnerSettings,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let ran = match run_due(&app, &settings, OffsetDateTime::now_utc()).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(code = e.code(), "the task runner could not claim work");
+                0
+            }
+        };
+        if ran > 0 {
+            continue;
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = app.tasks_queued.notified() => {}
+            () = tokio::time::sleep(settings.idle) => {}
+        }
+    }
+}
