@@ -262,6 +262,12 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// SIGKILL: the process dies at once, mid-work, as in a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit code once it has stopped.
     pub fn stop(mut self) -> Option<i32> {
         Command::new("kill")

@@ -185,3 +185,89 @@ fn migrate_and_schema_checks_on_postgres() {
     );
     assert!(!text(&out.stderr).contains("password"));
 }
+
+/// Rows of `(text, count)` from a query.
+fn counts(url: &str, query: &str) -> Vec<(String, i64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .query(query, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect()
+    })
+}
+
+/// Two nodes on one database take requests in and run their tasks: every
+/// request completes, each exactly once, whichever node claimed it.
+#[test]
+fn two_nodes_run_each_task_exactly_once() {
+    let Some(db) = Database::create() else { return };
+    let scratch = Scratch::new("pgtasks");
+    let keys = scratch.arg("keys.toml");
+    let node = |dir: &str| {
+        Server::start(&[
+            "--database-url",
+            &db.url,
+            "--key-file",
+            &keys,
+            "--data-dir",
+            &scratch.arg(dir),
+            "--task-lease-ms",
+            "500",
+        ])
+    };
+    let first = node("a");
+    let admin = first.admin_key.clone().unwrap();
+    let second = node("b");
+    let r = first.post("/v1/keys", Some(&admin), &json!({"role": "agent"}));
+    let agent = r.json()["key"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let mut body = ada();
+        let email = format!("two{i}@example.org");
+        body["data"] = json!({"full_name": format!("Person {i}"), "email": email});
+        collect(&first, &admin, &body);
+        let node = if i % 2 == 0 { &first } else { &second };
+        let r = node.post(
+            "/v1/requests",
+            Some(&agent),
+            &json!({"kind": if i % 3 == 0 { "access" } else { "erasure" }, "email": email,
+                    "identity": {"method": "security-questions", "evidence": "answered"}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for id in &ids {
+        loop {
+            let r = second
+                .get(&format!("/v1/requests/{id}"), Some(&admin))
+                .json();
+            if r["state"] == "completed" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{r}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let v = first.get("/v1/audit/verify", Some(&admin)).json();
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(first.stop(), Some(0));
+    assert_eq!(second.stop(), Some(0));
+    let done = counts(
+        &db.url,
+        "SELECT reason, count(*) FROM audit WHERE action = 'request.complete' GROUP BY reason",
+    );
+    assert_eq!(done.len(), ids.len(), "{done:?}");
+    assert!(done.iter().all(|(_, n)| *n == 1), "{done:?}");
+}

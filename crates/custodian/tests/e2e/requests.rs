@@ -5,6 +5,7 @@
 
 use super::vault::{Vault, ada, collect, open_account, vault};
 use serde_json::{Value, json};
+use std::io::Write as _;
 
 fn agent(v: &Vault) -> String {
     let r = v
@@ -302,4 +303,83 @@ fn a_portability_archive_holds_json_and_csv() {
     assert!(r.body.contains("data.json") && r.body.contains("data.csv"));
     assert!(r.body.contains("Ada Lovelace"));
     assert!(r.body.contains("field,value,source,collected_at,purpose"));
+}
+
+/// How many times each request was completed, from the audit (a request's
+/// completion and its work commit in one transaction, so this counts both).
+fn completions(db: &std::path::Path) -> std::collections::BTreeMap<String, i64> {
+    let db = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT reason, count(*) FROM audit WHERE action = 'request.complete' GROUP BY reason",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A batch of erasures is queued, the server is killed with SIGKILL while
+/// it works through them, and restarted: every request completes, each
+/// exactly once, nothing missed and nothing done twice.
+#[test]
+fn erasures_survive_a_crash_and_complete_exactly_once() {
+    let scratch = super::Scratch::new("crash");
+    let data = scratch.arg("data");
+    let server = super::Server::start(&["--data-dir", &data, "--task-lease-ms", "300"]);
+    let admin = server.admin_key.clone().unwrap();
+    let v = Vault {
+        server,
+        admin,
+        scratch,
+    };
+    let a = agent(&v);
+    let mut emails = Vec::new();
+    for i in 0..60 {
+        let mut body = ada();
+        let email = format!("crash{i}@example.org");
+        body["data"] = json!({"full_name": format!("Person {i}"), "email": email});
+        collect(&v.server, &v.admin, &body);
+        emails.push(email);
+    }
+    let mut ids = Vec::new();
+    for email in &emails {
+        ids.push(submit(&v, &a, json!({"kind": "erasure", "email": email})));
+    }
+    let Vault {
+        server,
+        admin,
+        scratch,
+    } = v;
+    server.kill();
+    let before = completions(&std::path::Path::new(&data).join("custodian.db")).len();
+    let _ = writeln!(
+        std::io::stderr(),
+        "crash test: {before} of {} requests completed before the kill",
+        ids.len()
+    );
+    let server = super::Server::start(&["--data-dir", &data, "--task-lease-ms", "300"]);
+    let v = Vault {
+        server,
+        admin,
+        scratch,
+    };
+    for id in &ids {
+        let done = finished(&v, id);
+        assert_eq!(done["state"], "completed", "{done}");
+    }
+    for email in &emails {
+        let r = v.server.get(
+            &format!("/v1/subjects?email={email}&purpose=account-management"),
+            Some(&v.admin),
+        );
+        assert_eq!(r.status, 404, "{email}: {}", r.body);
+    }
+    let audit = v.server.get("/v1/audit/verify", Some(&v.admin)).json();
+    assert_eq!(audit["intact"], true, "{audit}");
+    assert_eq!(v.server.stop(), Some(0));
+    let counts = completions(&std::path::Path::new(&data).join("custodian.db"));
+    assert_eq!(counts.len(), ids.len(), "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
 }
