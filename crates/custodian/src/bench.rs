@@ -26,6 +26,16 @@ pub struct BenchArgs {
     /// Addresses in the streamed campaign-list check.
     #[arg(long, default_value_t = 1_000_000)]
     campaign: usize,
+    /// Subjects in the vault when rights requests are measured (the
+    /// collections above count towards it).
+    #[arg(long, default_value_t = 1_000_000)]
+    vault_subjects: usize,
+    /// Access and erasure requests timed one at a time, each.
+    #[arg(long, default_value_t = 200)]
+    timed_requests: usize,
+    /// Erasure requests queued at once for the throughput figure.
+    #[arg(long, default_value_t = 1_000)]
+    queued_erasures: usize,
     /// Concurrent keep-alive client connections.
     #[arg(long, default_value_t = 32)]
     clients: usize,
@@ -524,6 +534,109 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
     })?;
     let checks_per_s = list_len as f64 / bulk.as_secs_f64();
     let campaign_cpu = cpu_per_op(before, cpu(), list_len);
+
+    // Rights requests against a large vault: fill it up first.
+    let extra: Vec<Vec<u8>> = (args.collections..args.vault_subjects.max(args.collections))
+        .map(|i| post(&addr, &key, "/v1/subjects", &collection_body(i)))
+        .collect();
+    let seeded = extra.len();
+    let t = Instant::now();
+    let (filled, _) = phase(extra, false)?;
+    println!(
+        "vault filled to {} subjects ({seeded} more in {:.0} s, {} failed)",
+        args.collections + seeded,
+        t.elapsed().as_secs_f64(),
+        filled.failures
+    );
+    let subjects = args.collections + seeded;
+    let request_body = |kind: &str, i: usize| {
+        format!(
+            "{{\"kind\":\"{kind}\",\"email\":\"person{i}@bench.example\",\"identity\":{{\"method\":\"bench\",\"evidence\":\"bench\"}}}}"
+        )
+    };
+    // One at a time: submission (verified by the agent's check) to a
+    // completed report, polled on a second connection.
+    let timed = |kind: &'static str, offset: usize| {
+        rt.block_on(async {
+            let mut submit = Conn::open(&addr).await.map_err(|e| e.to_string())?;
+            let mut poll = Conn::open(&addr).await.map_err(|e| e.to_string())?;
+            let mut latencies = Vec::new();
+            for n in 0..args.timed_requests {
+                let person = (offset + n * 7919) % subjects.max(1);
+                let t = Instant::now();
+                let (status, body) = submit
+                    .call(&post(
+                        &addr,
+                        &key,
+                        "/v1/requests",
+                        &request_body(kind, person),
+                    ))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if status != 201 {
+                    return Err(format!("a {kind} request was refused: {status}"));
+                }
+                let id = serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
+                    .ok_or("a request answer without an id")?;
+                let path = format!("/v1/requests/{id}");
+                loop {
+                    let (_, body) = poll
+                        .call(&get(&addr, &key, &path))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if find(body, b"\"state\":\"completed\"").is_some()
+                        || find(body, b"\"state\":\"partially-completed\"").is_some()
+                    {
+                        break;
+                    }
+                    if t.elapsed() > Duration::from_secs(30) {
+                        return Err(format!("a {kind} request did not complete in 30 s"));
+                    }
+                }
+                latencies.push(t.elapsed());
+            }
+            latencies.sort_unstable();
+            Ok::<_, String>(latencies)
+        })
+    };
+    let access = timed("access", 1)?;
+    let erasure = timed("erasure", 3)?;
+    // Many at once: erasures queued together, until none is in progress.
+    let queued: Vec<Vec<u8>> = (0..args.queued_erasures)
+        .map(|n| {
+            post(
+                &addr,
+                &key,
+                "/v1/requests",
+                &request_body("erasure", (5 + n * 104_729) % subjects.max(1)),
+            )
+        })
+        .collect();
+    let before_erasures = cpu();
+    let t = Instant::now();
+    let (queued_run, _) = phase(queued, false)?;
+    rt.block_on(async {
+        let mut poll = Conn::open(&addr).await.map_err(|e| e.to_string())?;
+        let path = "/v1/requests?state=in-progress&limit=1";
+        loop {
+            let (_, body) = poll
+                .call(&get(&addr, &key, path))
+                .await
+                .map_err(|e| e.to_string())?;
+            if body == b"[]" {
+                return Ok::<_, String>(());
+            }
+            if t.elapsed() > Duration::from_secs(300) {
+                return Err("queued erasures did not finish in 300 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })?;
+    let erasure_elapsed = t.elapsed();
+    let erasures_per_s = args.queued_erasures as f64 / erasure_elapsed.as_secs_f64();
+    let erasure_cpu = cpu_per_op(before_erasures, cpu(), args.queued_erasures);
     drop(server);
 
     let (per_row, batched) = sqlite_baseline(dir, args.collections, mean_bytes)?;
@@ -565,6 +678,22 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         args.collections
     );
     println!("| baseline: the same rows in 1,000-row transactions | {batched:.0}/s |");
+    println!(
+        "| access request, verified submission to completed report (JSON and HTML), vault of {subjects} subjects | p50 {:.2} ms, p99 {:.2} ms ({} requests, one at a time) |",
+        ms(percentile(&access, 0.50)),
+        ms(percentile(&access, 0.99)),
+        access.len()
+    );
+    println!(
+        "| erasure request, verified submission to completed (key destroyed, lookups gone, audited) | p50 {:.2} ms, p99 {:.2} ms ({} requests, one at a time) |",
+        ms(percentile(&erasure, 0.50)),
+        ms(percentile(&erasure, 0.99)),
+        erasure.len()
+    );
+    println!(
+        "| erasures, {} queued at once, to the last completed | {erasures_per_s:.0}/s ({} refused at intake), {erasure_cpu} |",
+        args.queued_erasures, queued_run.failures
+    );
     println!(
         "| collections / per-row baseline | {:.2}x |",
         collections_per_s / per_row
