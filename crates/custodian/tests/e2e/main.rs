@@ -11,9 +11,11 @@
 
 mod authz;
 mod browser;
+mod cluster;
 mod consent;
 mod policy;
 mod postgres;
+mod postgres_cluster;
 mod vault;
 
 use std::io::{BufRead, BufReader, Read, Write};
