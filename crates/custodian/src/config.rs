@@ -2,6 +2,7 @@
 //! (clap reads both), then a TOML file (`--config`), then defaults.
 
 use clap::Args;
+use custodian_vault::store::DatabaseUrl;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,15 @@ pub struct StoreArgs {
     #[arg(long, env = "CUSTODIAN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// A `postgres://` URL: use PostgreSQL instead of the embedded store.
+    /// TLS follows its `sslmode` (disable, prefer, require, verify-ca,
+    /// verify-full) and `sslrootcert`.
     #[arg(long, env = "CUSTODIAN_DATABASE_URL")]
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
+    /// The root certificate (PEM) that PostgreSQL's certificate must chain
+    /// to; takes the place of the URL's `sslrootcert`, and without an
+    /// `sslmode` in the URL means verify-full.
+    #[arg(long, env = "CUSTODIAN_DATABASE_ROOT_CERT")]
+    pub database_root_cert: Option<PathBuf>,
     /// The key file (default: keys.toml in the data folder).
     #[arg(long, env = "CUSTODIAN_KEY_FILE")]
     pub key_file: Option<PathBuf>,
@@ -60,7 +68,8 @@ pub struct ServeArgs {
 pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
+    pub database_root_cert: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub rate_limit_per_key: Option<u32>,
@@ -71,25 +80,12 @@ pub struct FileSettings {
 }
 
 /// Resolved settings for the store.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StoreSettings {
     pub data_dir: PathBuf,
-    pub database_url: Option<String>,
+    /// With the root certificate setting applied; prints redacted.
+    pub database_url: Option<DatabaseUrl>,
     pub key_file: PathBuf,
-}
-
-/// A database URL can hold a password: it never prints.
-impl std::fmt::Debug for StoreSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreSettings")
-            .field("data_dir", &self.data_dir)
-            .field(
-                "database_url",
-                &self.database_url.as_ref().map(|_| "<redacted>"),
-            )
-            .field("key_file", &self.key_file)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,11 +139,20 @@ impl StoreArgs {
             .clone()
             .or_else(|| file.key_file.clone())
             .unwrap_or_else(|| data_dir.join("keys.toml"));
+        let root_cert = self
+            .database_root_cert
+            .clone()
+            .or_else(|| file.database_root_cert.clone());
+        let database_url = self
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .map(|url| match root_cert {
+                Some(root) => url.with_root_cert(root),
+                None => url,
+            });
         StoreSettings {
-            database_url: self
-                .database_url
-                .clone()
-                .or_else(|| file.database_url.clone()),
+            database_url,
             data_dir,
             key_file,
         }
@@ -201,37 +206,9 @@ impl StoreSettings {
     /// Where the data is, for messages: never the password of a database URL.
     pub fn describe(&self) -> String {
         match &self.database_url {
-            Some(url) => format!("PostgreSQL at {}", redact(url)),
+            Some(url) => format!("PostgreSQL at {url}"),
             None => format!("SQLite at {}", self.data_dir.join("custodian.db").display()),
         }
-    }
-}
-
-/// Host, port and database of a connection string; never its user's password.
-fn redact(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(c) => {
-            let hosts: Vec<String> = c
-                .get_hosts()
-                .iter()
-                .map(|h| match h {
-                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                    #[cfg(unix)]
-                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-                })
-                .collect();
-            let port = c
-                .get_ports()
-                .first()
-                .map_or(String::new(), |p| format!(":{p}"));
-            let user = c.get_user().map_or(String::new(), |u| format!("{u}@"));
-            format!(
-                "postgres://{user}{}{port}/{}",
-                hosts.join(","),
-                c.get_dbname().unwrap_or("")
-            )
-        }
-        Err(_) => "(an unreadable connection string)".to_string(),
     }
 }
 
@@ -259,15 +236,25 @@ mod tests {
 
     #[test]
     fn database_passwords_are_not_shown() {
-        assert_eq!(
-            redact("postgres://app:secret@db:5432/custodian"),
-            "postgres://app@db:5432/custodian"
-        );
-        assert_eq!(
-            redact("postgres://db/custodian"),
-            "postgres://db:5432/custodian"
-        );
-        assert!(!redact("postgres://db/custodian?password=hunter2").contains("hunter2"));
-        assert!(!redact("host=db password=hunter2 dbname=c").contains("hunter2"));
+        let file = FileSettings {
+            database_url: Some(DatabaseUrl::new(
+                "postgres://app:hunter2@db/c?sslmode=verify-full",
+            )),
+            database_root_cert: Some("/etc/ca.pem".into()),
+            ..FileSettings::default()
+        };
+        let s = StoreArgs::default().resolve_with(&file);
+        for shown in [
+            s.describe(),
+            format!("{s:?}"),
+            format!("{:?}", s.location()),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("postgres://app@db/c?sslmode=verify-full"),
+                "{shown}"
+            );
+        }
+        assert!(s.describe().contains("/etc/ca.pem"));
     }
 }

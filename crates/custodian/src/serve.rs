@@ -14,7 +14,9 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CUSTODIAN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // The pool warns once per closed connection; the store says
+                // once that the database went away and once that it came back.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,deadpool=error")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -137,7 +137,13 @@ impl AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
-            StoreError::Unavailable(_) | StoreError::WriterGone => {
+            // The store logs once that it went away and once that it came
+            // back; a line per request would bury both.
+            StoreError::Unavailable(_) => {
+                tracing::debug!(error = %e, "store unavailable");
+                AppError::Unavailable
+            }
+            StoreError::WriterGone => {
                 tracing::error!(error = %e, "store unavailable");
                 AppError::Unavailable
             }

@@ -12,9 +12,11 @@
 mod architecture;
 mod authz;
 mod browser;
+mod cluster;
 mod consent;
 mod policy;
 mod postgres;
+mod postgres_cluster;
 mod requests;
 mod vault;
 

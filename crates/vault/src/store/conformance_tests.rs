@@ -36,7 +36,7 @@ impl Raw {
     fn location(&self) -> Location {
         match self {
             Raw::Sqlite(path) => Location::Sqlite(path.clone()),
-            Raw::Postgres(url) => Location::Postgres(url.clone()),
+            Raw::Postgres(url) => Location::Postgres(DatabaseUrl::new(url.clone())),
         }
     }
 
@@ -149,9 +149,13 @@ async fn postgres_fixture() -> Option<Fixture> {
         .await
         .unwrap();
     let url = url_with_database(&admin, &name);
-    let store = Store::open(&Location::Postgres(url.clone()), true, test_key())
-        .await
-        .unwrap();
+    let store = Store::open(
+        &Location::Postgres(DatabaseUrl::new(url.clone())),
+        true,
+        test_key(),
+    )
+    .await
+    .unwrap();
     Some(Fixture {
         store,
         raw: Raw::Postgres(url),

@@ -12,12 +12,14 @@
 //! another's, and every caller is answered only after the transaction commits.
 
 pub mod consent;
+mod database_url;
 mod postgres;
 pub mod requests;
 mod sqlite;
 mod types;
 
 pub use consent::*;
+pub use database_url::{DatabaseUrl, SslMode};
 pub use types::*;
 
 use crate::audit::{AuditEntry, AuditKey, Verification, Verifier};
@@ -39,6 +41,8 @@ pub enum StoreError {
     SchemaBehind { found: i64, known: i64 },
     #[error("the store is not reachable: {0}")]
     Unavailable(String),
+    #[error("the database settings are not usable: {0}")]
+    Settings(String),
     #[error("the store failed: {0}")]
     Backend(String),
     #[error("the stored record is not readable: {0}")]
@@ -86,13 +90,13 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Where the store lives.
+/// Where the store lives. Its `Debug` never shows a database password.
 #[derive(Debug, Clone)]
 pub enum Location {
     /// A SQLite database file.
     Sqlite(std::path::PathBuf),
-    /// A `postgres://` URL.
-    Postgres(String),
+    /// A `postgres://` URL or connection string, with its TLS settings.
+    Postgres(DatabaseUrl),
 }
 
 // The PostgreSQL arms box their futures. Unboxed, every call's future, and

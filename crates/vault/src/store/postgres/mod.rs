@@ -3,22 +3,29 @@
 //! Each node has one writer task with its own connection doing group commit,
 //! as on SQLite. Across nodes, every group transaction first locks the audit
 //! head row, which serialises the chain; rows of one subject are locked with
-//! `FOR UPDATE` before they are rewritten. Reads share a few connections, on
-//! which tokio-postgres pipelines concurrent queries.
+//! `FOR UPDATE` before they are rewritten. Reads take a connection from a
+//! pool (deadpool-postgres) for each query.
+//!
+//! Connections use TLS after the URL's `sslmode` (see `connect`). A
+//! connection that fails, or a database that is down or restarting, is
+//! `StoreError::Unavailable` (503 with `Retry-After`), and the log says once
+//! that the store went away and once that it came back.
 
 use super::*;
 
+mod connect;
 mod reads;
 mod requests;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey};
+use connect::{Connector, Health, Pool, describe, is_connection_error};
 use sqlite::StoredRow;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::{FromSql, Type, WasNull, WrongType};
-use tokio_postgres::{Client, GenericClient, NoTls, Row};
+use tokio_postgres::{Client, GenericClient, Row};
 use writes::writer_loop;
 
 const MIGRATIONS: &[&str] = &[
@@ -30,7 +37,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0006_requests.sql"),
 ];
 const MAX_GROUP: usize = 512;
-const READERS: usize = 4;
+/// Read connections per node, made as needed.
+const READERS: usize = 16;
 /// Serialises migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6375_7374_6f64;
 
@@ -47,27 +55,20 @@ pub struct PgStore {
 }
 
 struct Inner {
-    url: String,
-    readers: Vec<Mutex<Option<Arc<Client>>>>,
-    next: AtomicUsize,
+    readers: Pool,
     writer: mpsc::Sender<Job>,
     audit_key: AuditKey,
+    health: Arc<Health>,
 }
 
+/// A failure while opening or migrating: one that means the database is
+/// not reachable is `Unavailable`.
 fn backend(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "a PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
+    if is_connection_error(&e) {
+        StoreError::Unavailable(describe(&e))
+    } else {
+        StoreError::Backend(describe(&e))
+    }
 }
 
 async fn schema_version(c: &Client) -> Result<i64, StoreError> {
@@ -126,11 +127,12 @@ async fn apply_migrations(c: &mut Client) -> Result<(i64, i64), StoreError> {
 
 impl PgStore {
     pub async fn open(
-        url: &str,
+        url: &DatabaseUrl,
         migrate: bool,
         audit_key: AuditKey,
     ) -> Result<PgStore, StoreError> {
-        let mut writer = connect(url).await?;
+        let connector = Connector::new(url)?;
+        let mut writer = connector.open().await?;
         let found = schema_version(&writer).await?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
@@ -147,21 +149,28 @@ impl PgStore {
             }
             apply_migrations(&mut writer).await?;
         }
+        let health = Arc::new(Health::default());
+        let readers = connector.pool(READERS, health.clone())?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(writer_loop(writer, rx, url.to_string(), audit_key.clone()));
+        tokio::spawn(writer_loop(
+            writer,
+            rx,
+            connector,
+            audit_key.clone(),
+            health.clone(),
+        ));
         Ok(PgStore {
             inner: Arc::new(Inner {
-                url: url.to_string(),
-                readers: (0..READERS).map(|_| Mutex::new(None)).collect(),
-                next: AtomicUsize::new(0),
+                readers,
                 writer: tx,
                 audit_key,
+                health,
             }),
         })
     }
 
-    pub async fn migrate_only(url: &str) -> Result<(i64, i64), StoreError> {
-        let mut c = connect(url).await?;
+    pub async fn migrate_only(url: &DatabaseUrl) -> Result<(i64, i64), StoreError> {
+        let mut c = Connector::new(url)?.open().await?;
         apply_migrations(&mut c).await
     }
 
@@ -173,23 +182,6 @@ impl PgStore {
             .await
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
-    }
-
-    /// A read connection, reconnecting a slot whose connection has closed.
-    async fn reader(&self) -> Result<Arc<Client>, StoreError> {
-        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % READERS;
-        let Some(slot) = self.inner.readers.get(i) else {
-            return Err(StoreError::Backend("no reader slot".into()));
-        };
-        let mut slot = slot.lock().await;
-        match slot.as_ref() {
-            Some(c) if !c.is_closed() => Ok(c.clone()),
-            _ => {
-                let c = Arc::new(connect(&self.inner.url).await?);
-                *slot = Some(c.clone());
-                Ok(c)
-            }
-        }
     }
 }
 

@@ -24,7 +24,7 @@ impl PgStore {
         let row = c
             .query_opt(&format!("{SUBJECT_COLUMNS} WHERE id = $1"), &[&id])
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         row.as_ref().map(sqlite::subject_row).transpose()
     }
 
@@ -42,7 +42,7 @@ impl PgStore {
                 &[&kind, &hash.as_slice()],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         row.as_ref().map(sqlite::subject_row).transpose()
     }
 
@@ -54,7 +54,7 @@ impl PgStore {
                 &[&subject],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, sqlite::historic_row)
     }
 
@@ -69,7 +69,7 @@ impl PgStore {
                 &[&hash.as_slice()],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         row.as_ref().map(sqlite::api_key_row).transpose()
     }
 
@@ -78,7 +78,7 @@ impl PgStore {
         let rows = c
             .query(&format!("{API_KEY_COLUMNS} ORDER BY created_at, id"), &[])
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, sqlite::api_key_row)
     }
 
@@ -90,7 +90,7 @@ impl PgStore {
                 &[&after, &limit],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, sqlite::audit_row)
     }
 
@@ -105,7 +105,7 @@ impl PgStore {
         let row = c
             .query_opt("SELECT value FROM meta WHERE key = 'audit_keyed_from'", &[])
             .await
-            .map_err(backend)?
+            .map_err(|e| self.failed(e))?
             .ok_or_else(|| place.corrupt("value", "is missing"))?;
         row.text(0, &place)?
             .parse()
@@ -114,7 +114,7 @@ impl PgStore {
 
     pub async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
         let c = self.reader().await?;
-        let (seq, hash) = load_head(&*c, false).await.map_err(backend)??;
+        let (seq, hash) = load_head(&**c, false).await.map_err(|e| self.failed(e))??;
         Ok((seq > 0).then_some((seq, hash)))
     }
 
@@ -126,7 +126,7 @@ impl PgStore {
                 &[&after, &limit],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, sqlite::outbox_row)
     }
 
@@ -148,7 +148,7 @@ impl PgStore {
                 .await
             }
         }
-        .map_err(backend)?;
+        .map_err(|e| self.failed(e))?;
         shaped(&rows, sqlite::consent_row)
     }
 
@@ -157,7 +157,7 @@ impl PgStore {
         let row = c
             .query_opt(&format!("{CONSENT_COLUMNS} WHERE id = $1"), &[&id])
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         row.as_ref().map(sqlite::consent_row).transpose()
     }
 
@@ -169,7 +169,7 @@ impl PgStore {
                 &[&id],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         row.as_ref().map(|r| sqlite::visitor_row(id, r)).transpose()
     }
 
@@ -181,7 +181,7 @@ impl PgStore {
                 &[&kind, &hash.as_slice()],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         Ok(row.is_some())
     }
 
@@ -200,7 +200,7 @@ impl PgStore {
                 &[&kind, &after.as_slice(), &limit],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, |r| sqlite::lookup_row(kind, r))
     }
 
@@ -218,7 +218,7 @@ impl PgStore {
                 &[&kind, &after.as_slice(), &limit],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, |r| r.hash(0, &Place::table("suppression")))
     }
 
@@ -239,7 +239,7 @@ impl PgStore {
                 &[&not_under, &after.unwrap_or(Uuid::nil()), &limit],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, sqlite::data_key_row)
     }
 
@@ -255,7 +255,7 @@ impl PgStore {
                     &[&i32::try_from(after).unwrap_or(i32::MAX)],
                 )
                 .await
-                .map_err(backend)?;
+                .map_err(|e| self.failed(e))?;
             let Some(next) = row.opt_kek(0, &Place::table("subjects"))? else {
                 break;
             };
@@ -274,7 +274,7 @@ impl PgStore {
                 &[],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         shaped(&rows, sqlite::kek_count_row)
     }
 
@@ -300,7 +300,7 @@ impl PgStore {
                 ],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         sqlite::check_row(kind, hash, &row)
     }
 
@@ -316,7 +316,7 @@ impl PgStore {
                 &[&kind, &hash.as_slice()],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         row.as_ref()
             .map(|r| sqlite::state_row(kind, hash, r))
             .transpose()
@@ -330,7 +330,7 @@ impl PgStore {
                 &[&version],
             )
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         row.map(|r| r.text(0, &Place::row("policy_versions", version)))
             .transpose()
     }
@@ -339,7 +339,7 @@ impl PgStore {
         let c = self.reader().await?;
         c.query_one("SELECT 1", &[])
             .await
-            .map_err(backend)
+            .map_err(|e| self.failed(e))
             .map(|_| ())
     }
 }

@@ -6,8 +6,9 @@ use super::*;
 pub(super) async fn writer_loop(
     mut client: Client,
     mut rx: mpsc::Receiver<Job>,
-    url: String,
+    connector: Connector,
     audit_key: AuditKey,
+    health: Arc<Health>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -18,9 +19,13 @@ pub(super) async fn writer_loop(
             }
         }
         if client.is_closed() {
-            match connect(&url).await {
-                Ok(c) => client = c,
-                Err(_) => {
+            match connector.connect().await {
+                Ok((c, _task)) => {
+                    client = c;
+                    health.up();
+                }
+                Err(e) => {
+                    health.down(&describe(&e));
                     for job in jobs {
                         let _ = job.reply.send(Err(StoreError::Unavailable(
                             "the writer lost its connection".into(),
@@ -36,10 +41,21 @@ pub(super) async fn writer_loop(
                     let _ = job.reply.send(Ok(outcome));
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "group commit failed; every request in it is answered with an error");
+            // The connection or the server went away mid-group: nothing of
+            // the group is known to have committed, and the next group
+            // reconnects. A 503, and the store's one line in the log.
+            Err(e) if is_connection_error(&e) => {
+                let why = describe(&e);
+                health.down(&why);
                 for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+                    let _ = job.reply.send(Err(StoreError::Unavailable(why.clone())));
+                }
+            }
+            Err(e) => {
+                let why = describe(&e);
+                tracing::error!(error = %why, "group commit failed; every request in it is answered with an error");
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Backend(why.clone())));
                 }
             }
         }
@@ -74,6 +90,8 @@ async fn commit_group(
                 sp.rollback().await?;
                 outcomes.push(Err(e));
             }
+            // A lost connection fails the whole group, not this batch alone.
+            Err(e) if is_connection_error(&e) => return Err(e),
             Err(e) => {
                 sp.rollback().await?;
                 outcomes.push(Err(BatchError::Store(e.to_string())));
