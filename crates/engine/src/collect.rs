@@ -53,7 +53,7 @@ pub struct Source {
 }
 
 /// Personal data to collect for one purpose.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CollectRequest {
@@ -64,6 +64,17 @@ pub struct CollectRequest {
     /// Field name to value. Numbers and booleans may be given as JSON numbers and booleans.
     #[cfg_attr(feature = "openapi", schema(value_type = Object, example = json!({"full_name": "Ada Lovelace", "email": "ada@example.org"})))]
     pub data: BTreeMap<String, serde_json::Value>,
+}
+
+/// The values are personal data: only the field names print.
+impl std::fmt::Debug for CollectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectRequest")
+            .field("purpose", &self.purpose)
+            .field("source", &self.source)
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -401,7 +412,7 @@ pub enum RelationshipStatus {
 
 /// A relationship (account, order, contract, ...): grounds a contract basis
 /// and starts retention clocks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RelationshipRequest {
@@ -422,6 +433,18 @@ pub struct RelationshipRequest {
     /// To update a relationship recorded before.
     #[serde(default)]
     pub id: Option<Uuid>,
+}
+
+/// The organisation's reference may identify the person: it never prints.
+impl std::fmt::Debug for RelationshipRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelationshipRequest")
+            .field("kind", &self.kind)
+            .field("status", &self.status)
+            .field("reference", &self.reference.as_ref().map(|_| "<redacted>"))
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

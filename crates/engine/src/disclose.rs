@@ -36,7 +36,7 @@ pub struct DisclosureRequest {
     pub fields: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Disclosed {
     /// The subject id, or the recipient's pseudonym for it when the recipient
@@ -45,6 +45,17 @@ pub struct Disclosed {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: BTreeMap<String, String>,
     pub refused: Vec<Refusal>,
+}
+
+/// The values disclosed are personal data: only the field names print.
+impl std::fmt::Debug for Disclosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disclosed")
+            .field("subject", &self.subject)
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("refused", &self.refused)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

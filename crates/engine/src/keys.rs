@@ -27,13 +27,24 @@ pub struct NewKeyRequest {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewKeyResponse {
     pub id: String,
     /// The key itself. It is shown this once and stored only as a hash.
     pub key: String,
     pub role: Role,
+}
+
+/// The key is a secret: it never prints.
+impl std::fmt::Debug for NewKeyResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKeyResponse")
+            .field("id", &self.id)
+            .field("key", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -240,3 +240,42 @@ pub fn reasons_text(reasons: impl IntoIterator<Item = &'static str>) -> Option<S
     all.dedup();
     (!all.is_empty()).then(|| all.join(","))
 }
+
+#[cfg(test)]
+mod redaction_tests {
+    /// Types that hold personal data or secrets print without them.
+    #[test]
+    fn personal_data_and_secrets_never_print() {
+        let collect: crate::collect::CollectRequest = serde_json::from_value(serde_json::json!({
+            "purpose": "account-management",
+            "data": {"email": "ada@example.org", "full_name": "Ada Lovelace"}
+        }))
+        .unwrap();
+        let lookup: crate::read::LookupQuery = serde_json::from_value(
+            serde_json::json!({"purpose": "security", "email": "ada@example.org"}),
+        )
+        .unwrap();
+        let key = crate::keys::NewKeyResponse {
+            id: "ck_1".into(),
+            key: "ck_1_secretsecret".into(),
+            role: crate::Role::Admin,
+        };
+        let read = crate::read::ReadResponse {
+            id: uuid::Uuid::nil(),
+            purpose: "security".into(),
+            policy_version: "1".into(),
+            data: [("email".to_string(), "ada@example.org".to_string())].into(),
+            refused: vec![],
+        };
+        for printed in [
+            format!("{collect:?}"),
+            format!("{lookup:?}"),
+            format!("{key:?}"),
+            format!("{read:?}"),
+        ] {
+            assert!(!printed.contains("ada@"), "{printed}");
+            assert!(!printed.contains("Lovelace"), "{printed}");
+            assert!(!printed.contains("secretsecret"), "{printed}");
+        }
+    }
+}

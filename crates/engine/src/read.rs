@@ -38,7 +38,7 @@ pub struct ReadQuery {
     pub channel: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
@@ -58,6 +58,19 @@ pub struct LookupQuery {
     pub channel: Option<String>,
 }
 
+/// The address looked up is personal data: it never prints.
+impl std::fmt::Debug for LookupQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LookupQuery")
+            .field("purpose", &self.purpose)
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .field("phone", &self.phone.as_ref().map(|_| "<redacted>"))
+            .field("fields", &self.fields)
+            .field("channel", &self.channel)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refusal {
@@ -67,7 +80,7 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadResponse {
     pub id: Uuid,
@@ -77,6 +90,18 @@ pub struct ReadResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: BTreeMap<String, String>,
     pub refused: Vec<Refusal>,
+}
+
+/// The values read are personal data: only the field names print.
+impl std::fmt::Debug for ReadResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadResponse")
+            .field("id", &self.id)
+            .field("purpose", &self.purpose)
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
 }
 
 pub fn time_of(micros: i64) -> OffsetDateTime {
