@@ -5,14 +5,13 @@
 use super::error::Internal;
 use super::error::{FieldProblem, written};
 use super::{App, AppError, Operation, Principal, Role};
+use crate::events::Event;
 use custodian_policy::compiled::PurposeIx;
 use custodian_policy::terms::FieldType;
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::{DataKey, new_id};
-use custodian_vault::store::{
-    Batch, Lookup, OutboxEvent, Provenance, StoredField, StoredRelationship, WriteOp,
-};
+use custodian_vault::store::{Batch, Lookup, Provenance, StoredField, StoredRelationship, WriteOp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -259,15 +258,6 @@ fn audit(principal: &Principal, action: &str, purpose: &str, subject: Uuid, at: 
     }
 }
 
-fn event(topic: &str, subject: Uuid, at: i64, payload: serde_json::Value) -> OutboxEvent {
-    OutboxEvent {
-        at,
-        topic: topic.into(),
-        subject: Some(subject),
-        payload: payload.to_string(),
-    }
-}
-
 /// Writes a collection. A refusal because an address already belongs to
 /// another subject is audited on its own (the batch's own entry is rolled
 /// back with it): otherwise whether an address is held could be probed
@@ -315,12 +305,16 @@ pub async fn collect_new(
             lookups,
         }],
         audit: vec![audit(principal, "collect", &req.purpose, id, at)],
-        outbox: vec![event(
-            "subject.created",
-            id,
-            at,
-            serde_json::json!({"subject": id, "purpose": req.purpose, "fields": names, "channel": provenance.channel, "policy_version": provenance.policy_version}),
-        )],
+        outbox: vec![
+            Event::SubjectCreated {
+                subject: id,
+                purpose: req.purpose.clone(),
+                fields: names.clone(),
+                channel: provenance.channel.clone(),
+                policy_version: provenance.policy_version.clone(),
+            }
+            .outbox(at),
+        ],
     };
     // Refused, the new id was never stored: the entry names no subject.
     let refused = AuditDraft {
@@ -369,10 +363,10 @@ pub async fn collect_more(
         .iter()
         .filter(|n| record.fields.iter().any(|f| &f.name == *n))
         .collect();
-    let (action, topic) = if rectified.is_empty() {
-        ("collect", "subject.updated")
+    let action = if rectified.is_empty() {
+        "collect"
     } else {
-        ("rectify", "subject.rectified")
+        "rectify"
     };
     let batch = Batch {
         ops: vec![WriteOp::PutFields {
@@ -382,12 +376,15 @@ pub async fn collect_more(
             at,
         }],
         audit: vec![audit(principal, action, &req.purpose, subject, at)],
-        outbox: vec![event(
-            topic,
-            subject,
-            at,
-            serde_json::json!({"subject": subject, "purpose": req.purpose, "fields": names, "rectified": rectified}),
-        )],
+        outbox: vec![
+            Event::SubjectUpdated {
+                subject,
+                purpose: req.purpose.clone(),
+                fields: names.clone(),
+                rectified: rectified.iter().map(|r| r.to_string()).collect(),
+            }
+            .outbox(at),
+        ],
     };
     write_collection(
         app,
@@ -543,12 +540,15 @@ pub async fn put_relationship(
             purpose: None,
             ..audit(principal, "relationship", "", subject, at)
         }],
-        outbox: vec![event(
-            "relationship.changed",
-            subject,
-            at,
-            serde_json::json!({"subject": subject, "relationship": id, "kind": req.kind, "status": status}),
-        )],
+        outbox: vec![
+            Event::RelationshipRecorded {
+                subject,
+                relationship: id,
+                kind: req.kind.clone(),
+                status: status.to_string(),
+            }
+            .outbox(at),
+        ],
     };
     written(app.store.write(batch).await)?;
     Ok(RelationshipResponse {

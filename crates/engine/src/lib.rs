@@ -10,6 +10,7 @@ pub mod consent;
 pub mod cookies;
 pub mod disclose;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod mail;
 pub mod marketing;

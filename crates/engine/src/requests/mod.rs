@@ -286,17 +286,17 @@ fn entry(
     }
 }
 
-fn request_event(topic: &str, r: &Request, at: i64) -> OutboxEvent {
-    OutboxEvent {
-        at,
-        topic: topic.into(),
+/// The event announcing a request's new state. `_what` names the step for
+/// readers of this code; the event carries the state itself.
+fn request_event(_what: &str, r: &Request, at: i64) -> OutboxEvent {
+    crate::events::Event::RequestChanged {
+        request: r.record.id,
+        kind: r.kind.as_str().into(),
+        state: r.state.as_str().into(),
         subject: r.record.subject,
-        payload: serde_json::json!({
-            "request": r.record.id, "kind": r.kind.as_str(), "state": r.state.as_str(),
-            "subject": r.record.subject, "due": r.record.due,
-        })
-        .to_string(),
+        due: r.record.due.clone(),
     }
+    .outbox(at)
 }
 
 /// Moves a request by `event`, or says why it cannot move.

@@ -375,11 +375,13 @@ async fn recipients_of(app: &App, subject: Uuid) -> Result<Vec<String>, AppError
 fn tell_recipients(kind: &str, subject: Uuid, recipients: &[String], at: i64) -> Vec<OutboxEvent> {
     recipients
         .iter()
-        .map(|name| OutboxEvent {
-            at,
-            topic: format!("recipient.{kind}"),
-            subject: Some(subject),
-            payload: json!({"recipient": name, "subject": subject, "what": kind}).to_string(),
+        .map(|name| {
+            crate::events::Event::RecipientNotify {
+                recipient: name.clone(),
+                subject,
+                what: kind.into(),
+            }
+            .outbox(at)
         })
         .collect()
 }
@@ -489,12 +491,13 @@ async fn erasure(app: &App, s: &SubjectRecord, at: i64) -> Result<Effects, AppEr
         fields: kept_fields,
     });
     let mut outbox = tell_recipients("erasure", s.id, &recipients, at);
-    outbox.push(OutboxEvent {
-        at,
-        topic: "subject.erased".into(),
-        subject: Some(s.id),
-        payload: json!({"subject": s.id, "kept": kept.len()}).to_string(),
-    });
+    outbox.push(
+        crate::events::Event::SubjectErased {
+            subject: s.id,
+            kept: kept.len(),
+        }
+        .outbox(at),
+    );
     Ok(Effects {
         ops: vec![WriteOp::Request(RequestOp::EraseSubject {
             subject: s.id,
