@@ -11,6 +11,7 @@ pub mod cookies;
 pub mod disclose;
 pub mod error;
 pub mod keys;
+pub mod mail;
 pub mod marketing;
 pub mod read;
 pub mod receipt;
