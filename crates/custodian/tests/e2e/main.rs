@@ -13,8 +13,10 @@ mod architecture;
 mod authz;
 mod browser;
 mod consent;
+mod mailbox;
 mod policy;
 mod postgres;
+mod smtp;
 mod vault;
 
 use std::io::{BufRead, BufReader, Read, Write};
