@@ -1,10 +1,10 @@
 //! Settings: command-line flags, then `CUSTODIAN_*` environment variables
 //! (clap reads both), then a TOML file (`--config`), then defaults.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use custodian_vault::store::DatabaseUrl;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Where the data lives; shared by `serve`, `migrate`, `keys` and `audit`.
@@ -60,6 +60,45 @@ pub struct ServeArgs {
     /// died is picked up again.
     #[arg(long, env = "CUSTODIAN_TASK_LEASE_MS")]
     pub task_lease_ms: Option<u64>,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+}
+
+/// The organisation's mail relay, for one-time codes. The credentials are
+/// read from the environment only (`CUSTODIAN_SMTP_USERNAME`,
+/// `CUSTODIAN_SMTP_PASSWORD`): never a flag (visible to every user in the
+/// process list), never the settings file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SmtpArgs {
+    /// The mail relay's host name or address (unset: no mail is sent).
+    #[arg(long, env = "CUSTODIAN_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// The relay's port (default 587; 465 with `--smtp-tls tls`).
+    #[arg(long, env = "CUSTODIAN_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// How the connection is secured: starttls (the default), tls, or none
+    /// (allowed only for a relay on loopback).
+    #[arg(long, env = "CUSTODIAN_SMTP_TLS")]
+    pub smtp_tls: Option<SmtpTls>,
+    /// The sender, `privacy@example.org` or `Example Ltd <privacy@example.org>`.
+    #[arg(long, env = "CUSTODIAN_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// How long one message may take to send, in milliseconds (default 30000).
+    #[arg(long, env = "CUSTODIAN_SMTP_TIMEOUT_MS")]
+    pub smtp_timeout_ms: Option<u64>,
+}
+
+/// How the connection to the relay is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which the relay must offer.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine.
+    None,
 }
 
 /// The settings file. Every key is optional; unknown keys are refused.
@@ -77,6 +116,11 @@ pub struct FileSettings {
     pub body_limit: Option<usize>,
     pub key_cache_ms: Option<u64>,
     pub task_lease_ms: Option<u64>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_tls: Option<SmtpTls>,
+    pub smtp_from: Option<String>,
+    pub smtp_timeout_ms: Option<u64>,
 }
 
 /// Resolved settings for the store.
@@ -98,7 +142,57 @@ pub struct Settings {
     pub body_limit: usize,
     pub key_cache: std::time::Duration,
     pub task_lease: std::time::Duration,
+    /// The mail relay; `None` when no `smtp_host` is set.
+    pub smtp: Option<SmtpSettings>,
 }
+
+/// Resolved, validated settings for the mail relay.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub credentials: Option<SmtpCredentials>,
+    pub timeout: std::time::Duration,
+}
+
+/// The relay's user name and password, from the environment.
+#[derive(Clone)]
+pub struct SmtpCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Neither credential ever prints.
+impl std::fmt::Debug for SmtpCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmtpCredentials(<redacted>)")
+    }
+}
+
+/// Neither credential ever prints.
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("from", &self.from)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+pub const DEFAULT_SMTP_PORT: u16 = 587;
+pub const DEFAULT_SMTPS_PORT: u16 = 465;
+pub const DEFAULT_SMTP_TIMEOUT_MS: u64 = 30_000;
+pub const SMTP_USERNAME_ENV: &str = "CUSTODIAN_SMTP_USERNAME";
+pub const SMTP_PASSWORD_ENV: &str = "CUSTODIAN_SMTP_PASSWORD";
 
 pub const DEFAULT_DATA_DIR: &str = "custodian-data";
 pub const DEFAULT_KEY_CACHE_MS: u64 = 2_000;
@@ -162,6 +256,7 @@ impl StoreArgs {
 impl ServeArgs {
     pub fn resolve(&self) -> Result<Settings, String> {
         let file = read_file(self.store.config.as_deref())?;
+        let smtp = self.smtp.resolve_with(&file, smtp_credentials_from_env)?;
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .map_err(|_| "bad default address".to_string())?;
@@ -191,7 +286,110 @@ impl ServeArgs {
                     .or(file.task_lease_ms)
                     .unwrap_or(DEFAULT_TASK_LEASE_MS),
             ),
+            smtp,
         })
+    }
+}
+
+/// The relay's credentials from `CUSTODIAN_SMTP_USERNAME` and
+/// `CUSTODIAN_SMTP_PASSWORD`: both or neither.
+fn smtp_credentials_from_env() -> Result<Option<SmtpCredentials>, String> {
+    let read = |name: &str| match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
+    };
+    match (read(SMTP_USERNAME_ENV)?, read(SMTP_PASSWORD_ENV)?) {
+        (Some(username), Some(password)) => Ok(Some(SmtpCredentials { username, password })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(format!(
+            "{SMTP_USERNAME_ENV} is set but {SMTP_PASSWORD_ENV} is not: set both or neither"
+        )),
+        (None, Some(_)) => Err(format!(
+            "{SMTP_PASSWORD_ENV} is set but {SMTP_USERNAME_ENV} is not: set both or neither"
+        )),
+    }
+}
+
+/// Whether `host` names this machine: `localhost` or a loopback address
+/// (127.0.0.0/8, ::1, with or without brackets).
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl SmtpArgs {
+    /// Flags and environment over the file; `None` when no host is set.
+    /// Refused: a sender missing or without `@`, port 0, a zero timeout,
+    /// and `none` for a relay that is not on loopback (the codes and the
+    /// credentials would cross the network in clear).
+    fn resolve_with(
+        &self,
+        file: &FileSettings,
+        credentials: impl FnOnce() -> Result<Option<SmtpCredentials>, String>,
+    ) -> Result<Option<SmtpSettings>, String> {
+        let host = self
+            .smtp_host
+            .clone()
+            .or_else(|| file.smtp_host.clone())
+            .map(|h| {
+                // `[::1]` as written in a URL: the bare address is what connects.
+                let h = h.trim();
+                h.strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(h)
+                    .to_string()
+            })
+            .filter(|h| !h.is_empty());
+        let from = self.smtp_from.clone().or_else(|| file.smtp_from.clone());
+        let Some(host) = host else {
+            if from.is_some() || self.smtp_port.or(file.smtp_port).is_some() {
+                return Err("smtp: smtp_from or smtp_port is set but smtp_host is not".into());
+            }
+            return Ok(None);
+        };
+        let tls = self.smtp_tls.or(file.smtp_tls).unwrap_or_default();
+        if tls == SmtpTls::None && !is_loopback_host(&host) {
+            return Err(format!(
+                "smtp: smtp_tls = \"none\" is allowed only for a relay on loopback (127.0.0.1, ::1, localhost), not `{host}`: one-time codes and credentials would cross the network unencrypted; use \"starttls\" or \"tls\""
+            ));
+        }
+        let port = self.smtp_port.or(file.smtp_port).unwrap_or(match tls {
+            SmtpTls::Tls => DEFAULT_SMTPS_PORT,
+            SmtpTls::Starttls | SmtpTls::None => DEFAULT_SMTP_PORT,
+        });
+        if port == 0 {
+            return Err("smtp: smtp_port must not be 0".into());
+        }
+        let from = from
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .ok_or("smtp: smtp_host is set but smtp_from (the sender address) is not")?;
+        if !from.contains('@') {
+            return Err(format!("smtp: smtp_from `{from}` is not an email address"));
+        }
+        let timeout_ms = self
+            .smtp_timeout_ms
+            .or(file.smtp_timeout_ms)
+            .unwrap_or(DEFAULT_SMTP_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err("smtp: smtp_timeout_ms must be more than 0".into());
+        }
+        Ok(Some(SmtpSettings {
+            host,
+            port,
+            tls,
+            from,
+            credentials: credentials()?,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+        }))
     }
 }
 
@@ -232,6 +430,153 @@ mod tests {
         assert_eq!(s.key_file, PathBuf::from("/from/flag/keys.toml"));
         let s = StoreArgs::default().resolve_with(&file);
         assert_eq!(s.data_dir, PathBuf::from("/from/file"));
+    }
+
+    fn smtp(args: SmtpArgs, file: &FileSettings) -> Result<Option<SmtpSettings>, String> {
+        args.resolve_with(file, || {
+            Ok(Some(SmtpCredentials {
+                username: "relay-user".into(),
+                password: "hunter2".into(),
+            }))
+        })
+    }
+
+    #[test]
+    fn smtp_settings_have_defaults_and_flags_beat_the_file() {
+        assert!(
+            smtp(SmtpArgs::default(), &FileSettings::default())
+                .unwrap()
+                .is_none()
+        );
+        let file = FileSettings {
+            smtp_host: Some("mail.example.org".into()),
+            smtp_from: Some("Example <privacy@example.org>".into()),
+            smtp_port: Some(2525),
+            ..FileSettings::default()
+        };
+        let s = smtp(SmtpArgs::default(), &file).unwrap().unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls),
+            ("mail.example.org", 2525, SmtpTls::Starttls)
+        );
+        assert_eq!(
+            s.timeout,
+            std::time::Duration::from_millis(DEFAULT_SMTP_TIMEOUT_MS)
+        );
+        let args = SmtpArgs {
+            smtp_port: Some(25),
+            smtp_tls: Some(SmtpTls::Tls),
+            ..SmtpArgs::default()
+        };
+        let s = smtp(args, &file).unwrap().unwrap();
+        assert_eq!((s.port, s.tls), (25, SmtpTls::Tls));
+        let file = FileSettings {
+            smtp_port: None,
+            smtp_tls: Some(SmtpTls::Tls),
+            ..file
+        };
+        assert_eq!(smtp(SmtpArgs::default(), &file).unwrap().unwrap().port, 465);
+        let file: FileSettings = toml::from_str(
+            "smtp_host = \"127.0.0.1\"\nsmtp_tls = \"none\"\nsmtp_from = \"a@b.example\"",
+        )
+        .unwrap();
+        let s = smtp(SmtpArgs::default(), &file).unwrap().unwrap();
+        assert_eq!((s.port, s.tls), (587, SmtpTls::None));
+        assert!(toml::from_str::<FileSettings>("smtp_tls = \"ssl\"").is_err());
+    }
+
+    #[test]
+    fn smtp_without_encryption_only_on_loopback() {
+        for host in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LocalHost",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+            let args = SmtpArgs {
+                smtp_host: Some(host.into()),
+                smtp_tls: Some(SmtpTls::None),
+                smtp_from: Some("a@b.example".into()),
+                ..SmtpArgs::default()
+            };
+            assert!(smtp(args, &FileSettings::default()).is_ok(), "{host}");
+        }
+        for host in [
+            "mail.example.org",
+            "10.0.0.1",
+            "localhost.example.org",
+            "0.0.0.0",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+            let args = SmtpArgs {
+                smtp_host: Some(host.into()),
+                smtp_tls: Some(SmtpTls::None),
+                smtp_from: Some("a@b.example".into()),
+                ..SmtpArgs::default()
+            };
+            let e = smtp(args, &FileSettings::default()).unwrap_err();
+            assert!(e.contains("loopback") && e.contains(host), "{e}");
+        }
+    }
+
+    #[test]
+    fn smtp_settings_that_cannot_work_are_refused() {
+        let with = |args: SmtpArgs| smtp(args, &FileSettings::default());
+        let host = || Some("mail.example.org".to_string());
+        assert!(
+            with(SmtpArgs {
+                smtp_host: host(),
+                ..SmtpArgs::default()
+            })
+            .unwrap_err()
+            .contains("smtp_from")
+        );
+        assert!(
+            with(SmtpArgs {
+                smtp_host: host(),
+                smtp_from: Some("nobody".into()),
+                ..SmtpArgs::default()
+            })
+            .is_err()
+        );
+        assert!(
+            with(SmtpArgs {
+                smtp_host: host(),
+                smtp_from: Some("a@b.example".into()),
+                smtp_port: Some(0),
+                ..SmtpArgs::default()
+            })
+            .is_err()
+        );
+        assert!(
+            with(SmtpArgs {
+                smtp_from: Some("a@b.example".into()),
+                ..SmtpArgs::default()
+            })
+            .unwrap_err()
+            .contains("smtp_host")
+        );
+    }
+
+    #[test]
+    fn smtp_credentials_are_not_shown() {
+        let args = SmtpArgs {
+            smtp_host: Some("mail.example.org".into()),
+            smtp_from: Some("a@b.example".into()),
+            ..SmtpArgs::default()
+        };
+        let s = smtp(args, &FileSettings::default()).unwrap().unwrap();
+        let shown = format!("{s:?} {:?}", s.credentials);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("relay-user"),
+            "{shown}"
+        );
+        assert!(shown.contains("mail.example.org"), "{shown}");
+        // Not a key of the settings file: credentials come from the environment only.
+        assert!(toml::from_str::<FileSettings>("smtp_password = \"x\"").is_err());
     }
 
     #[test]

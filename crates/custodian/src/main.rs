@@ -24,6 +24,7 @@ mod config;
 mod policy_cmd;
 mod rules_cmd;
 mod serve;
+mod smtp;
 
 // Requests allocate many small short-lived objects; mimalloc serves them
 // from per-thread pages, measurably cheaper than the system allocator here.
@@ -85,6 +86,11 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: rules_cmd::RulesCommand,
+    },
+    /// The mail relay for one-time codes: send a test message.
+    Smtp {
+        #[command(subcommand)]
+        command: smtp::SmtpCommand,
     },
 }
 
@@ -156,5 +162,6 @@ fn main() -> ExitCode {
         Command::Policy { command } => policy_cmd::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Rules { command } => rules_cmd::run(command),
+        Command::Smtp { command } => smtp::run(command),
     }
 }

@@ -104,7 +104,19 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let app = App::new(store, keys, policy, policy_text);
+        let mailer = match crate::smtp::mailer_from(settings.smtp.as_ref()) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("custodian: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if settings.smtp.is_none() {
+            tracing::warn!(
+                "no mail relay is configured (smtp_host): rights requests that need a one-time code are kept but answered 503 until one is"
+            );
+        }
+        let app = App::new(store, keys, policy, policy_text).with_mailer(mailer);
         match custodian_engine::rotation::missing_keks(&app).await {
             Ok(missing) if missing.is_empty() => {}
             Ok(missing) => {

@@ -14,10 +14,12 @@ mod authz;
 mod browser;
 mod cluster;
 mod consent;
+mod mailbox;
 mod policy;
 mod postgres;
 mod postgres_cluster;
 mod requests;
+mod smtp;
 mod vault;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -383,3 +383,172 @@ fn erasures_survive_a_crash_and_complete_exactly_once() {
     assert_eq!(counts.len(), ids.len(), "{counts:?}");
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
 }
+
+/// A server whose mail goes to a real SMTP server on loopback.
+fn with_mailbox() -> (Vault, super::mailbox::Mailbox) {
+    let mailbox = super::mailbox::Mailbox::start();
+    let port = mailbox.addr().port().to_string();
+    let v = vault(&[
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-tls",
+        "none",
+        "--smtp-from",
+        "privacy@example.org",
+    ]);
+    (v, mailbox)
+}
+
+fn portal(v: &Vault) -> String {
+    let r = v.server.post(
+        "/v1/keys",
+        Some(&v.admin),
+        &json!({"role": "service", "purposes": ["account-management"], "label": "portal"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["key"].as_str().unwrap().to_string()
+}
+
+/// From the portal: a code by email, a session for the right code, and the
+/// session sees this person's requests and reports only.
+#[test]
+fn a_code_by_email_verifies_and_the_session_follows_only_its_own_requests() {
+    let (v, mailbox) = with_mailbox();
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let key = portal(&v);
+    let r = s.post(
+        "/v1/requests",
+        Some(&key),
+        &json!({"kind": "access", "email": "Ada.Lovelace@example.org"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let view = r.json();
+    assert_eq!(view["state"], "awaiting-verification", "{view}");
+    assert!(
+        view["due"].is_null(),
+        "the clock waits for the identity: {view}"
+    );
+    let request = view["id"].as_str().unwrap().to_string();
+    let mail = mailbox
+        .wait_for(
+            "ada.lovelace@example.org",
+            0,
+            std::time::Duration::from_secs(10),
+        )
+        .expect("a code was mailed");
+    let code = mail.code().expect("the mail holds a code");
+    // A wrong code is refused and counted.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = s.post(
+        &format!("/v1/requests/{request}/verify"),
+        None,
+        &json!({"code": wrong}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("4 attempts left"), "{}", r.body);
+    let r = s.post(
+        &format!("/v1/requests/{request}/verify"),
+        None,
+        &json!({"code": code}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let verified = r.json();
+    let session = verified["session"].as_str().unwrap().to_string();
+    assert!(session.starts_with("rs_"));
+    assert!(verified["request"]["due"].is_string(), "{verified}");
+    // The code works once.
+    let r = s.post(
+        &format!("/v1/requests/{request}/verify"),
+        None,
+        &json!({"code": code}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed", "{done}");
+    // The person follows their request and reads their report.
+    let mine = s.get(&format!("/v1/requests/{request}"), Some(&session));
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    let report = s.get(&format!("/v1/requests/{request}/report"), Some(&session));
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(report.body.contains("Ada Lovelace"));
+    // Somebody else's request is not theirs to see.
+    let a = agent(&v);
+    let other = submit(
+        &v,
+        &a,
+        json!({"kind": "access", "email": "someone.else@example.org"}),
+    );
+    let r = s.get(&format!("/v1/requests/{other}"), Some(&session));
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = s.get(&format!("/v1/requests/{other}/report"), Some(&session));
+    assert_eq!(r.status, 404, "{}", r.body);
+    // A made-up session is no session.
+    let r = s.get(
+        &format!("/v1/requests/{request}"),
+        Some("rs_0000000000000000000000000000000000000000000000000000000000000000"),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+/// Five wrong codes lock the request; the right code then waits too.
+#[test]
+fn too_many_wrong_codes_lock_the_request() {
+    let (v, mailbox) = with_mailbox();
+    let s = &v.server;
+    collect(s, &v.admin, &ada());
+    let key = portal(&v);
+    let r = s.post(
+        "/v1/requests",
+        Some(&key),
+        &json!({"kind": "erasure", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let request = r.json()["id"].as_str().unwrap().to_string();
+    let code = mailbox
+        .wait_for(
+            "ada.lovelace@example.org",
+            0,
+            std::time::Duration::from_secs(10),
+        )
+        .and_then(|m| m.code())
+        .unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for left in (0..5).rev() {
+        let r = s.post(
+            &format!("/v1/requests/{request}/verify"),
+            None,
+            &json!({"code": wrong}),
+        );
+        if left > 0 {
+            assert_eq!(r.status, 422, "{}", r.body);
+        } else {
+            assert_eq!(
+                (r.status, r.json()["code"].as_str()),
+                (403, Some("verification_locked")),
+                "{}",
+                r.body
+            );
+        }
+    }
+    let r = s.post(
+        &format!("/v1/requests/{request}/verify"),
+        None,
+        &json!({"code": code}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("verification_locked")),
+        "{}",
+        r.body
+    );
+    // Nothing was erased.
+    let r = s.get(
+        "/v1/subjects?email=ada.lovelace@example.org&purpose=account-management",
+        Some(&v.admin),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
