@@ -11,7 +11,7 @@ use custodian_policy::decision::{
     self, Actor, ConsentState, ConsentStatus, Decision, Objection, Reason, RelationshipState,
     Request, SubjectState,
 };
-use custodian_policy::terms::{Channel, FieldType};
+use custodian_policy::terms::{Channel, FieldType, RestrictionGround};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::store::{Batch, StoredConsent, SubjectRecord, SubjectStateRecord};
@@ -36,6 +36,14 @@ pub struct ReadQuery {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::channel))]
     pub channel: Option<String>,
+    /// Under a restriction (Art. 18), the exception this read relies on:
+    /// legal-claims, other-persons-rights or public-interest. Only the
+    /// purpose's own exception opens it, and only with a reason.
+    #[serde(default)]
+    pub restriction_exception: Option<String>,
+    /// Why the exception applies to this read (recorded, as a hash, in the audit).
+    #[serde(default)]
+    pub restriction_reason: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -56,6 +64,14 @@ pub struct LookupQuery {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::channel))]
     pub channel: Option<String>,
+    /// Under a restriction (Art. 18), the exception this read relies on:
+    /// legal-claims, other-persons-rights or public-interest. Only the
+    /// purpose's own exception opens it, and only with a reason.
+    #[serde(default)]
+    pub restriction_exception: Option<String>,
+    /// Why the exception applies to this read (recorded, as a hash, in the audit).
+    #[serde(default)]
+    pub restriction_reason: Option<String>,
 }
 
 /// The address looked up is personal data: it never prints.
@@ -178,6 +194,7 @@ pub fn state_of(
             })
             .collect(),
         legal_holds: 0,
+        restriction_exception: None,
     }
 }
 
@@ -325,6 +342,35 @@ struct Asked<'a> {
     purpose: &'a str,
     fields: Option<&'a str>,
     channel: Option<&'a str>,
+    exception: Option<(RestrictionGround, &'a str)>,
+}
+
+/// The Art. 18(2) exception a read states, with its reason.
+fn stated_exception<'a>(
+    ground: Option<&str>,
+    reason: Option<&'a str>,
+) -> Result<Option<(RestrictionGround, &'a str)>, AppError> {
+    let Some(ground) = ground else {
+        return Ok(None);
+    };
+    let parsed = RestrictionGround::ALL
+        .iter()
+        .copied()
+        .find(|g| g.as_str() == ground)
+        .ok_or_else(|| {
+            AppError::Invalid(
+                "`restriction_exception` must be legal-claims, other-persons-rights or public-interest".into(),
+            )
+        })?;
+    let reason = reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            AppError::Invalid(
+                "a restriction exception needs its reason in `restriction_reason`".into(),
+            )
+        })?;
+    Ok(Some((parsed, reason)))
 }
 
 async fn decide_and_open(
@@ -339,6 +385,7 @@ async fn decide_and_open(
         purpose,
         fields,
         channel,
+        exception,
     } = asked;
     if record.erased_at.is_some() || record.wrapped_key.is_none() {
         // Erased: the read is refused as a whole (what an erasure kept on a
@@ -363,10 +410,27 @@ async fn decide_and_open(
         recipient: None,
         channel: parse_channel(channel)?,
     };
-    let state = subject_state(app, &record).await?;
+    let mut state = subject_state(app, &record).await?;
+    state.restriction_exception = exception.map(|(g, _)| g);
     let decision = decision::decide(policy, &state, &request, now);
     let data = open_allowed(app, &record, decision.allowed)?;
     let (word, reason) = outcome(&decision);
+    // A read under an Art. 18(2) exception records the ground and a hash
+    // of the stated reason (the reason itself may name people).
+    let reason = match exception {
+        Some((g, why)) if state.restricted => {
+            let stated = format!(
+                "restriction-exception={} reason-sha256={}",
+                g.as_str(),
+                custodian_vault::audit::hex(&custodian_vault::crypto::sha256(why.as_bytes()))
+            );
+            Some(match reason {
+                Some(r) => format!("{r};{stated}"),
+                None => stated,
+            })
+        }
+        _ => reason,
+    };
     let entry = AuditDraft {
         at: micros(now),
         actor: principal.actor(),
@@ -421,6 +485,10 @@ pub async fn read(
             purpose: &q.purpose,
             fields: q.fields.as_deref(),
             channel: q.channel.as_deref(),
+            exception: stated_exception(
+                q.restriction_exception.as_deref(),
+                q.restriction_reason.as_deref(),
+            )?,
         },
         now,
     )
@@ -460,6 +528,10 @@ pub async fn lookup(
                     purpose: &q.purpose,
                     fields: q.fields.as_deref(),
                     channel: q.channel.as_deref(),
+                    exception: stated_exception(
+                        q.restriction_exception.as_deref(),
+                        q.restriction_reason.as_deref(),
+                    )?,
                 },
                 now,
             )

@@ -35,6 +35,7 @@ static STATE: LazyLock<SubjectState> = LazyLock::new(|| {
     SubjectState {
         erased: false,
         restricted: false,
+        restriction_exception: None,
         consents: vec![
             ConsentState {
                 purpose: purpose("requested-communications"),

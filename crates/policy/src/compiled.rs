@@ -155,6 +155,8 @@ pub struct PurposeTable {
     /// Fields only a given channel needs, per `Channel` index.
     pub channel_fields: [FieldSet; 4],
     pub readable_under_restriction: bool,
+    /// The Art. 18(2) exception this purpose may read under, if any.
+    pub restriction_ground: Option<crate::terms::RestrictionGround>,
 }
 
 impl PurposeTable {
@@ -347,6 +349,7 @@ impl CompiledPolicy {
                 channels,
                 channel_fields,
                 readable_under_restriction: p.during_restriction.is_some(),
+                restriction_ground: p.during_restriction,
             });
         }
         Ok(CompiledPolicy {

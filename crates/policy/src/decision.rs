@@ -120,6 +120,10 @@ pub struct SubjectState {
     pub objections: Vec<Objection>,
     /// Legal holds keep data from deletion; they do not widen reads.
     pub legal_holds: u32,
+    /// The Art. 18(2) exception this one read states (with a reason the
+    /// caller recorded). Under restriction nothing but storage is allowed,
+    /// unless the read states the exception its purpose may use.
+    pub restriction_exception: Option<crate::terms::RestrictionGround>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -212,7 +216,9 @@ pub fn decide(
         ledger.refuse_all(Reason::Erased);
         return ledger.decision;
     }
-    if state.restricted && !purpose.readable_under_restriction {
+    let excepted = purpose.restriction_ground.is_some()
+        && purpose.restriction_ground == state.restriction_exception;
+    if state.restricted && !excepted {
         ledger.refuse_all(Reason::Restricted);
         return ledger.decision;
     }

@@ -552,15 +552,44 @@ fn restriction_refuses_ordinary_purposes() {
 }
 
 #[test]
-fn restriction_leaves_purposes_readable_during_restriction() {
-    let state = SubjectState {
-        restricted: true,
-        ..SubjectState::default()
-    };
+fn restriction_leaves_purposes_readable_only_with_their_stated_exception() {
     for id in ["security", "legal-disclosure"] {
         let request = ask_all(id);
+        let ground = POLICY
+            .purposes
+            .get(request.purpose.get())
+            .and_then(|p| p.restriction_ground);
+        assert!(ground.is_some(), "{id}");
+        // No exception stated: storage only.
+        let state = SubjectState {
+            restricted: true,
+            ..SubjectState::default()
+        };
+        let decision = decide_now(&state, &request);
+        assert!(decision.allowed.is_empty(), "{id}");
+        assert_eq!(only_refusal(&decision).0, Reason::Restricted, "{id}");
+        // The purpose's own exception stated: readable.
+        let state = SubjectState {
+            restricted: true,
+            restriction_exception: ground,
+            ..SubjectState::default()
+        };
         let decision = decide_now(&state, &request);
         assert_eq!(decision.allowed, request.wanted, "{id}");
+        // Another exception does not open it.
+        let other = [
+            crate::terms::RestrictionGround::LegalClaims,
+            crate::terms::RestrictionGround::OtherPersonsRights,
+            crate::terms::RestrictionGround::PublicInterest,
+        ]
+        .into_iter()
+        .find(|g| Some(*g) != ground);
+        let state = SubjectState {
+            restricted: true,
+            restriction_exception: other,
+            ..SubjectState::default()
+        };
+        assert!(decide_now(&state, &request).allowed.is_empty(), "{id}");
     }
 }
 
@@ -1022,6 +1051,7 @@ fn arb_state() -> impl Strategy<Value = SubjectState> {
                 relationships,
                 objections,
                 legal_holds,
+                restriction_exception: None,
             },
         )
 }
@@ -1158,16 +1188,17 @@ proptest! {
     }
 
     #[test]
-    fn under_restriction_only_purposes_readable_under_restriction_are_allowed(
+    fn under_restriction_only_a_stated_exception_of_the_purpose_allows_anything(
         state in arb_state(), request in arb_request(), now in arb_time(),
     ) {
         let state = SubjectState { restricted: true, ..state };
         let decision = decide(&POLICY, &state, &request, now);
-        let readable = POLICY
-            .purposes
-            .get(request.purpose.get())
-            .is_some_and(|p| p.readable_under_restriction);
-        prop_assert!(readable || decision.allowed.is_empty());
+        // Without a stated exception: storage only.
+        prop_assert!(decision.allowed.is_empty());
+        let ground = POLICY.purposes.get(request.purpose.get()).and_then(|p| p.restriction_ground);
+        let state = SubjectState { restriction_exception: ground, ..state };
+        let decision = decide(&POLICY, &state, &request, now);
+        prop_assert!(ground.is_some() || decision.allowed.is_empty());
     }
 
     #[test]

@@ -212,6 +212,36 @@ fn rectification_restriction_and_objection_change_what_reads_answer() {
         .json();
     assert_eq!(read["data"], json!({}), "{read}");
     assert!(read.to_string().contains("restricted"), "{read}");
+    // Art. 18(2): a purpose that may read under restriction does so only
+    // when the read states its exception and a reason.
+    let path = format!("/v1/subjects/{id}?purpose=security");
+    let read = s.get(&path, Some(&v.admin)).json();
+    assert_eq!(read["data"], json!({}), "{read}");
+    let r = s.get(
+        &format!("{path}&restriction_exception=legal-claims"),
+        Some(&v.admin),
+    );
+    assert_eq!(r.status, 422, "a reason is needed: {}", r.body);
+    let read = s
+        .get(
+            &format!("{path}&restriction_exception=public-interest&restriction_reason=inquiry"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(
+        read["data"],
+        json!({}),
+        "another exception does not open it: {read}"
+    );
+    let read = s
+        .get(
+            &format!(
+                "{path}&restriction_exception=legal-claims&restriction_reason=claim%20ref%2042"
+            ),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(read["data"]["username"], "countess-of-lovelace", "{read}");
     // Objection to a legitimate-interest purpose: refused from now on.
     let request = submit(
         &v,
