@@ -39,6 +39,9 @@ pub struct App {
     /// The policy file's text, recorded with its version.
     pub policy_source: Arc<String>,
     stale: Arc<Mutex<Stale>>,
+    /// Marketing checks, counted per key, channel and outcome (not audited
+    /// one by one: see [`marketing::Counts`]).
+    pub marketing_counts: Arc<marketing::Counts>,
 }
 
 impl App {
@@ -49,6 +52,7 @@ impl App {
             policy: Arc::new(policy),
             policy_source: Arc::new(policy_source),
             stale: Arc::new(Mutex::new(HashMap::new())),
+            marketing_counts: Arc::new(marketing::Counts::default()),
         }
     }
 
