@@ -576,7 +576,25 @@ pub async fn record_tps_import(
 
 #[cfg(test)]
 mod tests {
-    use super::tps_number;
+    use super::{Counts, tps_number};
+    use custodian_policy::terms::Channel;
+
+    #[test]
+    fn checks_are_counted_per_key_channel_and_outcome() {
+        let counts = Counts::default();
+        counts.count("ck_a", Channel::Email, "allowed");
+        counts.count("ck_a", Channel::Email, "allowed");
+        counts.count("ck_a", Channel::Email, "no_consent");
+        counts.count("ck_b", Channel::Phone, "tps");
+        assert_eq!(
+            counts.snapshot(),
+            [
+                ("ck_a".to_string(), "email", "allowed".to_string(), 2),
+                ("ck_a".to_string(), "email", "no_consent".to_string(), 1),
+                ("ck_b".to_string(), "phone", "tps".to_string(), 1),
+            ]
+        );
+    }
 
     #[test]
     fn tps_lines_read_as_e164_numbers() {

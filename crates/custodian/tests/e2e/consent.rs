@@ -1084,6 +1084,24 @@ fn checks_are_not_audited_one_by_one_and_a_campaign_once() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(allowed_lines(&r), ["count@example.org"]);
     assert_eq!(audit_count(s, &v.admin), before + own + 1);
+    // The entry: the key, the channel, lines in and allowed, the list's SHA-256.
+    let db = rusqlite::Connection::open(
+        std::path::Path::new(&v.scratch.arg("data")).join("custodian.db"),
+    )
+    .unwrap();
+    let (actor, reason): (String, String) = db
+        .query_row(
+            "SELECT actor, reason FROM audit WHERE action = 'marketing.campaign-check'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(actor.starts_with("key:ck_"), "{actor}");
+    // SHA-256 of "count@example.org\nnobody@example.org\n".
+    assert_eq!(
+        reason,
+        "channel=email lines_in=2 lines_allowed=1 list_sha256=fa507ddc9942d6a7b3b8e802d376d1f5f782c8b11e41ecb82e33660fa3bc9b82"
+    );
 }
 
 /// Issue 10, PECR reg. 21: live calls are never made to a number on the
