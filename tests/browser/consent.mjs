@@ -78,7 +78,9 @@ await check("choosing analytics only is recorded as given for analytics", async 
   const visitor = await page.evaluate(() => JSON.parse(localStorage.getItem("cookie_choices")).visitor);
   const recorded = await events(visitor);
   assert.ok(recorded.some((e) => e.purpose === "cookie-analytics" && e.action === "grant"));
-  assert.ok(recorded.some((e) => e.purpose === "interactive-features" && e.action === "refuse"));
+  // Functional cookies consent to their own purpose only.
+  assert.ok(recorded.some((e) => e.purpose === "remember-login" && e.action === "refuse"));
+  assert.ok(!recorded.some((e) => e.purpose === "interactive-features"), JSON.stringify(recorded));
   // The settings can be reopened and changed at any time.
   await page.click("#change");
   await page.locator("#custodian-banner").waitFor({ state: "visible" });
@@ -110,10 +112,87 @@ await check("a choice made under a policy version the server cannot vouch for is
   const page = await context.newPage();
   await page.goto(`${base}/consent/preview`);
   await page.evaluate(() => localStorage.setItem("cookie_choices", JSON.stringify({
-    visitor: "old-visitor-0000000001", choices: { analytics: true, functional: false }, version: "1.9-unknown", decided: true,
+    visitor: "old-visitor-0000000001", choices: { analytics: true, functional: false }, version: "1.9-unknown", decided: true, at: Date.now(),
   })));
   await page.reload();
   await page.locator("#custodian-banner").waitFor({ state: "visible" });
+  await context.close();
+});
+
+await check("neither button is focused when the banner appears", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/consent/preview`);
+  await page.locator("#custodian-banner").waitFor({ state: "visible" });
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.tagName);
+  assert.notEqual(focused, "BUTTON");
+  await context.close();
+});
+
+await check("a choice older than the lifetime the policy declares is asked again", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/consent/preview`);
+  await page.locator("#custodian-banner").waitFor({ state: "visible" });
+  await page.click("#custodian-reject");
+  await page.locator("#custodian-banner").waitFor({ state: "detached" });
+  const kept = await page.evaluate(() => JSON.parse(localStorage.getItem("cookie_choices")));
+  assert.equal(typeof kept.at, "number", "the choice carries when it was made");
+  // Still inside the lifetime (6 months in the reference policy): not asked.
+  await page.evaluate(() => {
+    const s = JSON.parse(localStorage.getItem("cookie_choices"));
+    s.at = Date.now() - 170 * 86400000;
+    localStorage.setItem("cookie_choices", JSON.stringify(s));
+  });
+  await page.reload();
+  await page.waitForFunction(() => window.Custodian && window.Custodian.consent !== null);
+  assert.equal(await page.locator("#custodian-banner").count(), 0);
+  // Past it: asked again, and the stale choice is gone.
+  await page.evaluate(() => {
+    const s = JSON.parse(localStorage.getItem("cookie_choices"));
+    s.at = Date.now() - 190 * 86400000;
+    localStorage.setItem("cookie_choices", JSON.stringify(s));
+  });
+  await page.reload();
+  await page.locator("#custodian-banner").waitFor({ state: "visible" });
+  assert.equal(await page.evaluate(() => window.Custodian.consent), null);
+  await context.close();
+});
+
+await check("rejecting a category after accepting it deletes its first-party cookies", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/consent/preview`);
+  await page.locator("#custodian-banner").waitFor({ state: "visible" });
+  await page.click("#custodian-accept");
+  await page.locator("#custodian-banner").waitFor({ state: "detached" });
+  // The site sets its functional cookie once it may.
+  await page.evaluate(() => { document.cookie = "remember_login=yes; Path=/; Max-Age=2592000"; });
+  assert.match(await page.evaluate(() => document.cookie), /remember_login=yes/);
+  await page.click("#change");
+  await page.locator("#custodian-banner").waitFor({ state: "visible" });
+  await page.click("#custodian-reject");
+  await page.locator("#custodian-banner").waitFor({ state: "detached" });
+  const left = await page.evaluate(() => document.cookie);
+  assert.doesNotMatch(left, /remember_login/, left);
+  assert.match(left, /cookie_choices=/, "the record of the choice itself stays");
+  await context.close();
+});
+
+await check("the cookie policy page has a working control to change the choice", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/cookies`);
+  const banner = page.locator("#custodian-banner");
+  await banner.waitFor({ state: "visible" });
+  await page.click("#custodian-reject");
+  await banner.waitFor({ state: "detached" });
+  await page.click("#custodian-change");
+  await banner.waitFor({ state: "visible" });
+  await page.check("#custodian-banner input[name=analytics]");
+  await page.click("#custodian-save");
+  await banner.waitFor({ state: "detached" });
+  assert.deepEqual(await page.evaluate(() => window.Custodian.consent), { analytics: true, functional: false });
   await context.close();
 });
 

@@ -88,7 +88,10 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn open_app(store: &StoreArgs, policy: Option<&std::path::Path>) -> Result<App, ExitCode> {
+pub async fn open_app(
+    store: &StoreArgs,
+    policy: Option<&std::path::Path>,
+) -> Result<App, ExitCode> {
     let settings = store.resolve().map_err(fail)?;
     let (policy, _, source) = load_policy(policy).ok_or(ExitCode::FAILURE)?;
     let keys = load_keys(&settings).map_err(fail)?;

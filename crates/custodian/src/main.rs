@@ -25,6 +25,7 @@ mod policy_cmd;
 mod rules_cmd;
 mod serve;
 mod smtp;
+mod suppressions_cmd;
 
 // Requests allocate many small short-lived objects; mimalloc serves them
 // from per-thread pages, measurably cheaper than the system allocator here.
@@ -70,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: admin_cmd::AuditCommand,
     },
+    /// The Telephone Preference Service lists that live calls are screened against.
+    Suppressions {
+        #[command(subcommand)]
+        command: suppressions_cmd::SuppressionsCommand,
+    },
     /// Consent receipts.
     Receipt {
         #[command(subcommand)]
@@ -103,10 +109,44 @@ enum ReceiptCommand {
         // Base64url: one key in 64 starts with `-`, which must not read as a flag.
         #[arg(long, allow_hyphen_values = true)]
         public_key: Option<String>,
+        /// Without `--public-key`, the signing node's key file (found as for
+        /// `serve`) gives the key to pin.
+        #[command(flatten)]
+        store: config::StoreArgs,
     },
 }
 
-fn verify_receipt(file: &std::path::Path, pinned: Option<&str>) -> ExitCode {
+/// The key a receipt must be signed with: the one given, or the node's own
+/// from its key file. A receipt is never accepted on the strength of the key
+/// it carries itself: anyone can sign with a key of their own.
+fn pinned_key(given: Option<&str>, store: &config::StoreArgs) -> Result<String, String> {
+    if let Some(key) = given {
+        return Ok(key.to_string());
+    }
+    const NOT_PINNED: &str = "the signer is not pinned: give the controller's published key with --public-key (the `x` of /.well-known/custodian-receipt-key), or run where the signing node's key file is (--data-dir or --key-file)";
+    let settings = store.resolve()?;
+    if !settings.key_file.exists() {
+        return Err(NOT_PINNED.into());
+    }
+    let keys = custodian_vault::keyfile::load(&settings.key_file)
+        .map_err(|e| format!("{}: {e}", settings.key_file.display()))?;
+    let public = keys.receipt_public_key().ok_or(NOT_PINNED)?;
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public))
+}
+
+fn verify_receipt(
+    file: &std::path::Path,
+    given: Option<&str>,
+    store: &config::StoreArgs,
+) -> ExitCode {
+    let pinned = match pinned_key(given, store) {
+        Ok(k) => k,
+        Err(problem) => {
+            eprintln!("{}: NOT VERIFIED: {problem}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -121,7 +161,7 @@ fn verify_receipt(file: &std::path::Path, pinned: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match custodian_engine::receipt::verify(&bundle, pinned) {
+    match custodian_engine::receipt::verify(&bundle, Some(&pinned)) {
         Ok(message) => {
             out!("{}: {message}", file.display());
             ExitCode::SUCCESS
@@ -157,8 +197,14 @@ fn main() -> ExitCode {
         Command::Keys { command } => admin_cmd::keys(command),
         Command::Audit { command } => admin_cmd::audit(command),
         Command::Receipt {
-            command: ReceiptCommand::Verify { file, public_key },
-        } => verify_receipt(&file, public_key.as_deref()),
+            command:
+                ReceiptCommand::Verify {
+                    file,
+                    public_key,
+                    store,
+                },
+        } => verify_receipt(&file, public_key.as_deref(), &store),
+        Command::Suppressions { command } => suppressions_cmd::run(command),
         Command::Policy { command } => policy_cmd::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Rules { command } => rules_cmd::run(command),

@@ -13,6 +13,7 @@ use custodian_policy::terms::FieldType;
 use custodian_policy::values;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 
 /// Everything a batch of lines needs to be decided away from the request.
@@ -23,6 +24,8 @@ pub struct Campaign {
     at: OffsetDateTime,
     /// None for post, whose lists hold subject ids only.
     index: Option<Index>,
+    lines_in: AtomicU64,
+    lines_allowed: AtomicU64,
 }
 
 struct Index {
@@ -31,6 +34,8 @@ struct Index {
     known: Vec<(String, Decided)>,
     suppressed: HashSet<[u8; 32], KeyedHashes>,
     suppression_kind: String,
+    /// For live calls: the numbers on the TPS lists (by `tps_hash`).
+    tps: HashSet<[u8; 32], KeyedHashes>,
 }
 
 const PAGE: i64 = 5_000;
@@ -82,7 +87,46 @@ impl Campaign {
             scope,
             at,
             index,
+            lines_in: AtomicU64::new(0),
+            lines_allowed: AtomicU64::new(0),
         })
+    }
+
+    /// Appends the one audit entry of a campaign check: the key, the
+    /// channel, the lines in and allowed, and the SHA-256 of the list as
+    /// received (after its header line). `complete` is false when the list
+    /// was cut off (a failure or the client going away).
+    pub async fn record(&self, list_sha256: [u8; 32], complete: bool) -> Result<(), AppError> {
+        let entry = custodian_vault::audit::AuditDraft {
+            at: super::collect::micros(self.at),
+            actor: self.principal.actor(),
+            action: "marketing.campaign-check".into(),
+            purpose: None,
+            subject: None,
+            decision: if complete { "checked" } else { "incomplete" }.into(),
+            reason: Some(format!(
+                "channel={} lines_in={} lines_allowed={} list_sha256={}",
+                self.scope.channel.as_str(),
+                self.lines_in.load(Ordering::Relaxed),
+                self.lines_allowed.load(Ordering::Relaxed),
+                custodian_vault::audit::hex(&list_sha256),
+            )),
+        };
+        super::error::written(
+            self.app
+                .store
+                .write(custodian_vault::store::Batch::audit_only(entry))
+                .await,
+        )?;
+        Ok(())
+    }
+
+    /// (lines in, lines allowed) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.lines_in.load(Ordering::Relaxed),
+            self.lines_allowed.load(Ordering::Relaxed),
+        )
     }
 
     /// Decides a run of whole lines (each an address or a subject id, bare or
@@ -97,7 +141,12 @@ impl Campaign {
         runtime: &tokio::runtime::Handle,
         out: &mut Vec<u8>,
     ) {
+        let (mut seen, mut allowed) = (0u64, 0u64);
         for line in lines.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            seen += 1;
             if line.len() > max_line {
                 continue;
             }
@@ -110,8 +159,11 @@ impl Campaign {
             }
             if self.allows(text, runtime) && serde_json::to_writer(&mut *out, text).is_ok() {
                 out.push(b'\n');
+                allowed += 1;
             }
         }
+        self.lines_in.fetch_add(seen, Ordering::Relaxed);
+        self.lines_allowed.fetch_add(allowed, Ordering::Relaxed);
     }
 
     fn allows(&self, text: &str, runtime: &tokio::runtime::Handle) -> bool {
@@ -175,11 +227,24 @@ async fn index(
         after = Some(*last);
         suppressed.extend(page);
     }
+    let mut tps = HashSet::with_hasher(KeyedHashes);
+    if scope.channel == custodian_policy::terms::Channel::Phone {
+        for list in marketing::TPS_LISTS {
+            let mut after = None;
+            loop {
+                let page = app.store.suppression_page(list, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(*last);
+                tps.extend(page);
+            }
+        }
+    }
     Ok(Index {
         kind,
         known,
         suppressed,
         suppression_kind,
+        tps,
     })
 }
 
@@ -194,6 +259,9 @@ impl Index {
                 .suppressed
                 .contains(&app.keys.blind_index(&self.suppression_kind, &key))
         {
+            return false;
+        }
+        if !self.tps.is_empty() && self.tps.contains(&marketing::tps_hash(app, &key)) {
             return false;
         }
         for (field, decided) in &self.known {

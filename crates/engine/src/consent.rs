@@ -15,7 +15,8 @@ use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::{new_id, sha256};
 use custodian_vault::store::{
-    Batch, ConsentAction, ConsentEvent, Holder, OutboxEvent, Preferences, SubjectRecord, WriteOp,
+    Batch, ConsentAction, ConsentEvent, GrantBlocked, Holder, OutboxEvent, Preferences,
+    SubjectRecord, WriteOp,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -29,6 +30,12 @@ pub enum Action {
     Withdraw,
     Refuse,
     Object,
+    /// Lift an objection the person made (with a channel: narrow it).
+    Lift,
+    /// The soft opt-in's evidence (PECR reg. 22(3)): details collected in a
+    /// sale or its negotiation, a simple means of refusing marketing of
+    /// similar products offered (the wording shown), and not taken.
+    SoftOptIn,
 }
 
 impl From<Action> for ConsentAction {
@@ -38,6 +45,8 @@ impl From<Action> for ConsentAction {
             Action::Withdraw => ConsentAction::Withdraw,
             Action::Refuse => ConsentAction::Refuse,
             Action::Object => ConsentAction::Object,
+            Action::Lift => ConsentAction::Lift,
+            Action::SoftOptIn => ConsentAction::SoftOptIn,
         }
     }
 }
@@ -54,6 +63,10 @@ pub enum Method {
     Import,
     /// A Global Privacy Control signal.
     Gpc,
+    /// Prompted by our own marketing message to the person. Refused while
+    /// an objection covers the choice: asking an objector to opt back in is
+    /// itself direct marketing.
+    RePermission,
 }
 
 impl Method {
@@ -64,6 +77,7 @@ impl Method {
             Method::CallCentre => "call-centre",
             Method::Import => "import",
             Method::Gpc => "gpc",
+            Method::RePermission => custodian_policy::consent::REPERMISSION_METHOD,
         }
     }
 }
@@ -103,7 +117,7 @@ pub struct ConsentRequest {
     /// withdraw an objection to) all direct marketing.
     #[serde(default)]
     pub purpose: Option<String>,
-    /// email, phone, sms or post, for marketing purposes.
+    /// email, phone (live calls), sms, post or automated-call, for marketing purposes.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::channel_or_null))]
     pub channel: Option<String>,
@@ -194,7 +208,7 @@ fn check(app: &App, req: &ConsentRequest) -> Result<(), AppError> {
     let policy = &app.policy.document;
     let Some(purpose_id) = &req.purpose else {
         return match req.action {
-            Action::Object | Action::Withdraw => match &req.channel {
+            Action::Object | Action::Withdraw | Action::Lift => match &req.channel {
                 Some(c)
                     if !policy
                         .marketing
@@ -224,7 +238,7 @@ fn check(app: &App, req: &ConsentRequest) -> Result<(), AppError> {
         .ok_or_else(|| AppError::UnknownPurpose(purpose_id.clone()))?;
     let basis = *purpose.basis;
     match req.action {
-        Action::Object
+        Action::Object | Action::Lift
             if !(purpose.marketing
                 || matches!(
                     basis,
@@ -240,6 +254,17 @@ fn check(app: &App, req: &ConsentRequest) -> Result<(), AppError> {
                 ),
             ));
         }
+        Action::SoftOptIn if !(*purpose.similar_products && policy.marketing.soft_opt_in) => {
+            return Err(invalid(
+                "action",
+                "soft_opt_in_not_available",
+                format!(
+                    "purpose `{purpose_id}` is not marked as marketing our own similar products under a soft opt-in the policy turns on"
+                ),
+            ));
+        }
+        // A soft opt-in purpose records refusals too ("has not refused since").
+        Action::Refuse if *purpose.similar_products => {}
         Action::Grant | Action::Refuse | Action::Withdraw if basis != LegalBasis::Consent => {
             return Err(invalid(
                 "purpose",
@@ -264,7 +289,7 @@ fn check(app: &App, req: &ConsentRequest) -> Result<(), AppError> {
             "no_channels",
             format!("purpose `{purpose_id}` has no channels"),
         )),
-        (None, false) if req.action != Action::Object => Err(invalid(
+        (None, false) if !matches!(req.action, Action::Object | Action::Lift) => Err(invalid(
             "channel",
             "channel_required",
             format!(
@@ -296,7 +321,10 @@ fn wording_hash(e: &Evidence) -> Result<Option<[u8; 32]>, AppError> {
 
 /// Address fields of a subject that a suppression entry can key on, by the
 /// channel they serve: (channel, lookup kind, normalised value).
-fn addresses(app: &App, record: &SubjectRecord) -> Result<Vec<(&'static str, String)>, AppError> {
+pub(super) fn addresses(
+    app: &App,
+    record: &SubjectRecord,
+) -> Result<Vec<(&'static str, String)>, AppError> {
     let Some(wrapped) = &record.wrapped_key else {
         return Ok(Vec::new());
     };
@@ -339,7 +367,7 @@ pub fn suppression_kind(address: &str) -> String {
 fn channel_address(channel: Option<&str>) -> Option<&'static str> {
     match channel {
         Some("email") => Some("email"),
-        Some("phone" | "sms") => Some("phone"),
+        Some("phone" | "sms" | "automated-call") => Some("phone"),
         _ => None,
     }
 }
@@ -397,14 +425,14 @@ pub async fn record(
     check(app, &req)?;
     // Consent must be provable (Art. 7(1)): a grant carries what was shown,
     // unless the browser's own signal is the evidence.
-    if req.action == Action::Grant
+    if matches!(req.action, Action::Grant | Action::SoftOptIn)
         && req.evidence.wording.is_none()
         && req.evidence.wording_sha256.is_none()
     {
         return Err(invalid(
             "evidence",
             "evidence_required",
-            "a grant records the wording shown (`evidence.wording` or `evidence.wording_sha256`)",
+            "a grant, or the refusal offered for a soft opt-in, records the wording shown (`evidence.wording` or `evidence.wording_sha256`)",
         ));
     }
     let record = match &holder {
@@ -461,6 +489,51 @@ pub async fn record(
         recorded_by: principal.actor(),
         expires_at,
     };
+    // Art. 21(3): an objection binds us. Only the person's own, evidenced,
+    // later grant lifts it, for its purpose and channel; a choice prompted
+    // by our own marketing to an objector is refused.
+    if matches!(req.action, Action::Grant | Action::Lift | Action::SoftOptIn) {
+        let current = match (&record, &holder) {
+            (Some(r), _) => Some(r.state.preferences.clone()),
+            (None, Holder::Visitor(v)) => app.store.visitor(v).await?.map(|r| r.preferences),
+            (None, Holder::Subject(_)) => None,
+        }
+        .unwrap_or_default();
+        let blocked = match req.action {
+            Action::Lift
+                if req.method == Method::RePermission && !current.objections.is_empty() =>
+            {
+                Some(GrantBlocked::Repermission)
+            }
+            Action::SoftOptIn
+                if current.objected(
+                    req.purpose.as_deref().unwrap_or_default(),
+                    req.channel.as_deref(),
+                    true,
+                ) =>
+            {
+                Some(GrantBlocked::Objected)
+            }
+            _ => current.grant_blocked(&event),
+        };
+        match blocked {
+            Some(GrantBlocked::Repermission) => {
+                return Err(invalid(
+                    "method",
+                    "repermission_refused",
+                    "the person objected to direct marketing: a choice prompted by our own marketing to them cannot be recorded",
+                ));
+            }
+            Some(GrantBlocked::Objected) => {
+                return Err(invalid(
+                    "action",
+                    "objected",
+                    "an objection covers this purpose and channel: only the person's own choice (web-form, app or call-centre, with the wording shown), made after the objection, lifts it",
+                ));
+            }
+            None => {}
+        }
+    }
     let mut ops = vec![WriteOp::RecordConsent(event.clone())];
     if let Some(record) = &record {
         ops.extend(suppression_changes(app, record, &req, at)?);
@@ -518,7 +591,10 @@ fn suppression_changes(
             .iter()
             .any(|x| x.id.as_str() == p && x.marketing),
     };
-    if !marketing || !matches!(req.action, Action::Object | Action::Grant) {
+    // Lifting an objection to one purpose leaves the addresses as they are:
+    // an objection to all direct marketing may still keep them suppressed.
+    let lifts_all = req.action == Action::Lift && req.purpose.is_none();
+    if !marketing || !(matches!(req.action, Action::Object | Action::Grant) || lifts_all) {
         return Ok(Vec::new());
     }
     let wanted = channel_address(req.channel.as_deref());
@@ -564,14 +640,19 @@ pub async fn preferences(
             p.channels.iter().map(|c| Some(c.to_string())).collect()
         };
         for channel in channels {
-            let objected = prefs.objections.iter().any(|o| {
-                let purpose_matches = match &o.purpose {
-                    Some(x) => x == p.id.as_str(),
-                    None => p.marketing,
-                };
-                purpose_matches
-                    && (o.channel.is_none() || channel.is_none() || o.channel == channel)
-            });
+            let gpc_scope = app
+                .policy
+                .compiled
+                .purpose(&p.id)
+                .and_then(|ix| app.policy.compiled.purposes.get(ix.get()))
+                .is_some_and(|t| t.gpc_scope);
+            let objected = prefs.objected(&p.id, channel.as_deref(), p.marketing)
+                || (gpc_scope
+                    && prefs.objections.iter().any(|o| {
+                        o.is_gpc()
+                            && o.purpose.is_none()
+                            && o.covers_channel(&p.id, channel.as_deref())
+                    }));
             let recorded = prefs
                 .consents
                 .iter()
@@ -598,6 +679,19 @@ pub async fn preferences(
                     c.status == "given" && !needs_renewal && !expired,
                 ),
                 (false, None, LegalBasis::Consent) => ("not-given".to_string(), false),
+                // Email and SMS without consent: only a soft opt-in (whose
+                // sale relationship the check also requires).
+                (false, recorded, _)
+                    if channel
+                        .as_deref()
+                        .and_then(custodian_policy::terms::Channel::parse)
+                        .is_some_and(|c| c.needs_opt_in_under_pecr()) =>
+                {
+                    match recorded {
+                        Some(c) => (c.status.clone(), c.status == "soft-opt-in"),
+                        None => ("not-given".to_string(), false),
+                    }
+                }
                 (false, _, _) if mode == Some(ChannelMode::OptOut) || mode.is_none() => {
                     ("on".to_string(), true)
                 }
@@ -704,7 +798,7 @@ pub struct LinkRequest {
 }
 
 /// A visitor signs up: its recorded choices are recorded again for the
-/// subject (method `visitor-link`, same purpose, channel and evidence), unless
+/// subject (same method, purpose, channel and evidence), unless
 /// the subject already made a later choice for that purpose and channel.
 pub async fn link_visitor(
     app: &App,
@@ -770,7 +864,8 @@ pub async fn link_visitor(
             id: new_id(),
             subject: Some(req.subject),
             visitor: None,
-            method: "visitor-link".into(),
+            // The visitor's own method (`gpc`, `web-form`) stays: linking
+            // records who the visitor is, not a new choice.
             recorded_by: principal.actor(),
             ..e
         });

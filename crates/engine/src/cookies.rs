@@ -178,7 +178,10 @@ pub async fn record_choice(
         }
     }
     if gpc {
-        // Art. 21(5): an objection by automated means, to all direct marketing.
+        // Art. 21(5): an objection by automated means, meaning what the
+        // signal says: to sale or sharing, targeted advertising and
+        // third-party marketing cookies (method `gpc`), not to all
+        // first-party marketing.
         ops.push(WriteOp::RecordConsent(event(
             None,
             ConsentAction::Object,

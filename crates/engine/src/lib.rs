@@ -50,6 +50,9 @@ pub struct App {
     pub tasks_queued: Arc<tokio::sync::Notify>,
     /// This node's name as a task lease owner: unique per process.
     pub node: Arc<str>,
+    /// Marketing checks, counted per key, channel and outcome (not audited
+    /// one by one: see [`marketing::Counts`]).
+    pub marketing_counts: Arc<marketing::Counts>,
 }
 
 impl App {
@@ -63,6 +66,7 @@ impl App {
             mailer: Arc::new(mail::NoMailer),
             tasks_queued: Arc::new(tokio::sync::Notify::new()),
             node: Arc::from(format!("node-{}", custodian_vault::crypto::new_id()).as_str()),
+            marketing_counts: Arc::new(marketing::Counts::default()),
         }
     }
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CheckQuery {
-    /// email, phone, sms or post
+    /// email, phone (live calls), sms, post or automated-call
     #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::channel))]
     pub channel: String,
     #[serde(default)]
@@ -37,11 +37,18 @@ pub struct CheckQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckAnswer {
     pub allowed: bool,
-    /// For an allowed answer, the purpose that allows it; otherwise why not:
-    /// suppressed, unknown (an address Custodian does not hold on an opt-in
-    /// channel), no_consent, consent_withdrawn, objected, restricted, erased.
+    /// For an allowed answer `allowed`, `soft_opt_in` (see `condition`) or
+    /// `not_objected` (an unknown address on an opt-out channel); otherwise
+    /// why not: suppressed, tps (a live call to a number on the TPS or
+    /// Corporate TPS list), unknown (an address Custodian does not hold on a
+    /// channel that needs consent), no_consent, consent_withdrawn, objected,
+    /// no_relationship, subject_not_covered, restricted, erased.
     pub reason: String,
     pub purpose: Option<String>,
+    /// Present when the answer rests on the soft opt-in (PECR reg.
+    /// 22(3)(d)): what every message must do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 /// The marketing purposes a check considers, after the key's bindings.
@@ -65,7 +72,7 @@ pub async fn scope(
     app.authorize(principal, operation, now).await?;
     let channel = Channel::parse(channel).ok_or_else(|| {
         AppError::Invalid(format!(
-            "unknown channel `{channel}`; expected email, phone, sms or post"
+            "unknown channel `{channel}`; expected email, phone, sms, post or automated-call"
         ))
     })?;
     let doc = &app.policy.document;
@@ -106,10 +113,13 @@ pub async fn scope(
         .iter()
         .find(|d| d.channel.as_str() == channel.as_str())
         .map(|d| *d.mode);
+    // An address the vault does not hold may be contacted only on an
+    // opt-out channel that PECR does not make opt-in: the soft opt-in needs
+    // a known person with a sale relationship, never a stranger.
     Ok(Scope {
         channel,
         purposes,
-        unknown_allowed: mode == Some(ChannelMode::OptOut),
+        unknown_allowed: mode == Some(ChannelMode::OptOut) && !channel.needs_opt_in_under_pecr(),
     })
 }
 
@@ -118,8 +128,12 @@ fn answer(allowed: bool, reason: &str, purpose: Option<String>) -> CheckAnswer {
         allowed,
         reason: reason.into(),
         purpose,
+        condition: None,
     }
 }
+
+/// PECR reg. 22(3)(d), stated with every answer that rests on the soft opt-in.
+pub const SOFT_OPT_IN_CONDITION: &str = "soft opt-in: every message must offer a simple means of refusing further marketing, free of charge except for the cost of sending the refusal";
 
 /// One address or subject, already parsed.
 pub enum Target {
@@ -132,7 +146,7 @@ pub enum Target {
 pub(super) fn address_kind(channel: Channel) -> Option<FieldType> {
     match channel {
         Channel::Email => Some(FieldType::Email),
-        Channel::Phone | Channel::Sms => Some(FieldType::Phone),
+        Channel::Phone | Channel::Sms | Channel::AutomatedCall => Some(FieldType::Phone),
         Channel::Post => None,
     }
 }
@@ -177,7 +191,15 @@ pub(super) fn decide(
         };
         let d = decision::decide(policy, state, &request, now);
         if !d.allowed.is_empty() && d.refused().is_empty() {
-            return answer(true, "allowed", Some(table.id.clone()));
+            let mut yes = answer(true, "allowed", Some(table.id.clone()));
+            // Email or SMS allowed without resting on consent: the soft opt-in.
+            if table.basis != custodian_policy::terms::LegalBasis::Consent
+                && scope.channel.soft_opt_in_applies()
+            {
+                yes.reason = "soft_opt_in".into();
+                yes.condition = Some(SOFT_OPT_IN_CONDITION.into());
+            }
+            return yes;
         }
         if first_refusal.is_none() {
             first_refusal = d.refusals().map(|(_, r)| r).next();
@@ -196,6 +218,27 @@ pub(crate) fn suppression_hash(app: &App, kind: FieldType, key: &str) -> (String
     (kind_name, hash)
 }
 
+/// The Telephone Preference Service lists (PECR reg. 21): `tps` for
+/// individuals, `ctps` for corporate subscribers. Both are kept in the
+/// suppression table under one keyed hash of the number, so a number is
+/// screened against both with one hash.
+pub const TPS_LISTS: [&str; 2] = ["tps", "ctps"];
+
+pub fn tps_hash(app: &App, number: &str) -> [u8; 32] {
+    app.keys.blind_index("tps", number)
+}
+
+/// Whether a number (E.164) is on either TPS list.
+async fn on_tps(app: &App, number: &str) -> Result<bool, AppError> {
+    let hash = tps_hash(app, number);
+    for list in TPS_LISTS {
+        if app.store.suppressed(list, &hash).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub async fn check(
     app: &App,
     principal: &Principal,
@@ -203,11 +246,26 @@ pub async fn check(
     target: &Target,
     now: OffsetDateTime,
 ) -> Result<CheckAnswer, AppError> {
+    // Live calls are never made to a number on the TPS lists.
+    if scope.channel == Channel::Phone {
+        if let Target::Address(FieldType::Phone, number) = target {
+            if on_tps(app, number).await? {
+                return Ok(answer(false, "tps", None));
+            }
+        }
+    }
     match target {
         Target::Subject(id) => {
             let Some(record) = app.store.subject(*id).await? else {
                 return Ok(answer(false, "unknown", None));
             };
+            if scope.channel == Channel::Phone {
+                for (kind, number) in super::consent::addresses(app, &record)? {
+                    if kind == "phone" && on_tps(app, &number).await? {
+                        return Ok(answer(false, "tps", None));
+                    }
+                }
+            }
             let state = subject_state(app, &record).await?;
             Ok(decide(app, principal, scope, &state, now))
         }
@@ -254,7 +312,63 @@ pub async fn check(
     }
 }
 
+/// Marketing checks counted per key, channel and outcome, in memory. A
+/// check is not audited on its own: a write behind each would halve the
+/// throughput and add nothing a regulator asks for (a campaign check is
+/// audited once, with its list's hash). The counts are for the metrics
+/// endpoint.
+#[derive(Debug, Default)]
+pub struct Counts {
+    by: std::sync::Mutex<std::collections::HashMap<(String, &'static str, String), u64>>,
+}
+
+impl Counts {
+    pub fn count(&self, key: &str, channel: Channel, outcome: &str) {
+        // A poisoned lock only means another check panicked mid-count.
+        let mut by = self
+            .by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *by.entry((key.to_string(), channel.as_str(), outcome.to_string()))
+            .or_insert(0) += 1;
+    }
+
+    /// (key id, channel, outcome, count), sorted.
+    pub fn snapshot(&self) -> Vec<(String, &'static str, String, u64)> {
+        let by = self
+            .by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<_> = by
+            .iter()
+            .map(|((k, c, o), n)| (k.clone(), *c, o.clone(), *n))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 pub async fn check_one(
+    app: &App,
+    principal: &Principal,
+    q: CheckQuery,
+    now: OffsetDateTime,
+) -> Result<CheckAnswer, AppError> {
+    let channel = Channel::parse(&q.channel);
+    let answer = check_one_uncounted(app, principal, q, now).await?;
+    if let Some(channel) = channel {
+        let outcome = if answer.allowed {
+            "allowed"
+        } else {
+            answer.reason.as_str()
+        };
+        app.marketing_counts
+            .count(&principal.key_id, channel, outcome);
+    }
+    Ok(answer)
+}
+
+async fn check_one_uncounted(
     app: &App,
     principal: &Principal,
     q: CheckQuery,
@@ -290,7 +404,7 @@ pub async fn check_one(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SuppressRequest {
-    /// email, phone or sms
+    /// email, phone, sms or automated-call
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::address_channel))]
     pub channel: String,
     /// Addresses never to market to, known to Custodian or not (at most 10,000).
@@ -367,4 +481,137 @@ pub async fn suppress(
         suppressed,
         invalid,
     })
+}
+
+/// A line of a TPS or CTPS file as an E.164 number: the first
+/// comma-separated column, in international form or in UK national form
+/// (`01632 960123`, read as +44). None for a header or anything else.
+pub fn tps_number(line: &str) -> Option<String> {
+    let first = line
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_matches('"');
+    let compact: String = first
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let international = if compact.starts_with('+') {
+        compact
+    } else if let Some(rest) = compact.strip_prefix("00") {
+        format!("+{rest}")
+    } else if let Some(rest) = compact.strip_prefix('0') {
+        format!("+44{rest}")
+    } else if compact.starts_with("44") {
+        format!("+{compact}")
+    } else {
+        return None;
+    };
+    values::lookup_key(FieldType::Phone, &international)
+}
+
+/// Adds one batch of numbers to a TPS list (`tps` or `ctps`): keyed
+/// hashes only. Returns how many lines were numbers.
+pub async fn import_tps_batch(
+    app: &App,
+    list: &str,
+    lines: &[String],
+    now: OffsetDateTime,
+) -> Result<usize, AppError> {
+    if !TPS_LISTS.contains(&list) {
+        return Err(AppError::Invalid(format!(
+            "unknown list `{list}`; expected tps or ctps"
+        )));
+    }
+    let at = super::collect::micros(now);
+    let ops: Vec<_> = lines
+        .iter()
+        .filter_map(|l| tps_number(l))
+        .map(|n| custodian_vault::store::WriteOp::Suppress {
+            kind: list.to_string(),
+            hash: tps_hash(app, &n),
+            at,
+            reason: format!("{list} list"),
+        })
+        .collect();
+    let added = ops.len();
+    if added > 0 {
+        let batch = custodian_vault::store::Batch {
+            ops,
+            audit: vec![],
+            outbox: vec![],
+        };
+        super::error::written(app.store.write(batch).await)?;
+    }
+    Ok(added)
+}
+
+/// The one audit entry of a TPS import: the list, the numbers loaded, the
+/// lines that were not numbers, and the SHA-256 of the file.
+pub async fn record_tps_import(
+    app: &App,
+    list: &str,
+    loaded: u64,
+    skipped: u64,
+    file_sha256: [u8; 32],
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    let entry = custodian_vault::audit::AuditDraft {
+        at: super::collect::micros(now),
+        actor: "cli".into(),
+        action: "marketing.tps-import".into(),
+        purpose: None,
+        subject: None,
+        decision: "recorded".into(),
+        reason: Some(format!(
+            "list={list} numbers={loaded} skipped={skipped} file_sha256={}",
+            custodian_vault::audit::hex(&file_sha256)
+        )),
+    };
+    super::error::written(
+        app.store
+            .write(custodian_vault::store::Batch::audit_only(entry))
+            .await,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Counts, tps_number};
+    use custodian_policy::terms::Channel;
+
+    #[test]
+    fn checks_are_counted_per_key_channel_and_outcome() {
+        let counts = Counts::default();
+        counts.count("ck_a", Channel::Email, "allowed");
+        counts.count("ck_a", Channel::Email, "allowed");
+        counts.count("ck_a", Channel::Email, "no_consent");
+        counts.count("ck_b", Channel::Phone, "tps");
+        assert_eq!(
+            counts.snapshot(),
+            [
+                ("ck_a".to_string(), "email", "allowed".to_string(), 2),
+                ("ck_a".to_string(), "email", "no_consent".to_string(), 1),
+                ("ck_b".to_string(), "phone", "tps".to_string(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn tps_lines_read_as_e164_numbers() {
+        assert_eq!(tps_number("01632960123").as_deref(), Some("+441632960123"));
+        assert_eq!(
+            tps_number("01632 960123,x").as_deref(),
+            Some("+441632960123")
+        );
+        assert_eq!(
+            tps_number("+44 1632 960123").as_deref(),
+            Some("+441632960123")
+        );
+        assert_eq!(tps_number("441632960123").as_deref(), Some("+441632960123"));
+        assert_eq!(tps_number("number"), None);
+        assert_eq!(tps_number(""), None);
+    }
 }

@@ -153,6 +153,7 @@ pub fn state_of(
                     _ if stale(c) => ConsentStatus::Invalidated,
                     "given" => ConsentStatus::Given,
                     "withdrawn" => ConsentStatus::Withdrawn,
+                    "soft-opt-in" => ConsentStatus::RefusalOffered,
                     _ => ConsentStatus::Refused,
                 };
                 Some(ConsentState {
@@ -190,6 +191,24 @@ pub fn state_of(
                         Some(ch) => Some(Channel::parse(ch)?),
                         None => None,
                     },
+                    gpc: o.is_gpc(),
+                    // A lifting that names what this policy no longer
+                    // knows lifts nothing.
+                    lifted: o
+                        .lifted
+                        .iter()
+                        .filter_map(|l| {
+                            let purpose = match &l.purpose {
+                                Some(p) => Some(policy.purpose(p)?),
+                                None => None,
+                            };
+                            let channel = match &l.channel {
+                                Some(ch) => Some(Channel::parse(ch)?),
+                                None => None,
+                            };
+                            Some((purpose, channel))
+                        })
+                        .collect(),
                 })
             })
             .collect(),
@@ -249,7 +268,7 @@ pub fn parse_channel(channel: Option<&str>) -> Result<Option<Channel>, AppError>
         .map(|c| {
             Channel::parse(c).ok_or_else(|| {
                 AppError::Invalid(format!(
-                    "unknown channel `{c}`; expected email, phone, sms or post"
+                    "unknown channel `{c}`; expected email, phone, sms, post or automated-call"
                 ))
             })
         })

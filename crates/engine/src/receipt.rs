@@ -47,7 +47,9 @@ fn status_iri(action: ConsentAction) -> &'static str {
         ConsentAction::Grant => "dpv:ConsentGiven",
         ConsentAction::Withdraw => "dpv:ConsentWithdrawn",
         ConsentAction::Refuse => "dpv:ConsentRefused",
-        ConsentAction::Object => "dpv:ObjectionGiven",
+        // Objections and the soft opt-in are not consent: their records
+        // carry no consent status.
+        ConsentAction::Object | ConsentAction::Lift | ConsentAction::SoftOptIn => "",
     }
 }
 
@@ -106,10 +108,45 @@ pub fn documents(policy: &Policy, event: &ConsentEvent, public_key: &[u8; 32]) -
         .iter()
         .filter_map(|c| c.art9_condition.as_ref().map(|a| a.to_string()))
         .collect();
-    let purpose_text = purpose.map_or_else(
-        || "all direct marketing".to_string(),
-        |p| p.description.clone(),
-    );
+    let objection = matches!(event.action, ConsentAction::Object | ConsentAction::Lift);
+    let gpc = event.method == custodian_policy::consent::GPC_METHOD;
+    let purpose_text = match purpose {
+        Some(p) => p.description.clone(),
+        None if gpc => "the sale or sharing of personal data, targeted advertising and third-party marketing cookies (a Global Privacy Control signal)".to_string(),
+        None => "all direct marketing".to_string(),
+    };
+    let basis_iri = |b: custodian_policy::terms::LegalBasis| {
+        use custodian_policy::terms::LegalBasis::*;
+        match b {
+            Consent => "dpv:Consent",
+            Contract => "dpv:Contract",
+            LegalObligation => "dpv:LegalObligation",
+            LegitimateInterest => "dpv:LegitimateInterest",
+            VitalInterest => "dpv:VitalInterest",
+            PublicTask => "dpv:PublicInterest",
+        }
+    };
+    // What the event is: a consent choice under the consent basis, or an
+    // Art. 21 objection (or its lifting) to processing on whatever basis
+    // the purpose names.
+    let soft = event.action == ConsentAction::SoftOptIn;
+    let consent_type = match event.action {
+        ConsentAction::Lift => "OBJECTION-LIFTED",
+        ConsentAction::Object => "OBJECTION",
+        ConsentAction::SoftOptIn => "SOFT-OPT-IN",
+        _ => "EXPLICIT",
+    };
+    let legal_basis = if objection || soft {
+        purpose.map(|p| basis_iri(*p.basis))
+    } else {
+        Some("dpv:Consent")
+    };
+    let record_type = match (objection, soft) {
+        (true, _) => "dpv:RightExerciseRecord",
+        (_, true) => "dpv:Record",
+        _ => "dpv:ConsentRecord",
+    };
+    let not_consent = objection || soft;
     let purpose_dpv = purpose
         .and_then(|p| p.dpv.clone())
         .unwrap_or_else(|| "dpv:DirectMarketing".into());
@@ -141,7 +178,7 @@ pub fn documents(policy: &Policy, event: &ConsentEvent, public_key: &[u8; 32]) -
             "purposes": [{
                 "purpose": purpose_text,
                 "purposeCategory": [purpose_dpv.clone()],
-                "consentType": if event.method == "gpc" { "IMPLICIT" } else { "EXPLICIT" },
+                "consentType": consent_type,
                 "piiCategory": categories.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
                 "primaryPurpose": true,
                 "termination": termination,
@@ -165,7 +202,7 @@ pub fn documents(policy: &Policy, event: &ConsentEvent, public_key: &[u8; 32]) -
             "dct": "http://purl.org/dc/terms/",
         },
         "@id": format!("urn:uuid:{}", event.id),
-        "@type": "dpv:ConsentRecord",
+        "@type": record_type,
         "dct:conformsTo": "https://w3id.org/dpv/schema/dpv-27560#record",
         "dct:identifier": event.id.to_string(),
         "dct:created": created,
@@ -173,8 +210,9 @@ pub fn documents(policy: &Policy, event: &ConsentEvent, public_key: &[u8; 32]) -
         "dpv:hasDataController": {"@type": "dpv:DataController", "dct:title": c.legal_name.to_string()},
         "dpv:hasPurpose": {"@type": purpose_dpv, "dct:description": purpose_text},
         "dpv:hasPersonalData": categories.iter().map(|c| c.dpv.clone().unwrap_or_else(|| c.id.to_string())).collect::<Vec<_>>(),
-        "dpv:hasLegalBasis": "dpv:Consent",
-        "dpv:hasConsentStatus": status_iri(event.action),
+        "dpv:hasLegalBasis": legal_basis,
+        "dpv:hasConsentStatus": if not_consent { Value::Null } else { Value::from(status_iri(event.action)) },
+        "dpv:hasRight": if objection { Value::from("eu-gdpr:A21") } else { Value::Null },
         "dpv:hasRecipient": recipients,
         "dpv:hasNotice": {"@id": policy.policy.notice_url, "dct:hasVersion": event.policy_version},
         "dpv:isIndicatedBy": event.method,

@@ -71,6 +71,7 @@ static STATE: LazyLock<SubjectState> = LazyLock::new(|| {
         objections: vec![Objection {
             purpose: None,
             channel: Some(Channel::Post),
+            ..Default::default()
         }],
         legal_holds: 0,
     }

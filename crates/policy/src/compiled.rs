@@ -153,10 +153,29 @@ pub struct PurposeTable {
     /// Channels the purpose contacts people through (a bit per `Channel`).
     pub channels: u8,
     /// Fields only a given channel needs, per `Channel` index.
-    pub channel_fields: [FieldSet; 4],
+    pub channel_fields: [FieldSet; Channel::COUNT],
     pub readable_under_restriction: bool,
     /// The Art. 18(2) exception this purpose may read under, if any.
     pub restriction_ground: Option<crate::terms::RestrictionGround>,
+    /// In the scope of a Global Privacy Control signal: it sets marketing
+    /// cookies, or discloses to a recipient that may use the data for its
+    /// own marketing (sale or sharing).
+    pub gpc_scope: bool,
+    /// Reads no data produced by cookies: cookie refusals do not reach it.
+    pub independent_of_cookies: bool,
+    /// Marks the controller's own similar products (PECR reg. 22(3)(b)).
+    pub similar_products: bool,
+    /// The subject categories the purpose serves (a bit per `[[subjects]]`
+    /// entry); 0: not declared.
+    pub subjects: u64,
+}
+
+/// Fields produced by cookies that need consent: usable only while the
+/// cookies' consent purpose is not refused or withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieGate {
+    pub purpose: PurposeIx,
+    pub fields: FieldSet,
 }
 
 impl PurposeTable {
@@ -199,6 +218,17 @@ pub struct CompiledPolicy {
     /// Relationships that are steps before a contract (a bit each): they
     /// ground only the purposes that name them.
     pub pre_contract: u64,
+    pub cookie_gates: Vec<CookieGate>,
+    /// Relationships in which details are obtained in a sale or its
+    /// negotiation (a bit each): the ground of a soft opt-in.
+    pub sale: u64,
+    /// `marketing.soft_opt_in`.
+    pub soft_opt_in: bool,
+    /// Each channel's declared mode, per `Channel` index.
+    pub channel_modes: [Option<ChannelMode>; Channel::COUNT],
+    /// Per relationship kind (by index), the subject categories it is held
+    /// with (a bit per `[[subjects]]` entry).
+    pub relationship_subjects: Vec<u64>,
     field_index: HashMap<String, FieldIx>,
 }
 
@@ -307,6 +337,27 @@ impl CompiledPolicy {
                 .ok_or_else(|| CompileError(format!("too many {what}s")))
         };
         let recipient_ids: Vec<String> = recipients.iter().map(|r| r.id.clone()).collect();
+        let subject_ids: Vec<String> = policy.subjects.iter().map(|x| x.id.to_string()).collect();
+        let mut sale = 0u64;
+        let mut relationship_subjects = Vec::new();
+        for r in &policy.relationships {
+            if *r.sale {
+                sale |= bit_of(&relationships, &r.id, "relationship")?;
+            }
+            let mut bits = 0;
+            for id in &r.subjects {
+                bits |= bit_of(&subject_ids, id, "subject category")?;
+            }
+            relationship_subjects.push(bits);
+        }
+        let mut channel_modes = [None; Channel::COUNT];
+        for decl in &policy.marketing.channels {
+            if let Some(slot) =
+                Channel::parse(&decl.channel).and_then(|c| channel_modes.get_mut(c.index()))
+            {
+                *slot = Some(*decl.mode);
+            }
+        }
         let mut pre_contract = 0u64;
         for r in policy.relationships.iter().filter(|r| r.pre_contract) {
             pre_contract |= bit_of(&relationships, &r.id, "relationship")?;
@@ -314,7 +365,7 @@ impl CompiledPolicy {
 
         let mut purposes = Vec::new();
         for p in &policy.purposes {
-            let mut channel_fields = [FieldSet::EMPTY; 4];
+            let mut channel_fields = [FieldSet::EMPTY; Channel::COUNT];
             let mut channels = 0u8;
             for id in &p.channels {
                 let channel = Channel::parse(id)
@@ -339,7 +390,27 @@ impl CompiledPolicy {
             for r in &p.relationships {
                 relationship_bits |= bit_of(&relationships, r, "relationship")?;
             }
+            let marketing_cookies = policy.cookies.iter().any(|c| {
+                *c.category == CookieCategory::Marketing
+                    && c.purpose
+                        .as_ref()
+                        .is_some_and(|x| x.as_str() == p.id.as_str())
+            });
+            let shared = p.recipients.iter().any(|r| {
+                policy
+                    .recipients
+                    .iter()
+                    .any(|x| x.id.as_str() == r.as_str() && *x.own_marketing)
+            });
+            let mut subject_bits = 0;
+            for id in &p.subjects {
+                subject_bits |= bit_of(&subject_ids, id, "subject category")?;
+            }
             purposes.push(PurposeTable {
+                similar_products: *p.similar_products,
+                subjects: subject_bits,
+                gpc_scope: marketing_cookies || shared,
+                independent_of_cookies: p.independent_of_cookies,
                 id: p.id.to_string(),
                 basis: *p.basis,
                 marketing: p.marketing,
@@ -352,7 +423,26 @@ impl CompiledPolicy {
                 restriction_ground: p.during_restriction,
             });
         }
+        let mut cookie_gates = Vec::new();
+        for c in &policy.cookies {
+            let Some(purpose) = c.purpose.as_ref() else {
+                continue;
+            };
+            if *c.category == CookieCategory::StrictlyNecessary || c.feeds.is_empty() {
+                continue;
+            }
+            let pix = policy
+                .purposes
+                .iter()
+                .position(|x| x.id.as_str() == purpose.as_str())
+                .ok_or_else(|| CompileError(format!("unknown purpose `{}`", **purpose)))?;
+            cookie_gates.push(CookieGate {
+                purpose: PurposeIx(small(pix, "purposes")?),
+                fields: resolve_all(&c.feeds)?,
+            });
+        }
         Ok(CompiledPolicy {
+            cookie_gates,
             version: policy.policy.version.to_string(),
             fields,
             all_fields,
@@ -361,6 +451,10 @@ impl CompiledPolicy {
             recipients,
             relationships,
             pre_contract,
+            sale,
+            soft_opt_in: policy.marketing.soft_opt_in,
+            channel_modes,
+            relationship_subjects,
             field_index,
         })
     }

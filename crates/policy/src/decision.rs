@@ -24,10 +24,13 @@ pub enum Reason {
     ConsentWithdrawn,
     NoConsent,
     NoContract,
+    NoRelationship,
+    SubjectNotCovered,
+    CookieConsentRefused,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Erased,
         Reason::Restricted,
         Reason::CategoryNotNeeded,
@@ -37,6 +40,9 @@ impl Reason {
         Reason::ConsentWithdrawn,
         Reason::NoConsent,
         Reason::NoContract,
+        Reason::NoRelationship,
+        Reason::SubjectNotCovered,
+        Reason::CookieConsentRefused,
     ];
 
     pub fn code(self) -> &'static str {
@@ -50,6 +56,9 @@ impl Reason {
             Reason::ConsentWithdrawn => "consent_withdrawn",
             Reason::NoConsent => "no_consent",
             Reason::NoContract => "no_contract",
+            Reason::NoRelationship => "no_relationship",
+            Reason::SubjectNotCovered => "subject_not_covered",
+            Reason::CookieConsentRefused => "cookie_consent_refused",
         }
     }
 }
@@ -71,6 +80,9 @@ pub enum ConsentStatus {
     Withdrawn,
     Expired,
     Invalidated,
+    /// PECR reg. 22(3)(c): a simple means of refusing marketing was offered
+    /// when the details were collected, and not taken. Never consent.
+    RefusalOffered,
 }
 
 /// The current consent state for one purpose (and, for marketing, one channel).
@@ -103,11 +115,17 @@ impl RelationshipState {
 }
 
 /// An Art. 21 objection: to one purpose, or (purpose `None`) to all direct
-/// marketing; optionally to one channel only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// marketing; optionally to one channel only. A Global Privacy Control
+/// signal (`gpc`) reaches only the purposes in its scope (sale or sharing,
+/// targeted advertising, third-party marketing cookies). `lifted` lists
+/// where the person lifted it since: a purpose (`None`: every one) on a
+/// channel (`None`: every one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Objection {
     pub purpose: Option<PurposeIx>,
     pub channel: Option<Channel>,
+    pub gpc: bool,
+    pub lifted: Vec<(Option<PurposeIx>, Option<Channel>)>,
 }
 
 /// A snapshot of one subject's state, as loaded by the store.
@@ -251,6 +269,7 @@ pub fn decide(
     }
 
     legal_basis(policy, purpose, request, state, now, &mut ledger);
+    cookie_gates(policy, purpose, request.purpose, state, now, &mut ledger);
 
     ledger.decision.allowed = ledger.pending;
     if form != DisclosureForm::Identified {
@@ -279,12 +298,89 @@ fn objected(
     state.objections.iter().any(|o| {
         let purpose_matches = match o.purpose {
             Some(p) => p == pix,
+            // GPC: sale or sharing, targeted advertising, third-party
+            // marketing cookies; not first-party marketing.
+            None if o.gpc => purpose.gpc_scope,
             // An objection to direct marketing reaches every marketing purpose.
             None => purpose.marketing,
         };
         let channel_matches = o.channel.is_none() || channel.is_none() || o.channel == channel;
-        purpose_matches && channel_matches
+        let lifted = o.lifted.iter().any(|(p, c)| {
+            p.is_none_or(|p| p == pix) && (c.is_none() || (channel.is_some() && *c == channel))
+        });
+        purpose_matches && channel_matches && !lifted
     })
+}
+
+/// PECR reg. 6: data produced by cookies that need consent is used only
+/// while that consent is not refused or withdrawn, whatever basis the using
+/// purpose names (legitimate interests cannot take over the same data).
+fn cookie_gates(
+    policy: &CompiledPolicy,
+    purpose: &PurposeTable,
+    pix: PurposeIx,
+    state: &SubjectState,
+    now: OffsetDateTime,
+    ledger: &mut Ledger,
+) {
+    if purpose.independent_of_cookies {
+        return;
+    }
+    for gate in &policy.cookie_gates {
+        if gate.purpose == pix || gate.fields.intersect(ledger.pending).is_empty() {
+            continue;
+        }
+        let refused = state
+            .consents
+            .iter()
+            .filter(|c| c.purpose == gate.purpose && c.channel.is_none())
+            .any(|c| !c.is_live(now));
+        if refused {
+            ledger.refuse(gate.fields, Reason::CookieConsentRefused);
+        }
+    }
+}
+
+/// A marketing purpose that does not rest on consent, on one channel. Post,
+/// and live calls on an opt-out channel, are allowed unless objected to.
+/// Email and SMS (PECR reg. 22), and any channel the policy makes opt-in,
+/// need consent, which such a purpose cannot have, or the soft opt-in (reg.
+/// 22(3), email and SMS only): the policy turns it on, the purpose markets
+/// the controller's own similar products, the subject's details were
+/// obtained in a sale or its negotiation, and the chance to refuse was
+/// offered at collection (recorded) and not taken since.
+fn without_consent(
+    policy: &CompiledPolicy,
+    purpose: &PurposeTable,
+    pix: PurposeIx,
+    channel: Channel,
+    state: &SubjectState,
+    now: OffsetDateTime,
+) -> Result<(), Reason> {
+    let opt_in = channel.needs_opt_in_under_pecr()
+        || policy.channel_modes.get(channel.index()).copied().flatten() == Some(ChannelMode::OptIn);
+    if !opt_in {
+        return Ok(());
+    }
+    let record = state
+        .consents
+        .iter()
+        .find(|c| c.purpose == pix && c.channel == Some(channel));
+    let sale = state.relationships.iter().any(|r| {
+        1u64.checked_shl(u32::from(r.kind.0))
+            .is_some_and(|bit| policy.sale & bit != 0)
+            && r.started_at <= now
+    });
+    let soft_opt_in = policy.soft_opt_in
+        && purpose.similar_products
+        && channel.soft_opt_in_applies()
+        && sale
+        && record.is_some_and(|c| c.status == ConsentStatus::RefusalOffered);
+    match record {
+        _ if soft_opt_in => Ok(()),
+        Some(c) if c.status == ConsentStatus::Withdrawn => Err(Reason::ConsentWithdrawn),
+        _ => Err(Reason::NoConsent),
+    }
 }
 
 /// Live, or why not.
@@ -321,8 +417,35 @@ fn legal_basis(
     ledger: &mut Ledger,
 ) {
     let pix = request.purpose;
+    // The data-subject types the purpose serves: a subject held only in
+    // relationships of other types is outside it. (A subject with no
+    // relationship has no known type.)
+    if purpose.subjects != 0 {
+        let types = state.relationships.iter().fold(0u64, |bits, r| {
+            bits | policy
+                .relationship_subjects
+                .get(usize::from(r.kind.0))
+                .copied()
+                .unwrap_or(0)
+        });
+        if types != 0 && types & purpose.subjects == 0 {
+            return ledger.refuse_all(Reason::SubjectNotCovered);
+        }
+    }
+    // The relationships a purpose requires ground a contract below; on
+    // any other basis they are required all the same.
+    if purpose.basis != LegalBasis::Contract
+        && purpose.relationships != 0
+        && !state.relationships.iter().any(|r| {
+            1u64.checked_shl(u32::from(r.kind.0))
+                .is_some_and(|bit| purpose.relationships & bit != 0)
+                && r.is_active(now)
+        })
+    {
+        return ledger.refuse_all(Reason::NoRelationship);
+    }
     if purpose.channels != 0 {
-        return per_channel(purpose, request, state, now, ledger);
+        return per_channel(policy, purpose, request, state, now, ledger);
     }
     // Art. 21(1) and (2): objection reaches legitimate-interest and public-task
     // processing, and direct marketing whatever its basis.
@@ -368,6 +491,7 @@ fn legal_basis(
 /// channels need (an email address) is allowed only while one of them is live;
 /// the fields every channel needs (a name) while any considered channel is.
 fn per_channel(
+    policy: &CompiledPolicy,
     purpose: &PurposeTable,
     request: &Request,
     state: &SubjectState,
@@ -385,7 +509,7 @@ fn per_channel(
         } else if purpose.basis == LegalBasis::Consent {
             Some(consent(state, pix, Some(channel), now))
         } else {
-            Some(Ok(()))
+            Some(without_consent(policy, purpose, pix, channel, state, now))
         }
     });
     let first_refusal = status

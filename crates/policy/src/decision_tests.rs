@@ -419,6 +419,7 @@ fn objection_to_all_direct_marketing_stops_postal_marketing() {
     let state = with_objections(vec![Objection {
         purpose: None,
         channel: None,
+        ..Default::default()
     }]);
     let decision = decide_now(&state, &ask_all("postal-marketing"));
     assert!(decision.allowed.is_empty());
@@ -439,6 +440,7 @@ fn objection_to_all_direct_marketing_overrides_consent() {
         objections: vec![Objection {
             purpose: None,
             channel: None,
+            ..Default::default()
         }],
         ..SubjectState::default()
     };
@@ -470,6 +472,7 @@ fn objection_to_marketing_by_one_channel_leaves_the_others() {
         objections: vec![Objection {
             purpose: None,
             channel: Some(Channel::Email),
+            ..Default::default()
         }],
         ..SubjectState::default()
     };
@@ -483,6 +486,7 @@ fn objection_to_direct_marketing_does_not_reach_other_purposes() {
     let state = with_objections(vec![Objection {
         purpose: None,
         channel: None,
+        ..Default::default()
     }]);
     let decision = decide_now(&state, &ask_all("analytics-research"));
     assert_eq!(
@@ -507,6 +511,7 @@ fn objection_to_analytics_research_refuses_it() {
     let state = with_objections(vec![Objection {
         purpose: Some(purpose("analytics-research")),
         channel: None,
+        ..Default::default()
     }]);
     let decision = decide_now(
         &state,
@@ -523,6 +528,7 @@ fn objection_to_one_purpose_leaves_the_others() {
     let state = with_objections(vec![Objection {
         purpose: Some(purpose("analytics-research")),
         channel: None,
+        ..Default::default()
     }]);
     let decision = decide_now(&state, &ask("security", &["ip_address"]));
     assert_eq!(names(decision.allowed), ["ip_address"]);
@@ -885,6 +891,7 @@ fn every_refused_field_has_one_reason_and_the_answer_covers_the_request() {
             objections: vec![Objection {
                 purpose: None,
                 channel: Some(Channel::Post),
+                ..Default::default()
             }],
             ..SubjectState::default()
         },
@@ -935,6 +942,7 @@ fn objection_to_a_public_task_purpose_refuses_it() {
     let state = with_objections(vec![Objection {
         purpose: Some(pix),
         channel: None,
+        ..Default::default()
     }]);
     let decision = decide(
         &policy,
@@ -1031,7 +1039,11 @@ fn arb_objection() -> impl Strategy<Value = Objection> {
         prop::option::of((0..n_purposes()).prop_map(PurposeIx)),
         prop::option::of(arb_channel()),
     )
-        .prop_map(|(purpose, channel)| Objection { purpose, channel })
+        .prop_map(|(purpose, channel)| Objection {
+            purpose,
+            channel,
+            ..Default::default()
+        })
 }
 
 fn arb_state() -> impl Strategy<Value = SubjectState> {
@@ -1303,6 +1315,12 @@ proptest! {
         channel in prop::option::of(arb_channel()),
         kind in 0..POLICY.relationships.len() as u16,
     ) {
+        // A relationship of a type the purpose does not serve tells who the
+        // subject is, which may narrow (`subject_not_covered`): only the
+        // types the purpose serves are "wider" here.
+        let served = POLICY.purposes.get(request.purpose.get()).map_or(0, |p| p.subjects);
+        let types = POLICY.relationship_subjects[usize::from(kind)];
+        prop_assume!(served == 0 || types & served != 0);
         let before = decide(&POLICY, &state, &request, now);
         let mut wider = state.clone();
         wider.consents.push(ConsentState {
@@ -1352,4 +1370,197 @@ proptest! {
             }
         }
     }
+}
+
+/// Issue 10: an objection the person lifted for one purpose and channel is
+/// lifted there only; post and the other channels stay objected.
+#[test]
+fn a_lifted_objection_stays_in_force_elsewhere() {
+    let state = SubjectState {
+        consents: vec![consent(
+            "requested-communications",
+            Some(Channel::Email),
+            ConsentStatus::Given,
+        )],
+        objections: vec![Objection {
+            purpose: None,
+            channel: None,
+            gpc: false,
+            lifted: vec![(
+                Some(purpose("requested-communications")),
+                Some(Channel::Email),
+            )],
+        }],
+        ..SubjectState::default()
+    };
+    let mut email = ask_all("requested-communications");
+    email.channel = Some(Channel::Email);
+    let d = decide_now(&state, &email);
+    assert_eq!(names(d.allowed), ["full_name", "email"]);
+    assert!(d.refused_for(Reason::Objected).is_empty());
+    let mut sms = ask_all("requested-communications");
+    sms.channel = Some(Channel::Sms);
+    assert!(decide_now(&state, &sms).allowed.is_empty());
+    let post = decide_now(&state, &ask_all("postal-marketing"));
+    assert_eq!(only_refusal(&post).0, Reason::Objected);
+}
+
+/// Issue 10: GPC objects to sale or sharing, targeted advertising and
+/// third-party marketing cookies, not to first-party marketing.
+#[test]
+fn gpc_does_not_reach_first_party_marketing() {
+    let state = SubjectState {
+        consents: vec![consent(
+            "requested-communications",
+            Some(Channel::Email),
+            ConsentStatus::Given,
+        )],
+        objections: vec![Objection {
+            purpose: None,
+            channel: None,
+            gpc: true,
+            lifted: Vec::new(),
+        }],
+        ..SubjectState::default()
+    };
+    let mut email = ask_all("requested-communications");
+    email.channel = Some(Channel::Email);
+    let d = decide_now(&state, &email);
+    assert_eq!(names(d.allowed), ["full_name", "email"]);
+    assert!(d.refused_for(Reason::Objected).is_empty());
+    assert!(
+        decide_now(&state, &ask_all("postal-marketing"))
+            .refused()
+            .is_empty()
+    );
+}
+
+/// Issue 10, PECR reg. 6: analytics data about someone who refused
+/// analytics cookies is refused, also under a legitimate-interest purpose;
+/// a purpose independent of cookies still reads its own data.
+#[test]
+fn data_fed_by_refused_cookies_is_refused_whatever_the_basis() {
+    let state = with_consents(vec![consent(
+        "cookie-analytics",
+        None,
+        ConsentStatus::Refused,
+    )]);
+    let d = decide_now(&state, &ask_all("analytics-research"));
+    let fed = fields(&["ip_address", "referrer"]);
+    assert!(
+        fed.minus(d.refused_for(Reason::CookieConsentRefused))
+            .is_empty()
+    );
+    assert!(d.allowed.intersect(fed).is_empty());
+    assert_eq!(
+        Reason::CookieConsentRefused.code(),
+        "cookie_consent_refused"
+    );
+    let security = decide_now(&state, &ask_all("security"));
+    assert!(
+        security
+            .refused_for(Reason::CookieConsentRefused)
+            .is_empty()
+    );
+    // Not refused, not asked: nothing is gated.
+    let none = decide_now(&SubjectState::default(), &ask_all("analytics-research"));
+    assert!(none.refused().is_empty());
+}
+
+/// Issue 10: a purpose's required relationships and data-subject types are
+/// enforced at decision time, whatever its basis.
+#[test]
+fn subject_types_are_enforced_once_known() {
+    // postal-marketing serves customers and prospects; a job applicant is neither.
+    let applicant = with_relationships(vec![relationship(
+        "job-application",
+        datetime!(2026-01-01 0:00 UTC),
+        None,
+    )]);
+    let d = decide_now(&applicant, &ask_all("postal-marketing"));
+    assert_eq!(only_refusal(&d).0, Reason::SubjectNotCovered);
+    assert_eq!(Reason::SubjectNotCovered.code(), "subject_not_covered");
+    let customer = with_relationships(vec![relationship(
+        "account",
+        datetime!(2026-01-01 0:00 UTC),
+        None,
+    )]);
+    assert!(
+        decide_now(&customer, &ask_all("postal-marketing"))
+            .refused()
+            .is_empty()
+    );
+}
+
+/// Issue 10, PECR reg. 22(3): with the soft opt-in on, a similar-products
+/// purpose reaches by email only a subject with a sale relationship whose
+/// refusal was offered at collection and not taken; never one without.
+#[test]
+fn the_soft_opt_in_needs_a_sale_and_the_refusal_offered() {
+    let text = crate::REFERENCE_POLICY
+        .replacen("soft_opt_in = false", "soft_opt_in = true", 1)
+        .replacen(
+            "[[relationships]]\nid = \"order\"",
+            "[[relationships]]\nid = \"order\"\nsale = true",
+            1,
+        )
+        .replacen(
+            "[[purposes]]\nid = \"job-applications\"",
+            "[[purposes]]\nid = \"customer-offers\"\nname = \"Offers\"\ndescription = \"Offers.\"\nbasis = \"legitimate-interest\"\ninterest = \"Offers.\"\nlia = \"LIA\"\nmarketing = true\nsimilar_products = true\nchannels = [\"email\", \"automated-call\"]\ncategories = [\"name\", \"email\", \"phone\"]\nsubjects = [\"customers\"]\nretention = \"marketing-inactive-2y\"\n\n[[purposes]]\nid = \"job-applications\"",
+            1,
+        );
+    let policy = crate::load("p.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let p = &policy.compiled;
+    let pix = p.purpose("customer-offers").unwrap();
+    let at = datetime!(2026-01-01 0:00 UTC);
+    let rel = |kind: &str| RelationshipState {
+        kind: p.relationship(kind).unwrap(),
+        started_at: at,
+        ended_at: None,
+    };
+    let offered = |channel| ConsentState {
+        purpose: pix,
+        channel: Some(channel),
+        status: ConsentStatus::RefusalOffered,
+        expires_at: None,
+    };
+    let ask = |channel| Request {
+        actor: Actor::Staff,
+        purpose: pix,
+        wanted: p.purposes[pix.get()].fields,
+        recipient: None,
+        channel: Some(channel),
+    };
+    let now = datetime!(2026-06-01 0:00 UTC);
+    let allowed =
+        |state: &SubjectState, channel| !decide(p, state, &ask(channel), now).allowed.is_empty();
+    let customer = SubjectState {
+        relationships: vec![rel("order")],
+        consents: vec![offered(Channel::Email), offered(Channel::AutomatedCall)],
+        ..SubjectState::default()
+    };
+    assert!(allowed(&customer, Channel::Email));
+    // Never for automated calls (reg. 19).
+    assert!(!allowed(&customer, Channel::AutomatedCall));
+    // No sale relationship (an enquiry): never.
+    let enquirer = SubjectState {
+        relationships: vec![rel("enquiry")],
+        ..customer.clone()
+    };
+    assert!(!allowed(&enquirer, Channel::Email));
+    // No refusal offered at collection: never.
+    let unasked = SubjectState {
+        consents: vec![],
+        ..customer.clone()
+    };
+    assert!(!allowed(&unasked, Channel::Email));
+    // Refused since: never.
+    let refused = SubjectState {
+        consents: vec![ConsentState {
+            status: ConsentStatus::Refused,
+            ..offered(Channel::Email)
+        }],
+        ..customer
+    };
+    assert!(!allowed(&refused, Channel::Email));
 }

@@ -286,6 +286,21 @@ impl Differ<'_> {
                     format!("purpose `{id}` is now direct marketing"),
                 );
             }
+            // Both widen what the purpose may do without asking anyone.
+            if *new.similar_products && !*old.similar_products {
+                material_keys.push("similar_products");
+                self.material(
+                    vec![id.clone()],
+                    format!("purpose `{id}` now relies on the soft opt-in"),
+                );
+            }
+            if new.independent_of_cookies && !old.independent_of_cookies {
+                material_keys.push("independent_of_cookies");
+                self.material(
+                    vec![id.clone()],
+                    format!("purpose `{id}` now reads data whatever cookies were refused"),
+                );
+            }
             let old_days = retention_days(self.old, old.retention.as_deref());
             let new_days = retention_days(self.new, new.retention.as_deref());
             if let (Some(o), Some(n)) = (old_days, new_days) {
@@ -569,6 +584,25 @@ mod tests {
         assert!(
             c.iter()
                 .any(|c| c.class == Class::Material && c.what.contains("new field `rating`")),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn relying_on_the_soft_opt_in_or_ignoring_cookie_refusals_is_material() {
+        let c = changes(
+            "# Server logs, not cookies: a cookie refusal does not reach it.\nindependent_of_cookies = true",
+            "",
+        );
+        assert!(!is_material(&c), "{c:?}");
+        let c = changes(
+            "lia = \"LIA-2026-03\" # example",
+            "lia = \"LIA-2026-03\" # example\nindependent_of_cookies = true",
+        );
+        assert!(
+            c.iter().any(|c| c.class == Class::Material
+                && c.what
+                    .contains("now reads data whatever cookies were refused")),
             "{c:?}"
         );
     }

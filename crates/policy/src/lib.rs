@@ -9,6 +9,7 @@
 //! processing; `diff` classes the changes between two versions.
 
 pub mod compiled;
+pub mod consent;
 pub mod day;
 pub mod decision;
 pub mod diagnostic;

@@ -205,6 +205,11 @@ pub struct RelationshipKind {
     /// only the contract purposes that name it.
     #[serde(default)]
     pub pre_contract: bool,
+    /// Details are obtained in the course of a sale or negotiations for a
+    /// sale (PECR reg. 22(3)(a)): the only relationships a soft opt-in can
+    /// rest on.
+    #[serde(default)]
+    pub sale: At<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -253,6 +258,15 @@ pub struct Purpose {
     /// kind an Art. 49 derogation may cover.
     #[serde(default)]
     pub occasional: bool,
+    /// The purpose reads data that never comes from cookies (server logs
+    /// kept for security, for example): a refusal of the cookies that feed
+    /// the same categories does not reach it (PECR reg. 6).
+    #[serde(default)]
+    pub independent_of_cookies: bool,
+    /// Marketing of the controller's own similar products or services
+    /// (PECR reg. 22(3)(b)): the only purposes a soft opt-in can cover.
+    #[serde(default)]
+    pub similar_products: At<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -382,6 +396,28 @@ pub struct Cookie {
     pub purpose: Option<At<String>>,
     /// `session` or a duration such as `2 years`.
     pub duration: At<String>,
+    /// The data categories (or `category.field`) this cookie produces. Where
+    /// the cookie needs consent, so does every use of that data (PECR reg. 6,
+    /// as the ICO reads it), whatever basis the using purpose names.
+    #[serde(default)]
+    pub feeds: Vec<At<String>>,
+    /// Also kept in the browser's local storage under the same name. The
+    /// strictly necessary first-party entry marked so is where the cookie
+    /// banner keeps the visitor's choice, for the entry's `duration`.
+    #[serde(default)]
+    pub local_storage: At<bool>,
+}
+
+impl Policy {
+    /// Where the cookie banner keeps the visitor's choice: the strictly
+    /// necessary first-party entry marked `local_storage`.
+    pub fn choice_storage(&self) -> Option<&Cookie> {
+        self.cookies.iter().find(|c| {
+            *c.local_storage
+                && *c.category == CookieCategory::StrictlyNecessary
+                && c.provider.as_str() == "first-party"
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -262,11 +262,20 @@ vocabulary! {
         Phone = "phone", "telephone", Some("dpv:PhoneCommunication");
         Sms = "sms", "text message", Some("dpv:SMSCommunication");
         Post = "post", "post", Some("dpv:PostalCommunication");
+        AutomatedCall = "automated-call", "automated call", Some("dpv:PhoneCommunication");
     }
 }
 
 impl Channel {
-    pub const EACH: [Channel; 4] = [Channel::Email, Channel::Phone, Channel::Sms, Channel::Post];
+    /// How many channels there are: the length of per-channel tables.
+    pub const COUNT: usize = 5;
+    pub const EACH: [Channel; Channel::COUNT] = [
+        Channel::Email,
+        Channel::Phone,
+        Channel::Sms,
+        Channel::Post,
+        Channel::AutomatedCall,
+    ];
 
     pub fn parse(text: &str) -> Option<Channel> {
         Channel::ALL.iter().copied().find(|c| c.as_str() == text)
@@ -276,9 +285,18 @@ impl Channel {
         self as usize
     }
 
-    /// PECR regs. 22 and 21: electronic mail (email, SMS) needs prior consent;
-    /// live calls need it too under this language's reading of the reference policy.
+    /// PECR regs. 22 and 19: electronic mail (email, SMS) and automated
+    /// calls need prior consent. Live calls (`phone`, reg. 21) and post do
+    /// not: they are allowed unless the person objected (or, for calls, the
+    /// number is on the Telephone Preference Service lists), unless the
+    /// policy itself promises to ask first.
     pub fn needs_opt_in_under_pecr(self) -> bool {
+        matches!(self, Channel::Email | Channel::Sms | Channel::AutomatedCall)
+    }
+
+    /// PECR reg. 22(3): the soft opt-in exists for electronic mail only,
+    /// never for automated calls.
+    pub fn soft_opt_in_applies(self) -> bool {
         matches!(self, Channel::Email | Channel::Sms)
     }
 }

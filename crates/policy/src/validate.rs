@@ -497,6 +497,16 @@ impl<'p> Checker<'p> {
                 self.reference(channel, "marketing channel", &channels, &referrer);
                 self.channel_use(purpose, channel);
             }
+            self.soft_opt_in(purpose);
+            if let Some(first) = purpose.channels.first() {
+                if !purpose.marketing {
+                    self.error(
+                        first.span(),
+                        format!("purpose `{}` names marketing channels but is not marked marketing", purpose.id),
+                        "add `marketing = true` (an objection to direct marketing must reach it), or remove `channels`",
+                    );
+                }
+            }
         }
     }
 
@@ -546,7 +556,7 @@ impl<'p> Checker<'p> {
                     "consent purpose `{}` is for marketing but names no channel",
                     purpose.id
                 ),
-                "add `channels = [...]` from email, phone, sms, post: consent is given per channel",
+                "add `channels = [...]` from email, phone, sms, post, automated-call: consent is given per channel",
             ),
             _ => {}
         }
@@ -569,6 +579,42 @@ impl<'p> Checker<'p> {
                 "purpose",
                 &purposes,
                 &format!("automated decision `{}`", d.name),
+            );
+        }
+    }
+
+    /// PECR reg. 22(3): the soft opt-in covers only the controller's own
+    /// similar products, marketed on legitimate interests, to people whose
+    /// details were obtained in a sale or its negotiation.
+    fn soft_opt_in(&mut self, purpose: &Purpose) {
+        if !*purpose.similar_products {
+            return;
+        }
+        let span = purpose.similar_products.span();
+        let id = &purpose.id;
+        if !purpose.marketing {
+            self.error(
+                span,
+                format!("purpose `{id}` is marked similar_products but is not marketing"),
+                "add `marketing = true`, or remove `similar_products`",
+            );
+        } else if !self.policy.marketing.soft_opt_in {
+            self.error(
+                span,
+                format!("purpose `{id}` is marked similar_products, but the soft opt-in is off"),
+                "set `soft_opt_in = true` in [marketing] if you rely on it, or remove `similar_products`",
+            );
+        } else if *purpose.basis == LegalBasis::Consent {
+            self.error(
+                span,
+                format!("purpose `{id}` is marked similar_products but rests on consent"),
+                "the soft opt-in is an exception to consent: rest the purpose on `legitimate-interest`, or remove `similar_products`",
+            );
+        } else if !self.policy.relationships.iter().any(|r| *r.sale) {
+            self.error(
+                span,
+                format!("purpose `{id}` is marked similar_products, but no relationship kind is marked `sale = true`"),
+                "mark the relationships in which details are obtained in a sale or its negotiation with `sale = true` (PECR reg. 22(3)(a))",
             );
         }
     }
@@ -854,6 +900,34 @@ impl<'p> Checker<'p> {
 
     fn cookies(&mut self) {
         let p = self.policy;
+        for cookie in p.cookies.iter().filter(|c| *c.local_storage) {
+            if *cookie.category != CookieCategory::StrictlyNecessary
+                || cookie.provider.as_str() != "first-party"
+            {
+                self.error(
+                    cookie.local_storage.span(),
+                    format!("cookie `{}` is kept in local storage but is not a strictly necessary first-party entry", cookie.name),
+                    "only the banner's own record of the visitor's choice is kept in local storage: mark that entry, strictly necessary and first-party",
+                );
+            }
+        }
+        let optional = p
+            .cookies
+            .iter()
+            .find(|c| *c.category != CookieCategory::StrictlyNecessary);
+        match (optional, p.choice_storage()) {
+            (Some(first), None) => self.error(
+                first.name.span(),
+                "the policy sets cookies that need consent but declares no place for the visitor's choice".into(),
+                "declare the banner's record as a strictly necessary first-party cookie with `local_storage = true` and a duration (how long the choice is kept before asking again)",
+            ),
+            (Some(_), Some(storage)) if storage.duration.as_str() == "session" => self.error(
+                storage.duration.span(),
+                format!("cookie `{}` keeps the visitor's choice for the session only", storage.name),
+                "give a duration such as \"6 months\": the banner asks again when it ends",
+            ),
+            _ => {}
+        }
         let mut providers: Vec<&str> = vec!["first-party"];
         providers.extend(p.recipients.iter().map(|r| r.id.as_str()));
         let purposes: Vec<&str> = p.purposes.iter().map(|x| x.id.as_str()).collect();
@@ -874,8 +948,39 @@ impl<'p> Checker<'p> {
                     continue;
                 }
             }
+            for fed in &cookie.feeds {
+                self.data_reference(fed, &what);
+            }
             if *cookie.category == CookieCategory::StrictlyNecessary {
                 continue;
+            }
+            if let Some(own) = cookie
+                .purpose
+                .as_ref()
+                .and_then(|id| p.purposes.iter().find(|x| x.id.as_str() == id.as_str()))
+            {
+                if own.independent_of_cookies {
+                    self.error(
+                        own.id.span(),
+                        format!("purpose `{}` covers {what} but is marked independent_of_cookies", own.id),
+                        "remove `independent_of_cookies`: the purpose that sets a cookie uses what it produces",
+                    );
+                }
+                for fed in &cookie.feeds {
+                    let category = fed.split_once('.').map_or(fed.as_str(), |(c, _)| c);
+                    let read = own
+                        .categories
+                        .iter()
+                        .any(|c| c.as_str() == fed.as_str() || c.as_str() == category);
+                    let known = p.categories.iter().any(|c| c.id.as_str() == category);
+                    if known && !read {
+                        self.error(
+                            fed.span(),
+                            format!("{what} feeds `{}`, which its purpose `{}` does not read", **fed, own.id),
+                            format!("add `{}` to the categories of purpose `{}`, or remove it from `feeds`", **fed, own.id),
+                        );
+                    }
+                }
             }
             let consent_purpose = cookie.purpose.as_ref().and_then(|id| {
                 p.purposes
@@ -912,6 +1017,13 @@ impl<'p> Checker<'p> {
                 span.clone(),
                 "too many recipients".into(),
                 format!("at most {MAX_RECIPIENTS}"),
+            );
+        }
+        if p.subjects.len() > MAX_RELATIONSHIPS {
+            self.error(
+                span.clone(),
+                "too many subject categories".into(),
+                format!("at most {MAX_RELATIONSHIPS}"),
             );
         }
         if p.relationships.len() > MAX_RELATIONSHIPS {

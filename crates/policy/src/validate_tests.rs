@@ -43,7 +43,7 @@ fn expect_one(from: &str, to: &str, message: &str, at: &str) {
 #[test]
 fn reference_policy_is_valid() {
     let loaded = crate::reference().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded.document.purposes.len(), 20);
+    assert_eq!(loaded.document.purposes.len(), 21);
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn unknown_channel_declared() {
     let errors = errors_after("channel = \"sms\"", "channel = \"fax\"");
     let line = line_of("channel = \"sms\"", "channel = \"fax\"", "\"fax\"");
     assert!(errors.contains(&format!(
-        "p.toml:{line}:11: unknown marketing channel `fax`; expected one of: email, phone, sms, post"
+        "p.toml:{line}:11: unknown marketing channel `fax`; expected one of: email, phone, sms, post, automated-call"
     )), "{errors:#?}");
     // The purpose that used `sms` now refers to an undeclared channel.
     assert!(
@@ -170,7 +170,7 @@ fn duplicate_ids() {
 #[test]
 fn consent_marketing_purpose_without_channel() {
     expect_one(
-        "channels = [\"email\", \"phone\", \"sms\"]\n",
+        "channels = [\"email\", \"phone\", \"sms\", \"automated-call\"]\n",
         "",
         "consent purpose `requested-communications` is for marketing but names no channel",
         "id = \"requested-communications\"",
@@ -424,7 +424,7 @@ fn opt_in_channel_marked_opt_out_for_a_consent_purpose() {
         "channel = \"phone\"\nmode = \"opt-in\"",
         "channel = \"phone\"\nmode = \"opt-out\"",
         "consent purpose `requested-communications` uses channel `phone`, which the policy marks opt-out",
-        "\"phone\", \"sms\"]",
+        "\"phone\", \"sms\", \"automated-call\"]",
     );
     // Email marked opt-out breaks PECR as well as the consent purpose.
     let errors = errors_after(
@@ -585,5 +585,126 @@ fn a_storage_location_names_its_provider() {
         "",
         "storage location `backup` names no provider",
         "id = \"backup\"",
+    );
+}
+
+#[test]
+fn cookie_feeding_an_unknown_category() {
+    expect_one(
+        "feeds = [\"ip-address\", \"visit\"]",
+        "feeds = [\"ip-adress\", \"visit\"]",
+        "cookie `_analytics_id` refers to unknown data category `ip-adress`",
+        "\"ip-adress\"",
+    );
+}
+
+#[test]
+fn cookie_feeding_data_its_purpose_does_not_read() {
+    expect_one(
+        "feeds = [\"ip-address\", \"visit\"]",
+        "feeds = [\"ip-address\", \"usage\"]",
+        "cookie `_analytics_id` feeds `usage`, which its purpose `cookie-analytics` does not read",
+        "feeds = [\"ip-address\", \"usage\"]",
+    );
+}
+
+#[test]
+fn channels_on_a_purpose_not_marked_marketing() {
+    expect_one(
+        "marketing = true\nchannels = [\"post\"]",
+        "channels = [\"post\"]",
+        "purpose `postal-marketing` names marketing channels but is not marked marketing",
+        "\"post\"]\nlia",
+    );
+}
+
+/// The reference policy after several one-place edits.
+fn errors_after_all(edits: &[(&str, &str)]) -> (String, Vec<String>) {
+    let mut edited = REFERENCE_POLICY.to_string();
+    for (from, to) in edits {
+        assert!(edited.contains(from), "no `{from}`");
+        edited = edited.replacen(from, to, 1);
+    }
+    let errors = match load("p.toml", &edited) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.lines(),
+    };
+    (edited, errors)
+}
+
+const SIMILAR: &str = "marketing = true\nchannels = [\"post\"]";
+
+#[test]
+fn similar_products_needs_the_soft_opt_in_turned_on() {
+    expect_one(
+        SIMILAR,
+        "marketing = true\nsimilar_products = true\nchannels = [\"post\"]",
+        "purpose `postal-marketing` is marked similar_products, but the soft opt-in is off",
+        "similar_products = true",
+    );
+}
+
+#[test]
+fn similar_products_needs_a_sale_relationship_and_legitimate_interests() {
+    let (edited, errors) = errors_after_all(&[
+        ("soft_opt_in = false", "soft_opt_in = true"),
+        (
+            SIMILAR,
+            "marketing = true\nsimilar_products = true\nchannels = [\"post\"]",
+        ),
+    ]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("no relationship kind is marked `sale = true`"),
+        "{errors:#?}"
+    );
+    let line = edited[..edited.find("similar_products = true").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    assert!(
+        errors[0].starts_with(&format!("p.toml:{line}:")),
+        "{errors:#?}"
+    );
+    let (_, errors) = errors_after_all(&[
+        ("soft_opt_in = false", "soft_opt_in = true"),
+        (
+            "[[relationships]]\nid = \"order\"",
+            "[[relationships]]\nid = \"order\"\nsale = true",
+        ),
+        (
+            "basis = \"consent\"\nmarketing = true",
+            "basis = \"consent\"\nmarketing = true\nsimilar_products = true",
+        ),
+    ]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("rests on consent"), "{errors:#?}");
+    let (_, errors) = errors_after_all(&[
+        ("soft_opt_in = false", "soft_opt_in = true"),
+        (
+            "[[relationships]]\nid = \"order\"",
+            "[[relationships]]\nid = \"order\"\nsale = true",
+        ),
+        (
+            SIMILAR,
+            "marketing = true\nsimilar_products = true\nchannels = [\"post\"]",
+        ),
+    ]);
+    assert_eq!(errors, Vec::<String>::new());
+}
+
+#[test]
+fn the_banner_needs_a_declared_place_for_the_choice() {
+    expect_one(
+        "duration = \"6 months\"\nlocal_storage = true",
+        "duration = \"6 months\"",
+        "declares no place for the visitor's choice",
+        "name = \"remember_login\"",
+    );
+    expect_one(
+        "duration = \"6 months\"\nlocal_storage = true",
+        "duration = \"session\"\nlocal_storage = true",
+        "keeps the visitor's choice for the session only",
+        "duration = \"session\"\nlocal_storage",
     );
 }

@@ -5,7 +5,7 @@
 use super::State;
 use axum::Router;
 use axum::extract::State as AxumState;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use custodian_policy::LoadedPolicy;
@@ -15,7 +15,36 @@ const SCRIPT: &str = include_str!("consent.js");
 
 pub struct Banner {
     script: String,
+    /// The script compressed once, at start: gzip and Brotli.
+    script_gzip: Vec<u8>,
+    script_br: Vec<u8>,
+    /// A strong validator of the script's content (all encodings share it,
+    /// each with its own suffix).
+    etag: String,
     gpc_json: String,
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail; should it, the identity encoding serves.
+    if encoder.write_all(data).is_err() {
+        return Vec::new();
+    }
+    encoder.finish().unwrap_or_default()
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    match brotli::BrotliCompress(&mut &data[..], &mut out, &params) {
+        Ok(_) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 const TITLE: &str = "Cookies on this website";
@@ -31,6 +60,13 @@ impl Banner {
                 if cookies.is_empty() {
                     return None;
                 }
+                // Ours to delete when the category is rejected after it was accepted.
+                let first_party: Vec<&str> = doc
+                    .cookies
+                    .iter()
+                    .filter(|k| *k.category == *c && k.provider.as_str() == "first-party")
+                    .map(|k| k.name.as_str())
+                    .collect();
                 let description = doc
                     .cookies
                     .iter()
@@ -38,7 +74,7 @@ impl Banner {
                     .map(|k| k.description.as_str())
                     .collect::<Vec<_>>()
                     .join(" ");
-                Some(serde_json::json!({"id": c.as_str(), "label": c.label(), "description": description, "cookies": cookies}))
+                Some(serde_json::json!({"id": c.as_str(), "label": c.label(), "description": description, "cookies": cookies, "firstParty": first_party}))
             })
             .collect();
         let name = doc
@@ -49,7 +85,15 @@ impl Banner {
         let text = format!(
             "{name} uses strictly necessary cookies to make this website work. With your permission we also use the cookies below. You can change your choice at any time."
         );
+        // Where and for how long the choice is kept: the policy's own entry.
+        let storage = doc.choice_storage();
+        let key = storage.map_or("cookie_choices", |c| c.name.as_str());
+        let lifetime_days = storage
+            .and_then(|c| custodian_policy::period::Period::parse(&c.duration))
+            .map_or(180, |p| p.approximate_days());
         let mut config = serde_json::json!({
+            "key": key,
+            "lifetimeDays": lifetime_days,
             "endpoint": "/v1/cookie-consent",
             "renewal": "/v1/cookie-consent/renewal",
             "cookiePolicy": "/cookies",
@@ -57,7 +101,7 @@ impl Banner {
             "title": TITLE,
             "text": text,
             "necessary": "Strictly necessary (always on)",
-            "gpcText": "Your browser sends a Global Privacy Control signal: we treat it as an objection to marketing, and set no marketing cookies.",
+            "gpcText": "Your browser sends a Global Privacy Control signal: we treat it as an objection to the sale or sharing of your data, to targeted advertising and to third-party marketing cookies, and set no marketing cookies.",
             "accept": "Accept all",
             "reject": "Reject all",
             "save": "Save my choices",
@@ -83,7 +127,15 @@ impl Banner {
         let gpc_json =
             serde_json::json!({"gpc": true, "lastUpdate": doc.policy.effective.to_string()})
                 .to_string();
-        Banner { script, gpc_json }
+        let digest = custodian_vault::crypto::sha256(script.as_bytes());
+        let etag = custodian_vault::audit::hex(digest.get(..12).unwrap_or_default());
+        Banner {
+            script_gzip: gzip(script.as_bytes()),
+            script_br: brotli(script.as_bytes()),
+            etag,
+            script,
+            gpc_json,
+        }
     }
 }
 
@@ -114,12 +166,65 @@ pub fn routes() -> Router<State> {
 /// The cookie banner's script, generated from the policy's cookie categories.
 #[utoipa::path(get, path = "/consent.js", tag = "documents",
     responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
-pub async fn consent_js(s: AxumState<State>) -> Response {
-    typed(
-        s.banner.script.clone(),
-        "text/javascript; charset=utf-8",
-        "public, max-age=300",
-    )
+pub async fn consent_js(s: AxumState<State>, headers: HeaderMap) -> Response {
+    let banner = &s.banner;
+    let accepts = |coding: &str| {
+        headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                let mut parts = item.split(';');
+                let name = parts.next().unwrap_or_default().trim();
+                let refused = parts.any(|p| {
+                    let p = p.trim().replace(' ', "");
+                    p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+                });
+                name.eq_ignore_ascii_case(coding) && !refused
+            })
+    };
+    let (body, encoding, suffix) = if accepts("br") && !banner.script_br.is_empty() {
+        (banner.script_br.clone(), Some("br"), "-br")
+    } else if accepts("gzip") && !banner.script_gzip.is_empty() {
+        (banner.script_gzip.clone(), Some("gzip"), "-gz")
+    } else {
+        (banner.script.clone().into_bytes(), None, "")
+    };
+    let etag = format!("\"{}{suffix}\"", banner.etag);
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim().trim_start_matches("W/");
+            t == etag || t == "*"
+        });
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        body.into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    // Five minutes fresh, then revalidated with the ETag: a policy change
+    // reaches every page within minutes.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300, must-revalidate"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(e) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    response
 }
 
 /// A page that includes the banner as a website would.

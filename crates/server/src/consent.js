@@ -1,21 +1,49 @@
 /* Custodian cookie banner. Served by Custodian itself; loads nothing else.
    Shows the policy's cookie categories, records the visitor's choice, exposes
    it as window.Custodian.consent (and a "custodian:consent" event), honours
-   Global Privacy Control, and asks again when the policy changed materially. */
+   Global Privacy Control, and asks again when the policy changed materially
+   or when the choice is older than the lifetime the policy declares. The
+   choice is kept under the name the cookie policy declares (a cookie and a
+   local-storage item). Rejecting a category deletes the first-party cookies
+   of that category that the policy names. Any element with the attribute
+   data-custodian-show opens the banner (the cookie policy page has one). */
 (function () {
   "use strict";
   var C = /*CONFIG*/null/*END*/;
-  var KEY = "cookie_choices";
+  var KEY = C.key;
+  var LIFETIME_MS = C.lifetimeDays * 86400000;
   var gpc = navigator.globalPrivacyControl === true;
   var state = load();
   var box = null;
 
   function load() {
-    try { return JSON.parse(localStorage.getItem(KEY)); } catch (e) { return null; }
+    var s = null;
+    try { s = JSON.parse(localStorage.getItem(KEY)); } catch (e) { return null; }
+    // Kept no longer than the policy says: then ask again.
+    if (s && !(typeof s.at === "number" && Date.now() - s.at < LIFETIME_MS)) {
+      try { localStorage.removeItem(KEY); } catch (e) { /* nothing kept */ }
+      return null;
+    }
+    return s;
   }
   function persist() {
+    var left = Math.max(0, Math.floor((state.at + LIFETIME_MS - Date.now()) / 1000));
     try { localStorage.setItem(KEY, JSON.stringify(state)); } catch (e) { /* storage off: ask each visit */ }
-    document.cookie = KEY + "=" + encodeURIComponent(state.version) + "; Max-Age=15552000; Path=/; SameSite=Lax";
+    document.cookie = KEY + "=" + encodeURIComponent(state.version) + "; Max-Age=" + left + "; Path=/; SameSite=Lax";
+  }
+  function expire(name) {
+    var host = location.hostname;
+    var domains = [""];
+    var parts = host.split(".");
+    for (var i = 0; i < parts.length - 1; i++) domains.push("; Domain=" + parts.slice(i).join("."));
+    domains.forEach(function (d) {
+      document.cookie = name + "=; Max-Age=0; Path=/" + d;
+    });
+  }
+  function removeRejected(choices) {
+    C.categories.forEach(function (c) {
+      if (choices[c.id] !== true) (c.firstParty || []).forEach(expire);
+    });
   }
   function visitorId() {
     if (state && state.visitor) return state.visitor;
@@ -37,7 +65,8 @@
       if (!r.ok) throw new Error("consent not recorded: " + r.status);
       return r.json();
     }).then(function (res) {
-      state = { visitor: res.visitor, choices: res.choices, version: C.version, gpc: res.gpc, decided: decided };
+      state = { visitor: res.visitor, choices: res.choices, version: C.version, gpc: res.gpc, decided: decided, at: Date.now() };
+      removeRejected(res.choices);
       persist();
       if (decided) hide();
       emit();
@@ -101,13 +130,19 @@
     var more = el("a", { href: C.cookiePolicy, style: "display:inline-block;margin-top:.5rem" }, C.more);
     box.appendChild(more);
     (document.body || document.documentElement).appendChild(box);
-    var first = box.querySelector("button");
-    if (first) first.focus();
+    // No button is focused for the visitor: neither choice is the default.
   }
 
   window.Custodian = { consent: state ? state.choices : null, gpc: gpc, version: C.version, show: show, save: save };
 
+  function controls() {
+    document.querySelectorAll("[data-custodian-show]").forEach(function (b) {
+      b.addEventListener("click", function (e) { e.preventDefault(); show(); });
+    });
+  }
+
   function start() {
+    controls();
     if (gpc && !(state && state.gpc)) {
       // Art. 21(5): the browser objects for the visitor; record it before anything else.
       save(state && state.choices ? state.choices : {}, !!(state && state.decided)).catch(function () {});

@@ -231,12 +231,36 @@ const BATCH: usize = 256 * 1024;
 /// being read), and sends the allowed lines back in the list's order. If a
 /// batch cannot be decided the answer is cut off with an error, so that a
 /// mailer never takes a truncated list for a whole one.
+///
+/// Then the check's one audit entry is appended (lines in and allowed, and
+/// the SHA-256 of the list); the answer ends only once it is written, and is
+/// cut off with an error if it cannot be.
 async fn decide_list(
     campaign: Arc<Campaign>,
-    mut chunks: axum::body::BodyDataStream,
-    mut pending: Vec<u8>,
+    chunks: axum::body::BodyDataStream,
+    pending: Vec<u8>,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
+    let mut hash = custodian_vault::crypto::Sha256Stream::default();
+    hash.update(&pending);
+    let complete = decide_all(&campaign, chunks, pending, &tx, &mut hash).await;
+    if campaign.record(hash.finish(), complete).await.is_err() {
+        let _ = tx
+            .send(Err(std::io::Error::other(
+                "the campaign check could not be audited",
+            )))
+            .await;
+    }
+}
+
+/// Whether the whole list was decided and sent.
+async fn decide_all(
+    campaign: &Arc<Campaign>,
+    mut chunks: axum::body::BodyDataStream,
+    mut pending: Vec<u8>,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    hash: &mut custodian_vault::crypto::Sha256Stream,
+) -> bool {
     let runtime = tokio::runtime::Handle::current();
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut in_flight = std::collections::VecDeque::new();
@@ -247,6 +271,7 @@ async fn decide_list(
         while !ended && pending.len() < BATCH {
             match chunks.next().await {
                 Some(Ok(chunk)) => {
+                    hash.update(&chunk);
                     let mut chunk: &[u8] = &chunk;
                     if skipping {
                         match chunk.iter().position(|b| *b == b'\n') {
@@ -263,7 +288,7 @@ async fn decide_list(
                     let _ = tx
                         .send(Err(std::io::Error::other("the list could not be read")))
                         .await;
-                    return;
+                    return false;
                 }
                 None => ended = true,
             }
@@ -304,10 +329,11 @@ async fn decide_list(
                 }
             };
             if !sent {
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 /// Add addresses to the suppression list (kept as keyed hashes only).

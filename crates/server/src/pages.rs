@@ -44,7 +44,12 @@ impl Published {
             index,
             notice_html: notice.write(Format::Html),
             notice_md: notice.write(Format::Markdown),
-            cookies_html: cookie_policy.write(Format::Html),
+            // The page's own control to change the choice, wired by the banner's script.
+            cookies_html: cookie_policy.write(Format::Html).replacen(
+                "</main>",
+                "<p><button type=\"button\" id=\"custodian-change\" data-custodian-show>Change your cookie choices</button></p>\n</main>\n<script src=\"/consent.js\" defer></script>",
+                1,
+            ),
             cookies_md: cookie_policy.write(Format::Markdown),
             ropa_json: ropa::json(doc),
             policy_json: serde_json::to_string_pretty(doc).unwrap_or_default(),

@@ -46,7 +46,7 @@ fn the_banner_works_in_chromium() {
     println!("{report}");
     assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
     assert!(
-        report.lines().filter(|l| l.starts_with("ok - ")).count() >= 4,
+        report.lines().filter(|l| l.starts_with("ok - ")).count() >= 8,
         "{report}"
     );
 }

@@ -386,9 +386,41 @@ fn receipts_are_signed_and_verifiable() {
         .replacen("Text me offers", "x", 1)
         .replacen("\"sms\"", "\"email\"", 1);
     let bad = scratch.write("altered.json", &altered);
-    let out = run(&["receipt", "verify", bad.to_str().unwrap()]);
+    let out = run(&[
+        "receipt",
+        "verify",
+        bad.to_str().unwrap(),
+        "--public-key",
+        x,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("INVALID"));
+    // Issue 10: without a key it trusts, nothing is verified: a receipt
+    // signed by any server would carry its own key.
+    let empty = scratch.arg("no-node-here");
+    let out = run(&[
+        "receipt",
+        "verify",
+        file.to_str().unwrap(),
+        "--data-dir",
+        &empty,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("the signer is not pinned"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The signing node's own key file pins it.
+    let data = v.scratch.arg("data");
+    let out = run(&[
+        "receipt",
+        "verify",
+        file.to_str().unwrap(),
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = run(&[
         "receipt",
         "verify",
@@ -499,16 +531,24 @@ fn a_visitors_choices_move_to_the_subject_it_becomes() {
         preference(&history["preferences"], "cookie-analytics", None)["status"],
         "given"
     );
+    // Ticking "functional" consents to the functional cookies' own purpose,
+    // not to the features that read name, username and comments.
     assert_eq!(
-        preference(&history["preferences"], "interactive-features", None)["status"],
+        preference(&history["preferences"], "remember-login", None)["status"],
         "given"
     );
+    assert_eq!(
+        preference(&history["preferences"], "interactive-features", None)["status"],
+        "not-given"
+    );
+    // The visitor's own method stays: linking is not a new choice.
     assert!(
         history["events"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|e| e["method"] == "visitor-link")
+            .all(|e| e["method"] == "web-form"),
+        "{history}"
     );
     // The subject's analytics read now has a consent to rest on.
     let other = subscriber(s, &v.admin, "other@example.org");
@@ -629,6 +669,71 @@ fn the_banner_script_is_small_and_self_contained() {
             .body
             .contains("/consent.js")
     );
+    // The lifetime of the choice and where it is kept come from the policy.
+    assert!(
+        r.body.contains("\"lifetimeDays\":183"),
+        "6 months, as the policy says"
+    );
+    assert!(r.body.contains("\"key\":\"cookie_choices\""));
+    assert!(r.body.contains("\"firstParty\":[\"remember_login\"]"));
+    // The cookie policy page carries the control that changes the choice.
+    let page = v.server.get("/cookies", None).body;
+    assert!(
+        page.contains("data-custodian-show") && page.contains("/consent.js"),
+        "{page}"
+    );
+}
+
+/// Issue 10: consent.js is served compressed (gzip and Brotli, compressed
+/// once at start) with an ETag and caching headers.
+#[test]
+fn the_banner_script_is_served_compressed_with_an_etag() {
+    let v = vault(&[]);
+    let raw = |headers: &str| -> (String, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&v.server.addr).unwrap();
+        write!(
+            stream,
+            "GET /consent.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).unwrap();
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        (
+            String::from_utf8_lossy(&out[..split]).to_lowercase(),
+            out[split + 4..].to_vec(),
+        )
+    };
+    let plain = v.server.get("/consent.js", None);
+    let (head, br) = raw("Accept-Encoding: gzip, deflate, br\r\n");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=300"),
+        "{head}"
+    );
+    assert!(
+        br.len() * 2 < plain.body.len(),
+        "{} vs {}",
+        br.len(),
+        plain.body.len()
+    );
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (head, gz) = raw("Accept-Encoding: gzip\r\n");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "not gzip");
+    let (head, _) = raw("Accept-Encoding: br;q=0, gzip;q=0\r\n");
+    assert!(!head.contains("content-encoding"), "{head}");
+    let (head, body) = raw(&format!("Accept-Encoding: br\r\nIf-None-Match: {etag}\r\n"));
+    assert!(head.starts_with("http/1.1 304"), "{head}");
+    assert!(body.is_empty());
 }
 
 #[test]
@@ -667,4 +772,530 @@ fn long_campaign_lists_keep_their_order_across_batches() {
     let r = s.request("POST", "/v1/marketing/check", Some(&v.admin), Some(&body));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(allowed_lines(&r), expected);
+}
+
+fn audit_count(s: &Server, key: &str) -> i64 {
+    let r = s.get("/v1/audit/verify", Some(key)).json();
+    assert_eq!(r["intact"], true, "{r}");
+    r["entries"].as_i64().unwrap()
+}
+
+fn refused_code(s: &Server, key: &str, body: serde_json::Value) -> (u16, String) {
+    let r = s.post("/v1/consents", Some(key), &body);
+    (
+        r.status,
+        r.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// Issue 10: grant SMS, object to the purpose on every channel, grant email
+/// only: SMS stays ended and objected; the person's own later grant lifts
+/// the objection for email alone, and post stays objected after a general
+/// objection.
+#[test]
+fn an_objection_ends_consents_and_a_later_own_grant_lifts_one_channel() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = subscriber(s, &v.admin, "grace@lift.example");
+    let rc = "requested-communications";
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": rc, "channel": "sms", "action": "grant"}),
+    );
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": rc, "action": "object"}),
+    );
+    let granted = consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": rc, "channel": "email", "action": "grant"}),
+    );
+    let prefs = &granted["preferences"];
+    assert_eq!(preference(prefs, rc, Some("sms"))["status"], "objected");
+    assert_eq!(preference(prefs, rc, Some("sms"))["effective"], false);
+    assert_eq!(preference(prefs, rc, Some("email"))["status"], "given");
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=sms&subject={id}"))["reason"],
+        "objected"
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=email&subject={id}"))["allowed"],
+        true
+    );
+
+    // A general objection, then the person's own newsletter grant by email.
+    let other = subscriber(s, &v.admin, "ada@lift.example");
+    consent(s, &v.admin, json!({"subject": other, "action": "object"}));
+    // Asking an objector to opt back in is marketing: a grant that our own
+    // marketing prompted is refused, and nothing is recorded.
+    assert_eq!(
+        refused_code(
+            s,
+            &v.admin,
+            json!({"subject": other, "purpose": rc, "channel": "email", "action": "grant", "method": "re-permission", "evidence": {"wording": "Come back?"}})
+        ),
+        (422, "repermission_refused".to_string())
+    );
+    // An import is not the person's own act after the objection.
+    assert_eq!(
+        refused_code(
+            s,
+            &v.admin,
+            json!({"subject": other, "purpose": rc, "channel": "email", "action": "grant", "method": "import", "evidence": {"wording": "Imported"}})
+        ),
+        (422, "objected".to_string())
+    );
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": other, "purpose": rc, "channel": "email", "action": "grant", "method": "web-form", "evidence": {"wording": "Email me the newsletter"}}),
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=email&email=ada@lift.example")["allowed"],
+        true
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=post&subject={other}"))["reason"],
+        "objected"
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=sms&subject={other}"))["allowed"],
+        false
+    );
+}
+
+/// Issue 10: an objection to postal marketing alone is lifted by the
+/// person; a general objection is narrowed to some channels; each is an
+/// event in the ledger.
+#[test]
+fn objections_are_lifted_and_narrowed_as_events() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = subscriber(s, &v.admin, "post@lift.example");
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "postal-marketing", "action": "object"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=post&subject={id}"))["reason"],
+        "objected"
+    );
+    assert_eq!(
+        refused_code(
+            s,
+            &v.admin,
+            json!({"subject": id, "purpose": "postal-marketing", "action": "lift", "method": "re-permission"})
+        ),
+        (422, "repermission_refused".to_string())
+    );
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "postal-marketing", "action": "lift"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=post&subject={id}"))["allowed"],
+        true
+    );
+    consent(s, &v.admin, json!({"subject": id, "action": "object"}));
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "action": "lift", "channel": "post"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=post&subject={id}"))["allowed"],
+        true
+    );
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant", "method": "call-centre", "agent": "agent-1"}),
+    );
+    // Granted over the phone after the objection: the person's own act.
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=email&subject={id}"))["allowed"],
+        true
+    );
+    let history = s
+        .get(&format!("/v1/subjects/{id}/consents"), Some(&v.admin))
+        .json();
+    let actions: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["object", "lift", "object", "lift", "grant"]);
+}
+
+/// Issue 10: GPC is an objection to sale or sharing, targeted advertising
+/// and third-party marketing cookies, not to first-party marketing; its
+/// method stays `gpc` through linking; its receipt describes an objection.
+#[test]
+fn a_gpc_visitor_who_signs_up_can_ask_for_the_newsletter() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let body = json!({"visitor": "visitor-gpc-signup-01", "choices": {"analytics": false, "functional": false}})
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&s.addr).unwrap();
+    {
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "POST /v1/cookie-consent HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nSec-GPC: 1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+    }
+    let id = subscriber(s, &v.admin, "gpc@signup.example");
+    let r = s.post(
+        "/v1/visitors/visitor-gpc-signup-01/link",
+        Some(&v.admin),
+        &json!({"subject": id}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let linked = r.json();
+    let objection = linked["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "object")
+        .unwrap_or_else(|| panic!("{linked}"))
+        .clone();
+    assert_eq!(objection["method"], "gpc");
+    // Post (first-party, legitimate interests) is not reached by the signal.
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=post&subject={id}"))["allowed"],
+        true
+    );
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant", "evidence": {"wording": "Email me the newsletter"}}),
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=email&email=gpc@signup.example")["allowed"],
+        true
+    );
+    let receipt = s
+        .get(
+            &format!("/v1/consents/{}/receipt", objection["id"].as_str().unwrap()),
+            Some(&v.admin),
+        )
+        .json();
+    let purpose = &receipt["receipt"]["services"][0]["purposes"][0];
+    assert_eq!(purpose["consentType"], "OBJECTION", "{receipt}");
+    assert!(
+        purpose["purpose"]
+            .as_str()
+            .unwrap()
+            .contains("sale or sharing")
+    );
+    assert_eq!(receipt["record"]["@type"], "dpv:RightExerciseRecord");
+    assert_eq!(receipt["record"]["dpv:hasRight"], "eu-gdpr:A21");
+    assert!(receipt["record"]["dpv:hasLegalBasis"].is_null());
+    assert!(receipt["record"]["dpv:hasConsentStatus"].is_null());
+}
+
+/// Issue 10, PECR reg. 6: analytics data about someone who refused
+/// analytics cookies is neither read nor disclosed, also for the
+/// legitimate-interest purpose `analytics-research`.
+#[test]
+fn data_from_refused_cookies_is_refused_under_every_basis() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = collect(
+        s,
+        &v.admin,
+        &json!({"purpose": "analytics-research", "data": {"ip_address": "203.0.113.77", "referrer": "https://search.example/q"}}),
+    );
+    let read = |s: &Server| {
+        s.get(
+            &format!("/v1/subjects/{id}?purpose=analytics-research"),
+            Some(&v.admin),
+        )
+        .json()
+    };
+    assert_eq!(read(s)["data"]["ip_address"], "203.0.113.77");
+    let r = s.post(
+        "/v1/consents",
+        Some(&v.admin),
+        &json!({"subject": id, "purpose": "cookie-analytics", "action": "refuse"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let after = read(s);
+    assert!(after["data"].get("ip_address").is_none(), "{after}");
+    assert!(after["data"].get("referrer").is_none(), "{after}");
+    assert!(
+        after["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["field"] == "ip_address" && x["reason"] == "cookie_consent_refused"),
+        "{after}"
+    );
+    let d = s.post(
+        "/v1/disclosures",
+        Some(&v.admin),
+        &json!({"recipient": "web-analytics", "purpose": "analytics-research", "subjects": [id]}),
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    let d = d.json();
+    assert!(d["results"][0]["data"].get("ip_address").is_none(), "{d}");
+    assert!(d.to_string().contains("cookie_consent_refused"), "{d}");
+    // Security logs do not come from cookies: still read.
+    let sec = s
+        .get(
+            &format!("/v1/subjects/{id}?purpose=security"),
+            Some(&v.admin),
+        )
+        .json();
+    assert_eq!(sec["data"]["ip_address"], "203.0.113.77", "{sec}");
+}
+
+/// Issue 10: marketing checks are counted, not audited one by one; a
+/// campaign check appends one entry.
+#[test]
+fn checks_are_not_audited_one_by_one_and_a_campaign_once() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = subscriber(s, &v.admin, "count@example.org");
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "email", "action": "grant"}),
+    );
+    // What counting the entries adds by itself.
+    let first = audit_count(s, &v.admin);
+    let before = audit_count(s, &v.admin);
+    let own = before - first;
+    for _ in 0..5 {
+        check(s, &v.admin, "channel=email&email=count@example.org");
+    }
+    assert_eq!(audit_count(s, &v.admin), before + own);
+    let before = audit_count(s, &v.admin);
+    let r = s.request(
+        "POST",
+        "/v1/marketing/check",
+        Some(&v.admin),
+        Some("{\"channel\":\"email\"}\ncount@example.org\nnobody@example.org\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(allowed_lines(&r), ["count@example.org"]);
+    assert_eq!(audit_count(s, &v.admin), before + own + 1);
+    // The entry: the key, the channel, lines in and allowed, the list's SHA-256.
+    let db = rusqlite::Connection::open(
+        std::path::Path::new(&v.scratch.arg("data")).join("custodian.db"),
+    )
+    .unwrap();
+    let (actor, reason): (String, String) = db
+        .query_row(
+            "SELECT actor, reason FROM audit WHERE action = 'marketing.campaign-check'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(actor.starts_with("key:ck_"), "{actor}");
+    // SHA-256 of "count@example.org\nnobody@example.org\n".
+    assert_eq!(
+        reason,
+        "channel=email lines_in=2 lines_allowed=1 list_sha256=fa507ddc9942d6a7b3b8e802d376d1f5f782c8b11e41ecb82e33660fa3bc9b82"
+    );
+}
+
+/// Issue 10, PECR reg. 21: live calls are never made to a number on the
+/// TPS lists, which the organisation loads from files; automated calls
+/// need consent like email.
+#[test]
+fn live_calls_are_screened_against_the_tps_lists() {
+    let v = vault(&[]);
+    let s = &v.server;
+    let id = subscriber(s, &v.admin, "grace@calls.example");
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "phone", "action": "grant"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=phone&phone=%2B447700900555")["allowed"],
+        true
+    );
+    // Automated calls are a channel of their own, needing their own consent.
+    assert_eq!(
+        check(s, &v.admin, "channel=automated-call&phone=%2B447700900555")["reason"],
+        "no_consent"
+    );
+    let mut list = String::from("number\n");
+    for i in 0..25_000 {
+        list.push_str(&format!("0161 496 {:04}\n", i % 10_000));
+    }
+    list.push_str("07700 900555\n");
+    let file = v.scratch.write("tps.txt", &list);
+    let out = run(&[
+        "suppressions",
+        "import",
+        "--list",
+        "tps",
+        file.to_str().unwrap(),
+        "--data-dir",
+        &v.scratch.arg("data"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("25001 numbers loaded"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("lines read"),
+        "no progress shown"
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=phone&phone=%2B447700900555")["reason"],
+        "tps"
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("channel=phone&subject={id}"))["reason"],
+        "tps"
+    );
+    // SMS is not a call: the TPS does not reach it.
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": id, "purpose": "requested-communications", "channel": "sms", "action": "grant"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, "channel=sms&phone=%2B447700900555")["allowed"],
+        true
+    );
+    let r = s.request(
+        "POST",
+        "/v1/marketing/check",
+        Some(&v.admin),
+        Some("{\"channel\":\"phone\"}\n+447700900555\n"),
+    );
+    assert_eq!(allowed_lines(&r), Vec::<String>::new());
+    let out = run(&[
+        "suppressions",
+        "import",
+        "--list",
+        "dnc",
+        file.to_str().unwrap(),
+        "--data-dir",
+        &v.scratch.arg("data"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Issue 10, PECR reg. 22(3): the soft opt-in covers only known people
+/// whose details were obtained in a sale, for the controller's own similar
+/// products, with the refusal offered at collection and not taken since;
+/// never a stranger or a person without such a relationship.
+#[test]
+fn the_soft_opt_in_is_no_switch_that_makes_email_opt_out() {
+    let policy = reference_text()
+        .replacen("soft_opt_in = false", "soft_opt_in = true", 1)
+        .replacen(
+            "channels = [\"email\", \"phone\", \"sms\", \"automated-call\"]",
+            "channels = [\"phone\", \"sms\", \"automated-call\"]",
+            1,
+        )
+        .replacen(
+            "channel = \"email\"\nmode = \"opt-in\"",
+            "channel = \"email\"\nmode = \"opt-out\"",
+            1,
+        )
+        .replacen(
+            "[[relationships]]\nid = \"order\"",
+            "[[relationships]]\nid = \"order\"\nsale = true",
+            1,
+        )
+        .replacen(
+            "[[purposes]]\nid = \"job-applications\"",
+            "[[purposes]]\nid = \"customer-offers\"\nname = \"Offers on what you bought from us\"\ndescription = \"Emailing our customers about our own products like those they bought.\"\nbasis = \"legitimate-interest\"\ninterest = \"Telling customers about products like theirs.\"\nlia = \"LIA-TEST\"\nmarketing = true\nsimilar_products = true\nchannels = [\"email\"]\ncategories = [\"name\", \"email\"]\nsubjects = [\"customers\"]\nretention = \"marketing-inactive-2y\"\n\n[[purposes]]\nid = \"job-applications\"",
+            1,
+        )
+        .replacen("version = \"2.0\"", "version = \"2.0-soft\"", 1);
+    let scratch = Scratch::new("soft-opt-in");
+    let file = scratch.write("policy.toml", &policy);
+    let out = run(&["policy", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let v = vault(&["--policy", file.to_str().unwrap()]);
+    let s = &v.server;
+    let co = "channel=email&purpose=customer-offers";
+    // A stranger's address: never.
+    assert_eq!(
+        check(s, &v.admin, &format!("{co}&email=stranger@soft.example"))["reason"],
+        "unknown"
+    );
+    // A person with no sale relationship (an enquiry): never.
+    let patient = collect(
+        s,
+        &v.admin,
+        &json!({"purpose": "customer-offers", "data": {"full_name": "Pat", "email": "patient@soft.example"}}),
+    );
+    let r = s.post(
+        &format!("/v1/subjects/{patient}/relationships"),
+        Some(&v.admin),
+        &json!({"kind": "enquiry", "status": "active"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let offered = json!({"purpose": "customer-offers", "channel": "email", "action": "soft-opt-in", "evidence": {"wording": "Untick if you do not want offers on similar products"}});
+    let mut body = offered.clone();
+    body["subject"] = json!(patient);
+    consent(s, &v.admin, body);
+    assert_ne!(
+        check(s, &v.admin, &format!("{co}&email=patient@soft.example"))["allowed"],
+        true
+    );
+    // A customer with an order, and the refusal offered at collection.
+    let customer = collect(
+        s,
+        &v.admin,
+        &json!({"purpose": "customer-offers", "data": {"full_name": "Cu", "email": "customer@soft.example"}}),
+    );
+    let r = s.post(
+        &format!("/v1/subjects/{customer}/relationships"),
+        Some(&v.admin),
+        &json!({"kind": "order", "status": "active"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        check(s, &v.admin, &format!("{co}&email=customer@soft.example"))["allowed"],
+        false,
+        "no refusal was offered at collection"
+    );
+    let mut body = offered.clone();
+    body["subject"] = json!(customer);
+    consent(s, &v.admin, body);
+    let a = check(s, &v.admin, &format!("{co}&email=customer@soft.example"));
+    assert_eq!(a["allowed"], true, "{a}");
+    assert_eq!(a["reason"], "soft_opt_in");
+    assert!(
+        a["condition"]
+            .as_str()
+            .unwrap()
+            .contains("simple means of refusing")
+    );
+    // Refused since: over.
+    consent(
+        s,
+        &v.admin,
+        json!({"subject": customer, "purpose": "customer-offers", "channel": "email", "action": "refuse"}),
+    );
+    assert_eq!(
+        check(s, &v.admin, &format!("{co}&email=customer@soft.example"))["allowed"],
+        false
+    );
 }

@@ -12,7 +12,7 @@ fn check_accepts_the_reference_policy_with_a_one_line_summary() {
         stdout.contains("valid: policy 2.0 (uk-gdpr, effective 2026-12-01)"),
         "{stdout}"
     );
-    assert!(stdout.contains("20 purposes"), "{stdout}");
+    assert!(stdout.contains("21 purposes"), "{stdout}");
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn serve_publishes_the_policy_and_stops_on_sigterm() {
         policy["controller"]["regulator"]["registration"],
         "ZA292671"
     );
-    assert_eq!(policy["purposes"].as_array().unwrap().len(), 20);
+    assert_eq!(policy["purposes"].as_array().unwrap().len(), 21);
     assert!(
         server
             .get("/v1/policy/ropa", None)

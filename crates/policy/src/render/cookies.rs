@@ -26,11 +26,19 @@ pub fn rows(policy: &Policy) -> Vec<Vec<String>> {
                 Some(p) => p.to_string(),
                 None => "until you close your browser".to_string(),
             };
+            let description = if *c.local_storage {
+                format!(
+                    "{} Kept as a cookie and in your browser's local storage, both named `{}`.",
+                    c.description, *c.name
+                )
+            } else {
+                c.description.clone()
+            };
             vec![
                 c.name.to_string(),
                 provider,
                 c.category.label().to_string(),
-                c.description.clone(),
+                description,
                 lifetime,
             ]
         })
@@ -43,7 +51,16 @@ pub fn choice_text(policy: &Policy) -> String {
         .iter()
         .any(|c| *c.category != CookieCategory::StrictlyNecessary);
     if optional {
-        "We set strictly necessary cookies because the website cannot work without them. We set every other cookie only if you accept it in our cookie banner, and you can change your choice at any time. We honour the Global Privacy Control signal your browser may send as an objection.".to_string()
+        {
+            let kept = policy
+                .choice_storage()
+                .and_then(|c| Period::parse(&c.duration))
+                .map(|p| format!(" We keep your choice for {p}, then ask again."))
+                .unwrap_or_default();
+            format!(
+                "We set strictly necessary cookies because the website cannot work without them. We set every other cookie only if you accept it in our cookie banner, and you can change your choice at any time, on this page or in the banner; rejecting a category you accepted deletes the cookies of that category we set ourselves.{kept} We honour the Global Privacy Control signal your browser may send as an objection to the sale or sharing of your data, to targeted advertising and to third-party marketing cookies."
+            )
+        }
     } else {
         "We set only strictly necessary cookies, without which the website cannot work.".to_string()
     }

@@ -138,7 +138,7 @@ fn section_8_marketing_and_rights() {
     assert_has(
         &m,
         &[
-            "We will not contact you for marketing purposes by email, telephone or text message unless you have given your prior consent.",
+            "We will not contact you for marketing purposes by email, telephone, text message or automated call unless you have given your prior consent.",
             "We will not contact you for marketing purposes by post if you have told us that you do not wish to be contacted.",
             "change your marketing preferences at any time",
             "tick or untick the boxes",

@@ -917,11 +917,45 @@ async fn stored_preferences_equal_a_replay_of_the_ledger(f: Fixture) {
         ConsentAction::Withdraw,
         ConsentAction::Refuse,
         ConsentAction::Object,
+        ConsentAction::Lift,
     ];
     let purposes = [Some("news"), Some("offers"), None];
     let channels = [Some("email"), Some("sms"), None];
+    // Issue 10 first: grant SMS, object on every channel, grant email. The
+    // objection ends the SMS consent and stays in force for SMS; stored
+    // (with what was lifted of it) and read back on both stores.
+    for (purpose, channel, action) in [
+        (Some("news"), Some("sms"), ConsentAction::Grant),
+        (Some("news"), None, ConsentAction::Object),
+        (Some("news"), Some("email"), ConsentAction::Grant),
+    ] {
+        let mut e = consent_event(Some(id), None, purpose, channel, action);
+        e.at = now_micros() + 1;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        f.store.write(record(e)).await.unwrap().unwrap();
+    }
+    let prefs = f
+        .store
+        .subject(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .preferences;
+    let status = |ch: &str| {
+        prefs
+            .consents
+            .iter()
+            .find(|c| c.channel.as_deref() == Some(ch))
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(status("sms").as_deref(), Some("withdrawn"));
+    assert_eq!(status("email").as_deref(), Some("given"));
+    assert!(prefs.objected("news", Some("sms"), true));
+    assert!(!prefs.objected("news", Some("email"), true));
+    assert_eq!(prefs.objections[0].lifted.len(), 1);
     for _ in 0..60 {
-        let action = actions[next(4) as usize];
+        let action = actions[next(5) as usize];
         let purpose = purposes[next(3) as usize];
         let channel = channels[next(3) as usize];
         let batch = record(consent_event(Some(id), None, purpose, channel, action));

@@ -53,11 +53,12 @@ pub struct StoredRelationship {
 
 /// A subject's state, as the decision needs it: relationships, restriction,
 /// and the consent preferences derived from the ledger. Stored as postcard
-/// (format 3), about a quarter of the size of the JSON of format 2: it is read
-/// by every marketing check and copied into every lookup row. Formats 2 and 1
-/// (the first schema's postcard) are still read, and a row moves to format 3
-/// when it is next written. Postcard has no field names, so a field added
-/// later needs format 4, with format 3 still read.
+/// (format 4: format 3 with what was lifted of each objection), about a
+/// quarter of the size of the JSON of format 2: it is read by every marketing
+/// check and copied into every lookup row. Formats 3, 2 and 1 (the first
+/// schema's postcard) are still read, and a row moves to format 4 when it is
+/// next written. Postcard has no field names, so a field added later needs
+/// format 5, with format 4 still read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectStateRecord {
     #[serde(default)]
@@ -66,6 +67,55 @@ pub struct SubjectStateRecord {
     pub restricted: bool,
     #[serde(default)]
     pub preferences: super::consent::Preferences,
+}
+
+/// The shape of format 3 (objections without what was lifted of them),
+/// kept only to read it.
+#[derive(Deserialize)]
+struct StateV3 {
+    relationships: Vec<StoredRelationship>,
+    restricted: bool,
+    preferences: PreferencesV3,
+}
+
+#[derive(Deserialize)]
+struct PreferencesV3 {
+    consents: Vec<super::consent::StoredConsent>,
+    objections: Vec<ObjectionV3>,
+}
+
+#[derive(Deserialize)]
+struct ObjectionV3 {
+    purpose: Option<String>,
+    channel: Option<String>,
+    at: Micros,
+    event: Uuid,
+    method: String,
+}
+
+impl From<StateV3> for SubjectStateRecord {
+    fn from(v3: StateV3) -> SubjectStateRecord {
+        SubjectStateRecord {
+            relationships: v3.relationships,
+            restricted: v3.restricted,
+            preferences: super::consent::Preferences {
+                consents: v3.preferences.consents,
+                objections: v3
+                    .preferences
+                    .objections
+                    .into_iter()
+                    .map(|o| super::consent::StoredObjection {
+                        purpose: o.purpose,
+                        channel: o.channel,
+                        at: o.at,
+                        event: o.event,
+                        method: o.method,
+                        lifted: Vec::new(),
+                    })
+                    .collect(),
+            },
+        }
+    }
 }
 
 /// The shape of format 1, kept only to read it.
@@ -78,7 +128,7 @@ struct StateV1 {
 pub(crate) fn encode_state(state: &SubjectStateRecord) -> Vec<u8> {
     // Postcard into a Vec fails only for types it cannot express, which these
     // are not; should it ever, format 2 still says everything.
-    postcard::to_extend(state, vec![3u8]).unwrap_or_else(|_| {
+    postcard::to_extend(state, vec![4u8]).unwrap_or_else(|_| {
         let mut out = vec![2u8];
         out.extend(serde_json::to_vec(state).unwrap_or_default());
         out
@@ -91,7 +141,10 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<SubjectStateRecord, String> {
         // written, and read as "no preferences" it would allow an opt-out
         // channel.
         None => Err("is empty".into()),
-        Some((3, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((4, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((3, rest)) => postcard::from_bytes::<StateV3>(rest)
+            .map(SubjectStateRecord::from)
+            .map_err(|e| e.to_string()),
         Some((2, rest)) => serde_json::from_slice(rest).map_err(|e| e.to_string()),
         Some((1, _)) => {
             let v1: StateV1 = decode(bytes)?;
@@ -387,6 +440,7 @@ mod tests {
                     at: 5,
                     event: Uuid::from_u128(10),
                     method: "web-form".into(),
+                    lifted: Vec::new(),
                 }],
             },
         }
@@ -396,7 +450,7 @@ mod tests {
     /// old rows wrongly. These bytes pin the shape; a change that breaks them
     /// needs a format 4 (with 3 still read), not a new expectation here.
     #[test]
-    fn format_3_bytes_do_not_change() {
+    fn format_3_rows_read_and_format_4_bytes_do_not_change() {
         let pinned: &[u8] = &[
             3, 1, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 7, 97, 99, 99, 111, 117, 110,
             116, 6, 97, 99, 116, 105, 118, 101, 2, 0, 1, 5, 65, 67, 67, 45, 49, 1, 1, 24, 114, 101,
@@ -407,19 +461,25 @@ mod tests {
             16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 8, 119, 101, 98, 45, 102, 111,
             114, 109,
         ];
-        assert_eq!(encode_state(&state()), pinned);
+        // Format 3 rows, written before objections could be lifted, still read.
         assert_eq!(decode_state(pinned), Ok(state()));
+        // Format 4 is format 3 with the list of what was lifted (empty: one 0).
+        let mut v4 = pinned.to_vec();
+        v4[0] = 4;
+        v4.push(0);
+        assert_eq!(encode_state(&state()), v4);
+        assert_eq!(decode_state(&v4), Ok(state()));
         assert_eq!(
             encode_state(&SubjectStateRecord::default()),
-            [3, 0, 0, 0, 0]
+            [4, 0, 0, 0, 0]
         );
     }
 
     #[test]
-    fn state_is_written_as_format_3_and_every_format_reads() {
+    fn state_is_written_as_format_4_and_every_format_reads() {
         let state = state();
         let written = encode_state(&state);
-        assert_eq!(written.first(), Some(&3));
+        assert_eq!(written.first(), Some(&4));
         assert_eq!(decode_state(&written), Ok(state.clone()));
         let mut json = vec![2u8];
         json.extend(serde_json::to_vec(&state).unwrap());
@@ -436,7 +496,8 @@ mod tests {
             (read.relationships, read.restricted),
             (state.relationships, true)
         );
-        assert!(decode_state(&[4, 0]).is_err());
+        assert!(decode_state(&[5, 0]).is_err());
         assert!(decode_state(&[3, 0xff]).is_err());
+        assert!(decode_state(&[4, 0xff]).is_err());
     }
 }
