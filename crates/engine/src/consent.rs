@@ -15,8 +15,7 @@ use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::{new_id, sha256};
 use custodian_vault::store::{
-    Batch, ConsentAction, ConsentEvent, GrantBlocked, Holder, OutboxEvent, Preferences,
-    SubjectRecord, WriteOp,
+    Batch, ConsentAction, ConsentEvent, GrantBlocked, Holder, Preferences, SubjectRecord, WriteOp,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -549,17 +548,19 @@ pub async fn record(
             decision: "recorded".into(),
             reason: req.channel.as_ref().map(|c| format!("channel={c}")),
         }],
-        outbox: vec![OutboxEvent {
-            at,
-            topic: "consent.changed".into(),
-            subject: req.subject,
-            payload: serde_json::json!({
-                "event": event.id, "subject": req.subject, "visitor": req.visitor, "purpose": req.purpose,
-                "channel": req.channel, "action": event.action.as_str(), "method": event.method,
-                "policy_version": event.policy_version,
-            })
-            .to_string(),
-        }],
+        outbox: vec![
+            crate::events::Event::ConsentChanged {
+                event: event.id,
+                subject: req.subject,
+                visitor: req.visitor.clone(),
+                purpose: req.purpose.clone(),
+                channel: req.channel.clone(),
+                action: event.action.as_str().into(),
+                method: event.method.clone(),
+                policy_version: event.policy_version.clone(),
+            }
+            .outbox(at),
+        ],
     };
     // The preferences as folded in the write's own transaction: reading
     // them back would cost a second read of the subject.
@@ -885,12 +886,13 @@ pub async fn link_visitor(
             decision: "recorded".into(),
             reason: None,
         }],
-        outbox: vec![OutboxEvent {
-            at,
-            topic: "consent.visitor-linked".into(),
-            subject: Some(req.subject),
-            payload: serde_json::json!({"subject": req.subject, "visitor": visitor}).to_string(),
-        }],
+        outbox: vec![
+            crate::events::Event::VisitorLinked {
+                subject: req.subject,
+                visitor: visitor.to_string(),
+            }
+            .outbox(at),
+        ],
     };
     written(app.store.write(batch).await)?;
     history(app, principal, Holder::Subject(req.subject), now).await

@@ -10,7 +10,7 @@ use custodian_policy::terms::CookieCategory;
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::{new_id, random_bytes};
-use custodian_vault::store::{Batch, ConsentAction, ConsentEvent, OutboxEvent, WriteOp};
+use custodian_vault::store::{Batch, ConsentAction, ConsentEvent, WriteOp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -204,12 +204,15 @@ pub async fn record_choice(
             decision: "recorded".into(),
             reason: Some(format!("gpc={gpc}")),
         }],
-        outbox: vec![OutboxEvent {
-            at,
-            topic: "consent.cookies".into(),
-            subject: None,
-            payload: serde_json::json!({"visitor": visitor, "choices": recorded, "gpc": gpc, "policy_version": app.policy_version()}).to_string(),
-        }],
+        outbox: vec![
+            crate::events::Event::CookieChoices {
+                visitor: visitor.clone(),
+                choices: recorded.clone(),
+                gpc,
+                policy_version: app.policy_version().to_string(),
+            }
+            .outbox(at),
+        ],
     };
     written(app.store.write(batch).await)?;
     Ok(CookieChoiceResponse {

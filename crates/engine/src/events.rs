@@ -47,6 +47,29 @@ pub enum Event {
         subject: Uuid,
         what: String,
     },
+    /// A consent event was recorded for a subject or a visitor.
+    #[serde(rename = "consent.changed")]
+    ConsentChanged {
+        event: Uuid,
+        subject: Option<Uuid>,
+        visitor: Option<String>,
+        purpose: Option<String>,
+        channel: Option<String>,
+        action: String,
+        method: String,
+        policy_version: String,
+    },
+    /// A visitor became a subject; its choices moved.
+    #[serde(rename = "consent.visitor-linked")]
+    VisitorLinked { subject: Uuid, visitor: String },
+    /// A visitor's cookie choices, by category.
+    #[serde(rename = "consent.cookies")]
+    CookieChoices {
+        visitor: String,
+        choices: std::collections::BTreeMap<String, bool>,
+        gpc: bool,
+        policy_version: String,
+    },
     /// A request's state changed.
     #[serde(rename = "request.changed")]
     RequestChanged {
@@ -67,6 +90,9 @@ impl Event {
             Event::SubjectErased { .. } => "subject.erased",
             Event::RecipientNotify { .. } => "recipient.notify",
             Event::RequestChanged { .. } => "request.changed",
+            Event::ConsentChanged { .. } => "consent.changed",
+            Event::VisitorLinked { .. } => "consent.visitor-linked",
+            Event::CookieChoices { .. } => "consent.cookies",
         }
     }
 
@@ -76,8 +102,12 @@ impl Event {
             | Event::SubjectUpdated { subject, .. }
             | Event::RelationshipRecorded { subject, .. }
             | Event::SubjectErased { subject, .. }
-            | Event::RecipientNotify { subject, .. } => Some(*subject),
-            Event::RequestChanged { subject, .. } => *subject,
+            | Event::RecipientNotify { subject, .. }
+            | Event::VisitorLinked { subject, .. } => Some(*subject),
+            Event::RequestChanged { subject, .. } | Event::ConsentChanged { subject, .. } => {
+                *subject
+            }
+            Event::CookieChoices { .. } => None,
         }
     }
 
