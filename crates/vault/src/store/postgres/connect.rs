@@ -359,16 +359,47 @@ pub(super) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 
 /// Whether the database is away, shared by the readers and the writer, so
 /// that the log says once that it went away and once that it came back,
-/// not once per request.
-#[derive(Default)]
+/// not once per request. A server that is still starting up can accept one
+/// connection and refuse the next: a second outage that begins within a
+/// few seconds of coming back is the same restart, and is not logged again
+/// (requests still answer 503 while it lasts).
 pub(super) struct Health {
     away: AtomicBool,
+    /// A flap of the outage last logged: its end is not logged either.
+    quiet: AtomicBool,
+    came_back: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            away: AtomicBool::new(false),
+            quiet: AtomicBool::new(false),
+            came_back: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// How long after coming back a new failure still counts as the same restart.
+const SETTLING: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Health {
     /// A connection failed or could not be made.
     pub(super) fn down(&self, why: &dyn std::fmt::Display) {
-        if !self.away.swap(true, Ordering::AcqRel) {
+        if self.away.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let settling = self
+            .came_back
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < SETTLING);
+        if settling {
+            self.quiet.store(true, Ordering::Release);
+            tracing::debug!(error = %why, "the PostgreSQL store is still settling after a restart");
+        } else {
+            self.quiet.store(false, Ordering::Release);
             tracing::warn!(
                 error = %why,
                 "the PostgreSQL store went away; requests answer 503 until it comes back"
@@ -379,7 +410,12 @@ impl Health {
     /// A new connection was made.
     pub(super) fn up(&self) {
         if self.away.load(Ordering::Acquire) && self.away.swap(false, Ordering::AcqRel) {
-            tracing::info!("the PostgreSQL store came back");
+            if let Ok(mut at) = self.came_back.lock() {
+                *at = Some(std::time::Instant::now());
+            }
+            if !self.quiet.load(Ordering::Acquire) {
+                tracing::info!("the PostgreSQL store came back");
+            }
         }
     }
 }
