@@ -53,7 +53,7 @@ pub enum AppError {
     RequestChanged,
     /// Mail to the person could not be sent (the code says why).
     #[error(
-        "mail to the person could not be sent ({0}); the request is kept and can be sent again"
+        "mail to the person could not be sent ({0}); the request is kept, awaiting verification"
     )]
     MailUnavailable(&'static str),
     /// A task's lease passed to another worker: its work here is undone.
