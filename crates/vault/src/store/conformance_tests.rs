@@ -207,6 +207,8 @@ conformance!(
     undecodable_consent_events_are_corrupt,
     a_short_stored_hash_is_corrupt_never_zeros,
     null_mistyped_and_out_of_range_columns_are_corrupt,
+    an_erased_subject_answers_as_erased_everywhere,
+    a_task_is_leased_once_and_finished_only_by_its_holder,
 );
 
 /// The message of a `Corrupt` error; anything else fails the test.
@@ -1507,5 +1509,141 @@ async fn null_mistyped_and_out_of_range_columns_are_corrupt(f: Fixture) {
     assert!(
         message.contains("subjects") && message.contains("column fields"),
         "{message}"
+    );
+}
+
+fn request_op(op: crate::store::requests::RequestOp) -> Batch {
+    Batch {
+        ops: vec![WriteOp::Request(op)],
+        audit: vec![draft("request", None)],
+        outbox: vec![],
+    }
+}
+
+/// Erasure in one transaction: the key, the fields, the history and the
+/// lookups go, the suppression entry is written; afterwards every read,
+/// lookup and marketing check answers as for someone erased, and erasing
+/// again changes nothing.
+async fn an_erased_subject_answers_as_erased_everywhere(f: Fixture) {
+    use crate::store::requests::RequestOp;
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let hash = ring.blind_index("email", "ada@example.org");
+    let suppress_hash = ring.blind_index("suppress:email", "ada@example.org");
+    let erase = || {
+        request_op(RequestOp::EraseSubject {
+            subject: id,
+            at: now_micros(),
+            kek_id: 1,
+            keep: None,
+            suppress: vec![("suppress:email".into(), suppress_hash)],
+        })
+    };
+    f.store.write(erase()).await.unwrap().unwrap();
+    let s = f.store.subject(id).await.unwrap().unwrap();
+    assert!(s.erased_at.is_some());
+    assert!(s.wrapped_key.is_none(), "the data key is destroyed");
+    assert!(s.fields.is_empty());
+    assert!(f.store.field_history(id).await.unwrap().is_empty());
+    assert!(
+        f.store
+            .subject_by_lookup("email", &hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (suppressed, found) = f
+        .store
+        .check_lookup("email", &hash, "suppress:email", &suppress_hash)
+        .await
+        .unwrap();
+    assert!(suppressed, "the address is suppressed");
+    assert!(found.is_none(), "no lookup row is left");
+    assert!(
+        f.store
+            .state_by_lookup("email", &hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Idempotent: a second erasure commits and changes nothing.
+    f.store.write(erase()).await.unwrap().unwrap();
+    assert_eq!(f.store.subject(id).await.unwrap().unwrap(), s);
+    assert!(f.store.verify_audit().await.unwrap().intact);
+}
+
+/// A pending task is claimed by one worker at a time; only the lease
+/// holder can finish it, and a lease that ran out passes to another.
+async fn a_task_is_leased_once_and_finished_only_by_its_holder(f: Fixture) {
+    use crate::store::requests::{RequestOp, TaskOutcome};
+    let request = new_id();
+    let now = now_micros();
+    f.store
+        .write(request_op(RequestOp::CreateTask {
+            request,
+            system: "vault".into(),
+            run_after: now,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    let claim = |owner: &str, at: i64| {
+        request_op(RequestOp::ClaimTasks {
+            owner: owner.into(),
+            now: at,
+            lease_until: at + 1_000_000,
+            limit: 10,
+        })
+    };
+    let a = f
+        .store
+        .write(claim("a", now))
+        .await
+        .unwrap()
+        .unwrap()
+        .claimed;
+    assert_eq!(a.len(), 1);
+    let b = f
+        .store
+        .write(claim("b", now))
+        .await
+        .unwrap()
+        .unwrap()
+        .claimed;
+    assert!(b.is_empty(), "a leased task is not claimed twice");
+    // After the lease runs out, another worker takes it over...
+    let later = now + 2_000_000;
+    let b = f
+        .store
+        .write(claim("b", later))
+        .await
+        .unwrap()
+        .unwrap()
+        .claimed;
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].attempts, 2);
+    // ...and the first can no longer finish it: its batch is refused whole.
+    let finish = |owner: &str| {
+        request_op(RequestOp::FinishTask {
+            id: a[0].id,
+            owner: owner.into(),
+            outcome: TaskOutcome::Done,
+        })
+    };
+    assert_eq!(
+        f.store.write(finish("a")).await.unwrap(),
+        Err(BatchError::LeaseLost)
+    );
+    f.store.write(finish("b")).await.unwrap().unwrap();
+    let tasks = f.store.tasks_of(request).await.unwrap();
+    assert_eq!(tasks[0].state, "done");
+    assert!(
+        f.store
+            .write(claim("c", later + 5_000_000))
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed
+            .is_empty()
     );
 }
