@@ -161,13 +161,12 @@ pub enum Asker<'a> {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// received, awaiting-verification, verified, in-progress, completed,
-    /// partially-completed, refused, cancelled or expired
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::request_state))]
     pub state: Option<String>,
-    /// access, portability, erasure, rectification, restriction,
-    /// lift-restriction, objection or marketing-opt-out
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::request_kind))]
     pub kind: Option<String>,
     /// Due on or before this date (YYYY-MM-DD).
+    #[cfg_attr(feature = "openapi", param(format = Date))]
     pub due_by: Option<String>,
     /// Only requests past their due date.
     #[serde(default)]
@@ -178,46 +177,67 @@ pub struct ListQuery {
     /// Requests after this id (paging).
     pub after: Option<Uuid>,
     /// At most this many (default 100, at most 1000).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub limit: Option<i64>,
 }
 
-/// A staff action on a request's course.
-#[derive(Debug, Clone, Deserialize)]
+/// What a staff action does to a request's course.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Manage {
+#[serde(rename_all = "kebab-case")]
+pub enum ManageAction {
     /// The request is withdrawn (before work starts).
     Cancel,
-    /// Refused, with the reason given to the person.
-    Refuse { reason: String },
-    /// Art. 12(3): two further months for a complex or numerous request;
-    /// `told` is the date the person was told (within the first month).
-    Extend {
-        reason: String,
-        /// YYYY-MM-DD
-        #[cfg_attr(feature = "openapi", schema(format = Date))]
-        told: String,
-    },
-    /// Art. 12A: waiting for clarification the controller asked for; only
-    /// where it holds a large amount of information about the person.
-    Pause {
-        /// YYYY-MM-DD
-        #[cfg_attr(feature = "openapi", schema(format = Date))]
-        asked: String,
-        large_amount: bool,
-    },
-    /// The clarification arrived.
-    Resume {
-        /// YYYY-MM-DD
-        #[cfg_attr(feature = "openapi", schema(format = Date))]
-        answered: String,
-    },
-    /// The fee arrived (the clock starts no earlier).
-    FeeReceived {
-        /// YYYY-MM-DD
-        #[cfg_attr(feature = "openapi", schema(format = Date))]
-        on: String,
-    },
+    /// Refused, with the `reason` given to the person.
+    Refuse,
+    /// Art. 12(3): two further months for a complex or numerous request,
+    /// with the `reason` and the date the person was `told` (within the
+    /// first month).
+    Extend,
+    /// Art. 12A: waiting for clarification `asked` on that date; only with
+    /// `large_amount` (the controller holds a large amount about the person).
+    Pause,
+    /// The clarification was `answered` on that date.
+    Resume,
+    /// The fee arrived `on` that date (the clock starts no earlier).
+    FeeReceived,
+}
+
+/// A staff action on a request's course. Which of the other fields an
+/// action needs is said on each action.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Manage {
+    pub action: ManageAction,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// YYYY-MM-DD
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = Date))]
+    pub told: Option<String>,
+    /// YYYY-MM-DD
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = Date))]
+    pub asked: Option<String>,
+    #[serde(default)]
+    pub large_amount: Option<bool>,
+    /// YYYY-MM-DD
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = Date))]
+    pub answered: Option<String>,
+    /// YYYY-MM-DD
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = Date))]
+    pub on: Option<String>,
+}
+
+fn needed<'a>(value: &'a Option<String>, field: &str, action: &str) -> Result<&'a str, AppError> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AppError::Invalid(format!("`{action}` needs `{field}`")))
 }
 
 /// The bank-holiday division of the controller: where it is registered.
@@ -799,18 +819,19 @@ pub async fn manage(
     let mut r = Request::from_record(record)?;
     let expected = r.record.version;
     let mut outbox = Vec::new();
-    let what = match &action {
-        Manage::Cancel => {
+    let what = match action.action {
+        ManageAction::Cancel => {
             advance(&mut r, RequestEvent::Cancel)?;
             outbox.push(request_event("request.cancelled", &r, at));
             "request.cancel"
         }
-        Manage::Refuse { reason } => {
+        ManageAction::Refuse => {
+            let reason = needed(&action.reason, "reason", "refuse")?.to_string();
             advance(&mut r, RequestEvent::Refuse)?;
             let regulator = &app.policy.document.controller.regulator.name;
             r.meta.outcome = Some(Outcome {
                 refusal: Some(Refusal {
-                    reason: reason.clone(),
+                    reason,
                     complain_to: format!(
                         "You may complain to the {regulator}, and you may seek a remedy from a court."
                     ),
@@ -820,57 +841,55 @@ pub async fn manage(
             outbox.push(request_event("request.refused", &r, at));
             "request.refuse"
         }
-        Manage::Extend { reason, told } => {
+        ManageAction::Extend => {
             if r.state.is_final() {
                 return Err(AppError::Invalid(
                     "a closed request cannot be extended".into(),
                 ));
             }
-            let told = parse_date("told", told)?;
+            let reason = needed(&action.reason, "reason", "extend")?.to_string();
+            let told = parse_date("told", needed(&action.told, "told", "extend")?)?;
             let ext = rules::Extension {
                 reason: reason.clone(),
                 told,
             };
             rules::check_extension(&r.clock(), &ext, division(app))
                 .map_err(|e| AppError::Invalid(e.to_string()))?;
-            r.meta.extension = Some(stored::ExtensionRecord {
-                reason: reason.clone(),
-                told,
-            });
+            r.meta.extension = Some(stored::ExtensionRecord { reason, told });
             "request.extend"
         }
-        Manage::Pause {
-            asked,
-            large_amount,
-        } => {
+        ManageAction::Pause => {
             if r.state.is_final() {
                 return Err(AppError::Invalid(
                     "a closed request cannot be paused".into(),
                 ));
             }
-            rules::may_pause(*large_amount).map_err(|e| AppError::Invalid(e.to_string()))?;
+            let asked = parse_date("asked", needed(&action.asked, "asked", "pause")?)?;
+            rules::may_pause(action.large_amount.unwrap_or(false))
+                .map_err(|e| AppError::Invalid(e.to_string()))?;
             if r.meta.pauses.iter().any(|p| p.answered.is_none()) {
                 return Err(AppError::Invalid("the request is paused already".into()));
             }
-            let asked = parse_date("asked", asked)?;
             r.meta.pauses.push(stored::PauseRecord {
                 asked,
                 answered: None,
             });
             "request.pause"
         }
-        Manage::Resume { answered } => {
+        ManageAction::Resume => {
+            let answered = parse_date("answered", needed(&action.answered, "answered", "resume")?)?;
             let open = r
                 .meta
                 .pauses
                 .iter_mut()
                 .find(|p| p.answered.is_none())
                 .ok_or_else(|| AppError::Invalid("the request is not paused".into()))?;
-            open.answered = Some(parse_date("answered", answered)?);
+            open.answered = Some(answered);
             "request.resume"
         }
-        Manage::FeeReceived { on } => {
-            r.meta.fee_at = Some(micros(parse_date("on", on)?.midnight().assume_utc()));
+        ManageAction::FeeReceived => {
+            let on = parse_date("on", needed(&action.on, "on", "fee-received")?)?;
+            r.meta.fee_at = Some(micros(on.midnight().assume_utc()));
             "request.fee"
         }
     };
