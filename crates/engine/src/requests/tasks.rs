@@ -71,11 +71,19 @@ pub async fn run_due(
     };
     let claimed = written(app.store.write(claim).await)?.claimed;
     let count = claimed.len();
-    // Tasks of one claim run one after another: each commits in the group
-    // commit of its own, and concurrency comes from several requests'
-    // claims and from several nodes.
+    // The tasks of one claim run at once: their finishing batches meet in
+    // the store's group commit, one transaction for many erasures.
+    let mut running = tokio::task::JoinSet::new();
     for task in claimed {
-        run_one(app, task, now).await;
+        let app = app.clone();
+        running.spawn(async move { run_one(&app, task, now).await });
+    }
+    while let Some(done) = running.join_next().await {
+        if done.is_err() {
+            tracing::error!(
+                "a task stopped abnormally; its lease will run out and it will run again"
+            );
+        }
     }
     Ok(count)
 }
