@@ -5,7 +5,9 @@
 //! from, and what the person can do.
 
 use super::Document;
-use super::notice::capitalise;
+use super::notice::{
+    automated_decisions_section, capitalise, complaint_contact, regulator_reference,
+};
 use super::words::*;
 use crate::model::*;
 use crate::terms::*;
@@ -327,29 +329,14 @@ fn rights(policy: &Policy, held: &Held, doc: &mut Document) {
 
 /// Art. 15(1)(f): to the controller first, then the regulator.
 fn complaints(policy: &Policy, doc: &mut Document) {
-    let r = &policy.controller.regulator;
     doc.heading("Your right to complain");
-    let how = policy
-        .rights
-        .complaints
-        .as_deref()
-        .unwrap_or(&policy.rights.contact);
     doc.para(format!(
-        "If you are unhappy with how we use your personal information or with this answer, please complain to us first: {how}."
+        "If you are unhappy with how we use your personal information or with this answer, please complain to us first: {}.",
+        complaint_contact(policy)
     ));
-    let short = r
-        .short_name
-        .as_deref()
-        .map(|s| format!(" ({s})"))
-        .unwrap_or_default();
-    let address = r
-        .address
-        .as_deref()
-        .map(|a| format!(", {a}"))
-        .unwrap_or_default();
     doc.para(format!(
-        "You also have the right to complain at any time to the {}{short}, the supervisory authority for data protection: {}{address}.",
-        r.name, r.url
+        "You also have the right to complain at any time to {}.",
+        regulator_reference(policy)
     ));
 }
 
@@ -393,8 +380,7 @@ fn sources(policy: &Policy, held: &Held, doc: &mut Document) {
 /// Art. 15(1)(h): the automated decisions made for held purposes, or that
 /// there are none.
 fn automated_decisions(policy: &Policy, held: &Held, doc: &mut Document) {
-    doc.heading("Automated decisions and profiling");
-    let decisions: Vec<&AutomatedDecision> = policy
+    let decisions = policy
         .automated_decisions
         .as_ref()
         .map(|d| d.decisions.as_slice())
@@ -402,30 +388,11 @@ fn automated_decisions(policy: &Policy, held: &Held, doc: &mut Document) {
         .iter()
         .filter(|d| held.holds_purpose(&d.purpose))
         .collect();
-    if decisions.is_empty() {
-        doc.para("We do not make decisions about you based solely on automated processing, including profiling, that produce legal effects concerning you or similarly significantly affect you.");
-        return;
-    }
-    doc.para("We make the decisions below about you by automated means. You can ask for a person to review any of them, give your point of view and contest the decision.");
-    let rows = decisions
-        .into_iter()
-        .map(|d| {
-            vec![
-                d.name.to_string(),
-                purpose_name(policy, &d.purpose),
-                d.logic.clone(),
-                d.consequences.clone(),
-            ]
-        })
-        .collect();
-    doc.table(
-        &[
-            "Decision",
-            "Purpose",
-            "How it works",
-            "What it means for you",
-        ],
-        rows,
+    automated_decisions_section(
+        policy,
+        decisions,
+        "We make the decisions below about you by automated means.",
+        doc,
     );
 }
 

@@ -196,19 +196,38 @@ fn special_categories(policy: &Policy, doc: &mut Document) {
 }
 
 fn automated_decisions(policy: &Policy, doc: &mut Document) {
-    doc.heading("Automated decisions and profiling");
     let decisions = policy
         .automated_decisions
         .as_ref()
-        .map(|d| d.decisions.as_slice())
+        .map(|d| d.decisions.iter().collect())
         .unwrap_or_default();
+    automated_decisions_section(
+        policy,
+        decisions,
+        "We make the decisions below by automated means.",
+        doc,
+    );
+}
+
+/// Art. 13(2)(f), 15(1)(h): the automated decisions given, or a statement
+/// that there are none. `intro` opens the list (the notice speaks of
+/// everyone, an access report of the person).
+pub(super) fn automated_decisions_section(
+    policy: &Policy,
+    decisions: Vec<&AutomatedDecision>,
+    intro: &str,
+    doc: &mut Document,
+) {
+    doc.heading("Automated decisions and profiling");
     if decisions.is_empty() {
         doc.para("We do not make decisions about you based solely on automated processing, including profiling, that produce legal effects concerning you or similarly significantly affect you.");
         return;
     }
-    doc.para("We make the decisions below by automated means. You can ask for a person to review any of them, give your point of view and contest the decision.");
+    doc.para(format!(
+        "{intro} You can ask for a person to review any of them, give your point of view and contest the decision."
+    ));
     let rows = decisions
-        .iter()
+        .into_iter()
         .map(|d| {
             vec![
                 d.name.to_string(),
@@ -505,16 +524,31 @@ fn rights(policy: &Policy, doc: &mut Document) {
 }
 
 fn complaints(policy: &Policy, doc: &mut Document) {
-    let r = &policy.controller.regulator;
     doc.heading("Your right to complain");
-    let how = policy
+    doc.para(format!(
+        "If you are unhappy with how we use your personal information, please complain to us first: {}. We will acknowledge your complaint, look into it and tell you the outcome.",
+        complaint_contact(policy)
+    ));
+    doc.para(format!(
+        "You also have the right to make a complaint at any time to {}.",
+        regulator_reference(policy)
+    ));
+}
+
+/// Where complaints to the controller go: the complaints contact, or the
+/// rights contact when none is given.
+pub(super) fn complaint_contact(policy: &Policy) -> &str {
+    policy
         .rights
         .complaints
         .as_deref()
-        .unwrap_or(&policy.rights.contact);
-    doc.para(format!(
-        "If you are unhappy with how we use your personal information, please complain to us first: {how}. We will acknowledge your complaint, look into it and tell you the outcome."
-    ));
+        .unwrap_or(&policy.rights.contact)
+}
+
+/// "the <regulator> (<short>), the supervisory authority for data
+/// protection: <url>, <address>".
+pub(super) fn regulator_reference(policy: &Policy) -> String {
+    let r = &policy.controller.regulator;
     let short = r
         .short_name
         .as_deref()
@@ -525,10 +559,10 @@ fn complaints(policy: &Policy, doc: &mut Document) {
         .as_deref()
         .map(|a| format!(", {a}"))
         .unwrap_or_default();
-    doc.para(format!(
-        "You also have the right to make a complaint at any time to the {}{short}, the supervisory authority for data protection: {}{address}.",
+    format!(
+        "the {}{short}, the supervisory authority for data protection: {}{address}",
         r.name, r.url
-    ));
+    )
 }
 
 fn cookie_summary(policy: &Policy, doc: &mut Document) {
