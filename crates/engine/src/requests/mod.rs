@@ -7,9 +7,13 @@
 //! who records the check they did. Every transition is audited with who
 //! made it.
 
+mod register;
 mod stored;
 pub mod tasks;
 mod work;
+
+use register::view;
+pub use register::{Asker, ListQuery, Manage, ManageAction, get, list, manage, report};
 
 use stored::{Code, Identity, Meta, Request, Sealed};
 pub use stored::{Kept, Outcome, Refusal};
@@ -26,7 +30,7 @@ use custodian_policy::terms::{FieldType, LegalBasis};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::{new_id, random_bytes, sha256};
-use custodian_vault::store::requests::{RequestFilter, RequestOp, RequestRecord};
+use custodian_vault::store::requests::{RequestOp, RequestRecord};
 use custodian_vault::store::{Batch, OutboxEvent, WriteOp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,8 +44,6 @@ const MAX_ATTEMPTS: u32 = 5;
 const LOCKOUT_MICROS: i64 = 15 * 60 * 1_000_000;
 /// How long a verified person's session lasts.
 const SESSION_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
-/// Requests due within this many days are listed as due soon.
-const DUE_SOON_DAYS: i64 = 7;
 
 /// A new request, from the portal (a service key) or a call-centre agent.
 #[derive(Clone, Deserialize)]
@@ -149,97 +151,6 @@ impl std::fmt::Debug for Verified {
     }
 }
 
-/// Who asks about a request: a key, or a verified person's session.
-pub enum Asker<'a> {
-    Key(&'a Principal),
-    Session(&'a str),
-}
-
-/// The filters of the register's list.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::request_state))]
-    pub state: Option<String>,
-    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::request_kind))]
-    pub kind: Option<String>,
-    /// Due on or before this date (YYYY-MM-DD).
-    #[cfg_attr(feature = "openapi", param(format = Date))]
-    pub due_by: Option<String>,
-    /// Only requests past their due date.
-    #[serde(default)]
-    pub overdue: bool,
-    /// Only requests due within seven days.
-    #[serde(default)]
-    pub due_soon: bool,
-    /// Requests after this id (paging).
-    pub after: Option<Uuid>,
-    /// At most this many (default 100, at most 1000).
-    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
-    pub limit: Option<i64>,
-}
-
-/// What a staff action does to a request's course.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "kebab-case")]
-pub enum ManageAction {
-    /// The request is withdrawn (before work starts).
-    Cancel,
-    /// Refused, with the `reason` given to the person.
-    Refuse,
-    /// Art. 12(3): two further months for a complex or numerous request,
-    /// with the `reason` and the date the person was `told` (within the
-    /// first month).
-    Extend,
-    /// Art. 12A: waiting for clarification `asked` on that date; only with
-    /// `large_amount` (the controller holds a large amount about the person).
-    Pause,
-    /// The clarification was `answered` on that date.
-    Resume,
-    /// The fee arrived `on` that date (the clock starts no earlier).
-    FeeReceived,
-}
-
-/// A staff action on a request's course. Which of the other fields an
-/// action needs is said on each action.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct Manage {
-    pub action: ManageAction,
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// YYYY-MM-DD
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(format = Date))]
-    pub told: Option<String>,
-    /// YYYY-MM-DD
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(format = Date))]
-    pub asked: Option<String>,
-    #[serde(default)]
-    pub large_amount: Option<bool>,
-    /// YYYY-MM-DD
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(format = Date))]
-    pub answered: Option<String>,
-    /// YYYY-MM-DD
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(format = Date))]
-    pub on: Option<String>,
-}
-
-fn needed<'a>(value: &'a Option<String>, field: &str, action: &str) -> Result<&'a str, AppError> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| AppError::Invalid(format!("`{action}` needs `{field}`")))
-}
-
 /// The bank-holiday division of the controller: where it is registered.
 pub fn division(app: &App) -> Division {
     let registered = app
@@ -306,9 +217,8 @@ fn entry(
     }
 }
 
-/// The event announcing a request's new state. `_what` names the step for
-/// readers of this code; the event carries the state itself.
-fn request_event(_what: &str, r: &Request, at: i64) -> OutboxEvent {
+/// The event announcing a request's new state.
+fn request_event(r: &Request, at: i64) -> OutboxEvent {
     crate::events::Event::RequestChanged {
         request: r.record.id,
         kind: r.kind.as_str().into(),
@@ -527,7 +437,7 @@ pub async fn submit(
     let batch = Batch {
         ops,
         audit,
-        outbox: vec![request_event("request.received", &r, at)],
+        outbox: vec![request_event(&r, at)],
     };
     written(app.store.write(batch).await)?;
     if r.state == RequestState::InProgress {
@@ -665,7 +575,7 @@ pub async fn verify(
             Some("email-code".into()),
             at,
         )],
-        outbox: vec![request_event("request.verified", &r, at)],
+        outbox: vec![request_event(&r, at)],
     };
     written(app.store.write(batch).await)?;
     app.tasks_queued.notify_one();
@@ -673,288 +583,4 @@ pub async fn verify(
         session: token,
         request: view(app, r, now).await?,
     })
-}
-
-/// May `asker` see request `r`? A key by the table; a session only for the
-/// requests of the address it proved (others are "not found").
-async fn may_see(
-    app: &App,
-    asker: &Asker<'_>,
-    operation: Operation,
-    r: &RequestRecord,
-    now: OffsetDateTime,
-) -> Result<(), AppError> {
-    match asker {
-        Asker::Key(p) => app.authorize(p, operation, now).await.map(drop),
-        Asker::Session(token) => {
-            let contact = app
-                .store
-                .session(&sha256(token.as_bytes()), micros(now))
-                .await?;
-            match contact {
-                None => Err(AppError::Unauthorized),
-                Some(c) if Some(c) == r.contact_hash => Ok(()),
-                Some(_) => Err(AppError::NotFound("no request with this id".into())),
-            }
-        }
-    }
-}
-
-pub async fn get(
-    app: &App,
-    asker: Asker<'_>,
-    id: Uuid,
-    now: OffsetDateTime,
-) -> Result<RequestView, AppError> {
-    let record = app.store.request(id).await?;
-    let Some(record) = record else {
-        if let Asker::Key(p) = asker {
-            app.authorize(p, Operation::ReadRequest, now).await?;
-        }
-        return Err(AppError::NotFound("no request with this id".into()));
-    };
-    may_see(app, &asker, Operation::ReadRequest, &record, now).await?;
-    view(app, Request::from_record(record)?, now).await
-}
-
-/// The register, filtered: by state, kind, due date, overdue or due soon.
-pub async fn list(
-    app: &App,
-    principal: &Principal,
-    q: ListQuery,
-    now: OffsetDateTime,
-) -> Result<Vec<RequestView>, AppError> {
-    app.authorize(principal, Operation::ListRequests, now)
-        .await?;
-    if let Some(s) = &q.state {
-        RequestState::parse(s).ok_or_else(|| AppError::Invalid(format!("unknown state `{s}`")))?;
-    }
-    if let Some(k) = &q.kind {
-        RequestKind::parse(k).ok_or_else(|| AppError::Invalid(format!("unknown kind `{k}`")))?;
-    }
-    if let Some(d) = &q.due_by {
-        time::Date::parse(
-            d,
-            &time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .map_err(|_| AppError::Invalid("`due_by` must be a date, YYYY-MM-DD".into()))?;
-    }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::Invalid("`limit` must be 1 to 1000".into()));
-    }
-    let filter = RequestFilter {
-        state: q.state.clone(),
-        kind: q.kind.clone(),
-        due_by: q.due_by.clone(),
-        contact_hash: None,
-        after: q.after,
-        limit,
-    };
-    let mut out = Vec::new();
-    for record in app.store.requests(&filter).await? {
-        let v = view_without_tasks(Request::from_record(record)?, now);
-        if (q.overdue && !v.overdue) || (q.due_soon && !v.due_soon) {
-            continue;
-        }
-        out.push(v);
-    }
-    Ok(out)
-}
-
-/// A report (json, html, or the portability archive), opened.
-pub async fn report(
-    app: &App,
-    asker: Asker<'_>,
-    id: Uuid,
-    format: &str,
-    now: OffsetDateTime,
-) -> Result<Vec<u8>, AppError> {
-    let record = app
-        .store
-        .request(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no request with this id".into()))?;
-    may_see(app, &asker, Operation::ReadReport, &record, now).await?;
-    let sealed =
-        app.store.report(id, format).await?.ok_or_else(|| {
-            AppError::NotFound(format!("this request has no {format} report (yet)"))
-        })?;
-    let entry_actor = match &asker {
-        Asker::Key(p) => p.actor(),
-        Asker::Session(_) => "person".into(),
-    };
-    written(
-        app.store
-            .write(Batch::audit_only(entry(
-                &entry_actor,
-                "request.report",
-                record.subject,
-                "allowed",
-                Some(format!("format={format}")),
-                micros(now),
-            )))
-            .await,
-    )?;
-    stored::open_report(app, &record, format, &sealed)
-}
-
-/// A staff action on a request's course: cancel, refuse, extend, pause,
-/// resume, or record the fee.
-pub async fn manage(
-    app: &App,
-    principal: &Principal,
-    id: Uuid,
-    action: Manage,
-    now: OffsetDateTime,
-) -> Result<RequestView, AppError> {
-    app.authorize(principal, Operation::ManageRequest, now)
-        .await?;
-    let at = micros(now);
-    let record = app
-        .store
-        .request(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no request with this id".into()))?;
-    let mut r = Request::from_record(record)?;
-    let expected = r.record.version;
-    let mut outbox = Vec::new();
-    let what = match action.action {
-        ManageAction::Cancel => {
-            advance(&mut r, RequestEvent::Cancel)?;
-            outbox.push(request_event("request.cancelled", &r, at));
-            "request.cancel"
-        }
-        ManageAction::Refuse => {
-            let reason = needed(&action.reason, "reason", "refuse")?.to_string();
-            advance(&mut r, RequestEvent::Refuse)?;
-            let regulator = &app.policy.document.controller.regulator.name;
-            r.meta.outcome = Some(Outcome {
-                refusal: Some(Refusal {
-                    reason,
-                    complain_to: format!(
-                        "You may complain to the {regulator}, and you may seek a remedy from a court."
-                    ),
-                }),
-                ..r.meta.outcome.clone().unwrap_or_default()
-            });
-            outbox.push(request_event("request.refused", &r, at));
-            "request.refuse"
-        }
-        ManageAction::Extend => {
-            if r.state.is_final() {
-                return Err(AppError::Invalid(
-                    "a closed request cannot be extended".into(),
-                ));
-            }
-            let reason = needed(&action.reason, "reason", "extend")?.to_string();
-            let told = parse_date("told", needed(&action.told, "told", "extend")?)?;
-            let ext = rules::Extension {
-                reason: reason.clone(),
-                told,
-            };
-            rules::check_extension(&r.clock(), &ext, division(app))
-                .map_err(|e| AppError::Invalid(e.to_string()))?;
-            r.meta.extension = Some(stored::ExtensionRecord { reason, told });
-            "request.extend"
-        }
-        ManageAction::Pause => {
-            if r.state.is_final() {
-                return Err(AppError::Invalid(
-                    "a closed request cannot be paused".into(),
-                ));
-            }
-            let asked = parse_date("asked", needed(&action.asked, "asked", "pause")?)?;
-            rules::may_pause(action.large_amount.unwrap_or(false))
-                .map_err(|e| AppError::Invalid(e.to_string()))?;
-            if r.meta.pauses.iter().any(|p| p.answered.is_none()) {
-                return Err(AppError::Invalid("the request is paused already".into()));
-            }
-            r.meta.pauses.push(stored::PauseRecord {
-                asked,
-                answered: None,
-            });
-            "request.pause"
-        }
-        ManageAction::Resume => {
-            let answered = parse_date("answered", needed(&action.answered, "answered", "resume")?)?;
-            let open = r
-                .meta
-                .pauses
-                .iter_mut()
-                .find(|p| p.answered.is_none())
-                .ok_or_else(|| AppError::Invalid("the request is not paused".into()))?;
-            open.answered = Some(answered);
-            "request.resume"
-        }
-        ManageAction::FeeReceived => {
-            let on = parse_date("on", needed(&action.on, "on", "fee-received")?)?;
-            r.meta.fee_at = Some(micros(on.midnight().assume_utc()));
-            "request.fee"
-        }
-    };
-    recompute_due(app, &mut r)?;
-    let record = r.to_record(at)?;
-    let batch = Batch {
-        ops: vec![WriteOp::Request(RequestOp::Update {
-            record: record.clone(),
-            expected_version: expected,
-        })],
-        audit: vec![entry(
-            &principal.actor(),
-            what,
-            r.record.subject,
-            "recorded",
-            None,
-            at,
-        )],
-        outbox,
-    };
-    written(app.store.write(batch).await)?;
-    r.record = record;
-    view(app, r, now).await
-}
-
-fn view_without_tasks(r: Request, now: OffsetDateTime) -> RequestView {
-    let today = now.date();
-    let due = r.record.due.as_deref().and_then(|d| {
-        time::Date::parse(
-            d,
-            &time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .ok()
-    });
-    let open = r.state.is_open();
-    RequestView {
-        id: r.record.id,
-        kind: r.kind,
-        state: r.state,
-        received_at: crate::read::rfc3339(r.record.received_at),
-        due: r.record.due.clone(),
-        overdue: open && due.is_some_and(|d| rules::overdue(d, today)),
-        due_soon: open && due.is_some_and(|d| rules::due_soon(d, today, DUE_SOON_DAYS)),
-        verified_at: r.meta.identity.as_ref().map(|i| crate::read::rfc3339(i.at)),
-        extended: r.meta.extension.is_some(),
-        paused: r.meta.pauses.iter().any(|p| p.answered.is_none()),
-        outcome: r.meta.outcome.clone(),
-        tasks: Vec::new(),
-    }
-}
-
-async fn view(app: &App, r: Request, now: OffsetDateTime) -> Result<RequestView, AppError> {
-    let id = r.record.id;
-    let mut v = view_without_tasks(r, now);
-    v.tasks = app
-        .store
-        .tasks_of(id)
-        .await?
-        .into_iter()
-        .map(|t| TaskView {
-            system: t.system,
-            state: t.state,
-            attempts: t.attempts,
-            last_error: t.last_error,
-        })
-        .collect();
-    Ok(v)
 }

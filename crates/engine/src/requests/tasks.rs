@@ -198,7 +198,7 @@ async fn execute(app: &App, task: &TaskRecord, at: i64) -> Result<(), AppError> 
         at,
     ));
     let mut outbox = effects.outbox;
-    outbox.push(super::request_event("request.completed", &r, at));
+    outbox.push(super::request_event(&r, at));
     written(app.store.write(Batch { ops, audit, outbox }).await).map(drop)
 }
 
