@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// died is picked up again.
     #[arg(long, env = "CUSTODIAN_TASK_LEASE_MS")]
     pub task_lease_ms: Option<u64>,
+    /// How long, in milliseconds, a request may await the person's
+    /// verification before it expires (default 2592000000, thirty days).
+    #[arg(long, env = "CUSTODIAN_UNVERIFIED_EXPIRY_MS")]
+    pub unverified_expiry_ms: Option<u64>,
+    /// The least time, in milliseconds, between two one-time codes for one
+    /// request (default 60000).
+    #[arg(long, env = "CUSTODIAN_CODE_RESEND_GAP_MS")]
+    pub code_resend_gap_ms: Option<u64>,
     #[command(flatten)]
     pub smtp: SmtpArgs,
 }
@@ -116,6 +124,8 @@ pub struct FileSettings {
     pub body_limit: Option<usize>,
     pub key_cache_ms: Option<u64>,
     pub task_lease_ms: Option<u64>,
+    pub unverified_expiry_ms: Option<u64>,
+    pub code_resend_gap_ms: Option<u64>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
     pub smtp_tls: Option<SmtpTls>,
@@ -142,6 +152,8 @@ pub struct Settings {
     pub body_limit: usize,
     pub key_cache: std::time::Duration,
     pub task_lease: std::time::Duration,
+    pub unverified_expiry: std::time::Duration,
+    pub code_resend_gap: std::time::Duration,
     /// The mail relay; `None` when no `smtp_host` is set.
     pub smtp: Option<SmtpSettings>,
 }
@@ -285,6 +297,17 @@ impl ServeArgs {
                 self.task_lease_ms
                     .or(file.task_lease_ms)
                     .unwrap_or(DEFAULT_TASK_LEASE_MS),
+            ),
+            unverified_expiry: self
+                .unverified_expiry_ms
+                .or(file.unverified_expiry_ms)
+                .map_or(
+                    custodian_engine::requests::tasks::DEFAULT_UNVERIFIED_EXPIRY,
+                    std::time::Duration::from_millis,
+                ),
+            code_resend_gap: self.code_resend_gap_ms.or(file.code_resend_gap_ms).map_or(
+                custodian_engine::requests::unverified::DEFAULT_RESEND_GAP,
+                std::time::Duration::from_millis,
             ),
             smtp,
         })

@@ -116,7 +116,8 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 "no mail relay is configured (smtp_host): rights requests that need a one-time code are kept but answered 503 until one is"
             );
         }
-        let app = App::new(store, keys, policy, policy_text).with_mailer(mailer);
+        let mut app = App::new(store, keys, policy, policy_text).with_mailer(mailer);
+        app.code_resend_gap = settings.code_resend_gap;
         match custodian_engine::rotation::missing_keks(&app).await {
             Ok(missing) if missing.is_empty() => {}
             Ok(missing) => {
@@ -179,6 +180,7 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
         };
         let runner_settings = custodian_engine::requests::tasks::RunnerSettings {
             lease: settings.task_lease,
+            unverified_expiry: settings.unverified_expiry,
             ..Default::default()
         };
         let runner = tokio::spawn(custodian_engine::requests::tasks::runner(

@@ -20,6 +20,7 @@ pub enum Operation {
     LookupSubject,
     Disclose,
     RecordConsent,
+    RecordCompellingGrounds,
     ConsentReceipt,
     SubjectConsents,
     VisitorConsents,
@@ -28,6 +29,7 @@ pub enum Operation {
     CampaignCheck,
     Suppress,
     SubmitRequest,
+    ResendCode,
     ReadRequest,
     ListRequests,
     ReadReport,
@@ -78,7 +80,9 @@ use Role::{Admin, Agent, Dpo, Processor, Service};
 /// verifies the audit, but records nothing about a person (no collection,
 /// consent, relationship, suppression or link): those are acts of the
 /// organisation's systems and agents, and keeping them apart keeps the
-/// overseer's trail clean. Processors only receive disclosures.
+/// overseer's trail clean. The one exception is the DPO's own judgement:
+/// compelling grounds that override an objection (Art. 21(1)), which only
+/// the DPO records. Processors only receive disclosures.
 pub const RULES: &[Rule] = &[
     rule(
         Operation::CollectNew,
@@ -156,6 +160,11 @@ pub const RULES: &[Rule] = &[
         Binding::None,
     ),
     rule(
+        Operation::ResendCode,
+        &[Admin, Agent, Service],
+        Binding::None,
+    ),
+    rule(
         Operation::ReadRequest,
         &[Admin, Dpo, Agent, Service],
         Binding::None,
@@ -163,6 +172,7 @@ pub const RULES: &[Rule] = &[
     rule(Operation::ListRequests, &[Admin, Dpo, Agent], Binding::None),
     rule(Operation::ReadReport, &[Admin, Dpo], Binding::None),
     rule(Operation::ManageRequest, &[Admin, Dpo], Binding::None),
+    rule(Operation::RecordCompellingGrounds, &[Dpo], Binding::None),
     rule(Operation::ListKeys, &[Admin], Binding::None),
     rule(Operation::CreateKey, &[Admin], Binding::None),
     rule(Operation::RevokeKey, &[Admin], Binding::None),
@@ -203,6 +213,7 @@ impl Operation {
             Operation::LookupSubject => "lookup",
             Operation::Disclose => "disclose",
             Operation::RecordConsent => "consent.record",
+            Operation::RecordCompellingGrounds => "objection.compelling-grounds",
             Operation::ConsentReceipt => "consent.receipt",
             Operation::SubjectConsents | Operation::VisitorConsents => "consent.history",
             Operation::LinkVisitor => "consent.link-visitor",
@@ -210,6 +221,7 @@ impl Operation {
             Operation::CampaignCheck => "marketing.campaign",
             Operation::Suppress => "marketing.suppress",
             Operation::SubmitRequest => "request.receive",
+            Operation::ResendCode => "request.code",
             Operation::ReadRequest => "request.read",
             Operation::ListRequests => "request.list",
             Operation::ReadReport => "request.report",
@@ -282,7 +294,7 @@ mod tests {
             );
             assert!(!r.roles.is_empty(), "row {i} allows no one");
         }
-        assert_eq!(RULES.len(), 23);
+        assert_eq!(RULES.len(), 25);
     }
 
     #[test]

@@ -4,11 +4,11 @@
 
 use super::authz::not_bound;
 use super::collect::micros;
-use super::error::Internal;
 use super::error::written;
 use super::read::{Refusal, actor_of, open_allowed, outcome, refusals, subject_state, wanted};
 use super::{App, AppError, Operation, Principal, Role};
-use custodian_policy::decision::{self, Actor, Request, transfer_allowed};
+use custodian_policy::decision::{self, Actor, Request};
+use custodian_policy::disclosure::{GateRefusal, records_gate};
 use custodian_policy::terms::{DisclosureForm, FieldType};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
@@ -132,50 +132,39 @@ pub async fn disclose(
         .purpose(&req.purpose)
         .ok_or_else(|| AppError::UnknownPurpose(req.purpose.clone()))?;
     let at = micros(now);
-    let (Some(purpose), Some(recipient)) = (
-        policy.purposes.get(pix.get()),
-        policy.recipients.get(rix.get()),
-    ) else {
-        return Err(AppError::Internal(Internal::PolicyTable));
-    };
-    let refusal = if !purpose.discloses_to(rix) {
-        Some((
-            "recipient_not_allowed",
-            format!(
-                "purpose `{}` does not disclose to `{}`",
-                req.purpose, req.recipient
-            ),
-        ))
-    } else if !transfer_allowed(recipient.transfer, now) {
-        Some((
-            "unsafe_transfer",
-            format!(
-                "a transfer to `{}` has no adequacy or safeguard today",
-                req.recipient
-            ),
-        ))
-    } else {
-        None
-    };
-    let refusal = refusal.or_else(|| {
-        (recipient.form == DisclosureForm::Aggregated).then(|| {
-            (
-                "aggregated_only",
-                format!(
+    let recipient = match records_gate(policy, pix, rix, now) {
+        Ok(table) => table,
+        Err(refusal) => {
+            written(
+                app.store
+                    .write(Batch::audit_only(refusal_entry(
+                        principal,
+                        &req,
+                        refusal.code(),
+                        at,
+                    )))
+                    .await,
+            )?;
+            let detail = match refusal {
+                GateRefusal::RecipientNotAllowed => format!(
+                    "purpose `{}` does not disclose to `{}`",
+                    req.purpose, req.recipient
+                ),
+                GateRefusal::UnsafeTransfer => format!(
+                    "a transfer to `{}` has no adequacy or safeguard today",
+                    req.recipient
+                ),
+                GateRefusal::AggregatedOnly => format!(
                     "`{}` receives only aggregated statistics, never records about individuals",
                     req.recipient
                 ),
-            )
-        })
-    });
-    if let Some((code, detail)) = refusal {
-        written(
-            app.store
-                .write(Batch::audit_only(refusal_entry(principal, &req, code, at)))
-                .await,
-        )?;
-        return Err(AppError::ForbiddenCode { code, detail });
-    }
+            };
+            return Err(AppError::ForbiddenCode {
+                code: refusal.code(),
+                detail,
+            });
+        }
+    };
 
     let actor = match principal.role {
         Role::Processor => Actor::Processor(rix),

@@ -56,6 +56,10 @@ pub enum AppError {
         "mail to the person could not be sent ({0}); the request is kept, awaiting verification"
     )]
     MailUnavailable(&'static str),
+    /// The same thing was asked for moments ago (a code sent again within a
+    /// minute): answered 429, to retry later.
+    #[error("{0}")]
+    TooSoon(String),
     /// A task's lease passed to another worker: its work here is undone.
     #[error("the task was taken over by another worker")]
     LeaseLost,
@@ -128,6 +132,7 @@ impl AppError {
             AppError::RequestChanged => "request_changed",
             AppError::MailUnavailable(code) => code,
             AppError::LeaseLost => "lease_lost",
+            AppError::TooSoon(_) => "too_soon",
             AppError::Corrupt(_) => "corrupt_value",
             AppError::Internal(which) => which.code(),
         }

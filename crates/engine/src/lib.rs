@@ -14,6 +14,7 @@ pub mod events;
 pub mod keys;
 pub mod mail;
 pub mod marketing;
+pub mod objection;
 pub mod read;
 pub mod receipt;
 pub mod requests;
@@ -53,6 +54,8 @@ pub struct App {
     /// Marketing checks, counted per key, channel and outcome (not audited
     /// one by one: see [`marketing::Counts`]).
     pub marketing_counts: Arc<marketing::Counts>,
+    /// The least time between two one-time codes for one request.
+    pub code_resend_gap: std::time::Duration,
 }
 
 impl App {
@@ -67,6 +70,7 @@ impl App {
             tasks_queued: Arc::new(tokio::sync::Notify::new()),
             node: Arc::from(format!("node-{}", custodian_vault::crypto::new_id()).as_str()),
             marketing_counts: Arc::new(marketing::Counts::default()),
+            code_resend_gap: requests::unverified::DEFAULT_RESEND_GAP,
         }
     }
 

@@ -40,6 +40,38 @@ pub const OWN_ACT_METHODS: [&str; 3] = ["web-form", "app", "call-centre"];
 pub const REPERMISSION_METHOD: &str = "re-permission";
 /// A Global Privacy Control signal.
 pub const GPC_METHOD: &str = "gpc";
+/// The controller's record, made by its data protection officer, of
+/// compelling legitimate grounds that override a person's objection to one
+/// purpose (Art. 21(1)). Folded as a lift of that objection.
+pub const COMPELLING_GROUNDS_METHOD: &str = "compelling-grounds";
+
+/// Why compelling grounds cannot override an objection to a purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroundsRefused {
+    /// Art. 21(3): an objection to direct marketing is absolute.
+    DirectMarketing,
+    /// Art. 21(1) reaches only processing on legitimate interests or a
+    /// public task; there is no objection of that kind to override.
+    NotObjectable,
+}
+
+/// Art. 21(1): the controller may go on processing despite an objection
+/// only where it demonstrates compelling legitimate grounds, and only for
+/// processing on legitimate interests or a public task that is not direct
+/// marketing.
+pub fn grounds_may_override(
+    basis: crate::terms::LegalBasis,
+    marketing: bool,
+) -> Result<(), GroundsRefused> {
+    use crate::terms::LegalBasis;
+    if marketing {
+        return Err(GroundsRefused::DirectMarketing);
+    }
+    match basis {
+        LegalBasis::LegitimateInterest | LegalBasis::PublicTask => Ok(()),
+        _ => Err(GroundsRefused::NotObjectable),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

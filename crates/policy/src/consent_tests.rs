@@ -317,3 +317,40 @@ fn a_soft_opt_in_record_ends_with_a_refusal_or_an_objection() {
     ));
     assert_eq!(status(&q, "offers", "email"), Some("refused"));
 }
+
+#[test]
+fn compelling_grounds_override_only_objections_to_interests_or_a_public_task() {
+    use crate::terms::LegalBasis;
+    assert_eq!(
+        grounds_may_override(LegalBasis::LegitimateInterest, false),
+        Ok(())
+    );
+    assert_eq!(grounds_may_override(LegalBasis::PublicTask, false), Ok(()));
+    // Art. 21(3): no grounds outweigh an objection to direct marketing.
+    assert_eq!(
+        grounds_may_override(LegalBasis::LegitimateInterest, true),
+        Err(GroundsRefused::DirectMarketing)
+    );
+    for basis in [
+        LegalBasis::Consent,
+        LegalBasis::Contract,
+        LegalBasis::LegalObligation,
+    ] {
+        assert_eq!(
+            grounds_may_override(basis, false),
+            Err(GroundsRefused::NotObjectable)
+        );
+    }
+}
+
+#[test]
+fn compelling_grounds_end_the_objection_to_that_purpose_only() {
+    let mut p = Preferences::default();
+    p.apply(&event(ConsentAction::Object, Some("fraud"), None, 1));
+    p.apply(&event(ConsentAction::Object, Some("analytics"), None, 2));
+    let mut grounds = event(ConsentAction::Lift, Some("fraud"), None, 3);
+    grounds.method = COMPELLING_GROUNDS_METHOD.into();
+    p.apply(&grounds);
+    assert!(!p.objected("fraud", None, false));
+    assert!(p.objected("analytics", None, false));
+}

@@ -6,7 +6,6 @@
 //! the request and the time. No I/O, no clock, no allocation.
 
 use crate::compiled::*;
-use crate::day::Day;
 use crate::terms::*;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -278,16 +277,9 @@ pub fn decide(
     ledger.decision
 }
 
-/// Whether a recipient's transfer rule allows a disclosure at `now`.
-pub fn transfer_allowed(rule: TransferRule, now: OffsetDateTime) -> bool {
-    let today = Day(now.date());
-    match rule {
-        TransferRule::Always => true,
-        // An adequacy decision's end date is its last day in force.
-        TransferRule::Between(from, until) => from <= today && until.is_none_or(|u| today <= u),
-        TransferRule::Never => false,
-    }
-}
+/// Whether a recipient's transfer rule allows a disclosure at `now` (the
+/// one rule, kept with the disclosure gate).
+pub use crate::disclosure::transfer_allowed;
 
 fn objected(
     state: &SubjectState,

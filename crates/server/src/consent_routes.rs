@@ -17,6 +17,7 @@ use custodian_engine::cookies::{self, CookieChoice, CookieChoiceResponse};
 use custodian_engine::marketing::{
     self, CheckAnswer, CheckQuery, SuppressRequest, SuppressResponse,
 };
+use custodian_engine::objection::{self, CompellingGrounds};
 use custodian_engine::{AppError, receipt};
 use custodian_vault::store::Holder;
 use futures_util::StreamExt;
@@ -33,6 +34,10 @@ pub fn routes() -> Router<State> {
         .route("/v1/consents", post(record_consent))
         .route("/v1/consents/{id}/receipt", get(consent_receipt))
         .route("/v1/subjects/{id}/consents", get(subject_consents))
+        .route(
+            "/v1/subjects/{id}/compelling-grounds",
+            post(compelling_grounds),
+        )
         .route("/v1/visitors/{id}/consents", get(visitor_consents))
         .route("/v1/visitors/{id}/link", post(link_visitor))
         .route(
@@ -85,6 +90,25 @@ pub async fn subject_consents(
     let id = Uuid::parse_str(&id).map_err(|_| AppError::SubjectNotFound)?;
     Ok(axum::Json(
         consent::history(&s.app, &p, Holder::Subject(id), now()).await?,
+    ))
+}
+
+/// The DPO records compelling grounds that override the subject's objection
+/// to one purpose on legitimate interests or a public task (Art. 21(1));
+/// never for direct marketing (Art. 21(3)).
+#[utoipa::path(post, path = "/v1/subjects/{id}/compelling-grounds", tag = "consent", request_body = CompellingGrounds, security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "Subject id")),
+    responses((status = 201, body = ConsentResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 410, body = Problem), (status = 422, body = Problem)))]
+pub async fn compelling_grounds(
+    AxumState(s): AxumState<State>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Json(req): Json<CompellingGrounds>,
+) -> Answer<(StatusCode, axum::Json<ConsentResponse>)> {
+    let id = Uuid::parse_str(&id).map_err(|_| AppError::SubjectNotFound)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(objection::record(&s.app, &p, id, req, now()).await?),
     ))
 }
 

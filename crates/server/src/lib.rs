@@ -57,6 +57,11 @@ pub const ROUTES: &[(&str, &str, Access)] = {
             "/v1/subjects/{id}/consents",
             Key(Op::SubjectConsents),
         ),
+        (
+            "POST",
+            "/v1/subjects/{id}/compelling-grounds",
+            Key(Op::RecordCompellingGrounds),
+        ),
         ("POST", "/v1/disclosures", Key(Op::Disclose)),
         ("POST", "/v1/consents", Key(Op::RecordConsent)),
         ("GET", "/v1/consents/{id}/receipt", Key(Op::ConsentReceipt)),
@@ -81,6 +86,7 @@ pub const ROUTES: &[(&str, &str, Access)] = {
             Access::KeyOrSession(Op::ReadRequest),
         ),
         ("POST", "/v1/requests/{id}/verify", Public),
+        ("POST", "/v1/requests/{id}/resend-code", Key(Op::ResendCode)),
         ("POST", "/v1/requests/{id}/manage", Key(Op::ManageRequest)),
         (
             "GET",

@@ -42,13 +42,13 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::create_subject, routes::add_data, routes::put_relationship, routes::read_subject,
         routes::lookup_subject, routes::create_disclosure, routes::list_keys, routes::create_key,
         routes::revoke_key, routes::verify_audit, routes::healthz, routes::readyz,
-        consent_routes::record_consent, consent_routes::subject_consents, consent_routes::visitor_consents,
+        consent_routes::record_consent, consent_routes::subject_consents, consent_routes::compelling_grounds, consent_routes::visitor_consents,
         consent_routes::link_visitor, consent_routes::consent_receipt, consent_routes::receipt_key,
         consent_routes::check, consent_routes::check_many, consent_routes::suppress, consent_routes::cookie_choice, consent_routes::cookie_renewal,
         pages::index, pages::notice_html, pages::notice_md, pages::cookies_html, pages::cookies_md,
         pages::policy_json, pages::ropa_json, banner::consent_js, banner::consent_preview, banner::gpc_json,
         openapi_json,
-        request_routes::submit, request_routes::list, request_routes::read, request_routes::verify,
+        request_routes::submit, request_routes::list, request_routes::read, request_routes::verify, request_routes::resend_code,
         request_routes::manage, request_routes::report_json, request_routes::report_html, request_routes::archive,
     ),
     components(schemas(
@@ -63,6 +63,7 @@ use utoipa_swagger_ui::SwaggerUi;
         custodian_engine::requests::Manage, custodian_engine::requests::ManageAction,
         custodian_engine::requests::Outcome,
         custodian_engine::requests::Kept, custodian_engine::requests::Refusal,
+        custodian_engine::objection::CompellingGrounds,
     )),
     modifiers(&BearerKeys, &Contract),
 )]

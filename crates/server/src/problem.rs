@@ -57,6 +57,10 @@ impl IntoResponse for Problem {
             StatusCode::SERVICE_UNAVAILABLE if !headers.contains_key(header::RETRY_AFTER) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }
+            // Asked again too soon (a code within a minute of the last).
+            StatusCode::TOO_MANY_REQUESTS if !headers.contains_key(header::RETRY_AFTER) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
             _ => {}
         }
         response
@@ -80,6 +84,7 @@ impl From<AppError> for Problem {
             | AppError::RequestChanged
             | AppError::LeaseLost => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
+            AppError::TooSoon(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable | AppError::KeyUnavailable(_) | AppError::MailUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

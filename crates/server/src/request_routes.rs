@@ -25,6 +25,7 @@ pub fn routes() -> Router<State> {
         .route("/v1/requests", post(submit).get(list))
         .route("/v1/requests/{id}", get(read))
         .route("/v1/requests/{id}/verify", post(verify))
+        .route("/v1/requests/{id}/resend-code", post(resend_code))
         .route("/v1/requests/{id}/manage", post(manage))
         .route("/v1/requests/{id}/report", get(report_json))
         .route("/v1/requests/{id}/report.html", get(report_html))
@@ -130,6 +131,30 @@ pub async fn verify(
     let id = request_id(&id)?;
     Ok(axum::Json(
         requests::verify(&s.app, id, &req.code, now()).await?,
+    ))
+}
+
+/// A fresh one-time code for a request still awaiting verification, sent
+/// to the address the person gave; the old code stops working. At most five
+/// codes per request, one a minute.
+#[utoipa::path(post, path = "/v1/requests/{id}/resend-code", tag = "requests",
+    params(("id" = Uuid, Path, description = "Request id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = RequestView), (status = 401, body = Problem),
+        (status = 403, description = "Locked after wrong codes, or five codes already sent", body = Problem),
+        (status = 404, description = "No request awaits verification with this id", body = Problem),
+        (status = 429, description = "A code was sent less than a minute ago", body = Problem),
+        (status = 503, description = "The mail relay could not take the message", body = Problem),
+    ))]
+pub async fn resend_code(
+    AxumState(s): AxumState<State>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Answer<axum::Json<RequestView>> {
+    let id = request_id(&id)?;
+    Ok(axum::Json(
+        requests::unverified::resend_code(&s.app, &p, id, now()).await?,
     ))
 }
 

@@ -51,6 +51,38 @@ pub fn new_id() -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &random_bytes::<10>()).into_uuid()
 }
 
+/// JSON with object keys sorted at every level and no insignificant space:
+/// the exact bytes a signature over a JSON document (a consent receipt)
+/// covers, whoever serialised it.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(k.clone()),
+                        map.get(k).map_or_else(String::new, canonical_json)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        serde_json::Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(canonical_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// Verifies an Ed25519 signature (a consent receipt's).
 pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
@@ -356,6 +388,15 @@ impl Keyring {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let v = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 2, "y": 1}], "c": "x"}});
+        assert_eq!(
+            super::canonical_json(&v),
+            r#"{"a":{"c":"x","d":[1,{"y":1,"z":2}]},"b":1}"#
+        );
+    }
     use super::*;
 
     fn keyring() -> Keyring {

@@ -156,6 +156,14 @@ fn request_for(
         ("GET", "/v1/subjects/{id}/consents") => {
             (format!("/v1/subjects/{id}/consents"), None, None)
         }
+        ("POST", "/v1/subjects/{id}/compelling-grounds") => (
+            format!("/v1/subjects/{id}/compelling-grounds"),
+            // Direct marketing: refused on the merits (422) once allowed.
+            Some(
+                json!({"purpose": "postal-marketing", "grounds": "assessment", "reference": "DPO-1"}),
+            ),
+            None,
+        ),
         ("POST", "/v1/disclosures") => (
             path.into(),
             Some(
@@ -221,6 +229,12 @@ fn request_for(
         ("POST", "/v1/requests/{id}/verify") => (
             format!("/v1/requests/{}/verify", f.request),
             Some(json!({"code": "000000"})),
+            None,
+        ),
+        // In progress already: no code to send (404), once allowed.
+        ("POST", "/v1/requests/{id}/resend-code") => (
+            format!("/v1/requests/{}/resend-code", f.request),
+            None,
             None,
         ),
         ("POST", "/v1/requests/{id}/manage") => (

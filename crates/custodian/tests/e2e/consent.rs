@@ -1,9 +1,22 @@
 //! Consent, marketing checks, receipts, cookie consent and Global Privacy
 //! Control, through the real server.
 
-use super::vault::{collect, vault};
+use super::vault::{Vault, collect, vault};
 use super::*;
 use serde_json::json;
+
+both_stores!(
+    consent_is_per_channel_withdrawable_and_never_rewritten,
+    an_objection_stops_all_marketing_and_suppresses_the_address,
+    campaign_lists_stream_back_only_the_allowed,
+    global_privacy_control_is_an_objection,
+    a_visitors_choices_move_to_the_subject_it_becomes,
+    long_campaign_lists_keep_their_order_across_batches,
+    an_objection_ends_consents_and_a_later_own_grant_lifts_one_channel,
+    objections_are_lifted_and_narrowed_as_events,
+    a_gpc_visitor_who_signs_up_can_ask_for_the_newsletter,
+    data_from_refused_cookies_is_refused_under_every_basis,
+);
 
 /// A subscriber with an email address and, for the first one of a test, +447700900555.
 fn subscriber(server: &Server, key: &str, email: &str) -> String {
@@ -50,9 +63,7 @@ fn preference<'a>(
         .unwrap_or_else(|| panic!("no preference for {purpose}/{channel:?} in {prefs}"))
 }
 
-#[test]
-fn consent_is_per_channel_withdrawable_and_never_rewritten() {
-    let v = vault(&[]);
+fn consent_is_per_channel_withdrawable_and_never_rewritten(v: Vault) {
     let s = &v.server;
     let id = subscriber(s, &v.admin, "grace@example.org");
     // Defaults from the policy: email, phone and SMS off until granted; post on.
@@ -175,9 +186,7 @@ fn consent_is_per_channel_withdrawable_and_never_rewritten() {
     assert_eq!(r.json()["errors"][0]["code"], "channel_required");
 }
 
-#[test]
-fn an_objection_stops_all_marketing_and_suppresses_the_address() {
-    let v = vault(&[]);
+fn an_objection_stops_all_marketing_and_suppresses_the_address(v: Vault) {
     let s = &v.server;
     let id = subscriber(s, &v.admin, "ada@objection.example");
     consent(
@@ -228,9 +237,7 @@ fn an_objection_stops_all_marketing_and_suppresses_the_address() {
     );
 }
 
-#[test]
-fn campaign_lists_stream_back_only_the_allowed() {
-    let v = vault(&[]);
+fn campaign_lists_stream_back_only_the_allowed(v: Vault) {
     let s = &v.server;
     let mut expected = Vec::new();
     let mut ids = Vec::new();
@@ -431,9 +438,7 @@ fn receipts_are_signed_and_verifiable() {
     assert_eq!(out.status.code(), Some(1));
 }
 
-#[test]
-fn global_privacy_control_is_an_objection() {
-    let v = vault(&[]);
+fn global_privacy_control_is_an_objection(v: Vault) {
     let s = &v.server;
     let gpc = s.get("/.well-known/gpc.json", None).json();
     assert_eq!(gpc["gpc"], true);
@@ -493,9 +498,7 @@ fn global_privacy_control_is_an_objection() {
     );
 }
 
-#[test]
-fn a_visitors_choices_move_to_the_subject_it_becomes() {
-    let v = vault(&[]);
+fn a_visitors_choices_move_to_the_subject_it_becomes(v: Vault) {
     let s = &v.server;
     let r = s.post(
         "/v1/cookie-consent",
@@ -736,9 +739,7 @@ fn the_banner_script_is_served_compressed_with_an_etag() {
     assert!(body.is_empty());
 }
 
-#[test]
-fn long_campaign_lists_keep_their_order_across_batches() {
-    let v = vault(&[]);
+fn long_campaign_lists_keep_their_order_across_batches(v: Vault) {
     let s = &v.server;
     let mut allowed = Vec::new();
     for i in 0..4 {
@@ -795,9 +796,7 @@ fn refused_code(s: &Server, key: &str, body: serde_json::Value) -> (u16, String)
 /// only: SMS stays ended and objected; the person's own later grant lifts
 /// the objection for email alone, and post stays objected after a general
 /// objection.
-#[test]
-fn an_objection_ends_consents_and_a_later_own_grant_lifts_one_channel() {
-    let v = vault(&[]);
+fn an_objection_ends_consents_and_a_later_own_grant_lifts_one_channel(v: Vault) {
     let s = &v.server;
     let id = subscriber(s, &v.admin, "grace@lift.example");
     let rc = "requested-communications";
@@ -873,9 +872,7 @@ fn an_objection_ends_consents_and_a_later_own_grant_lifts_one_channel() {
 /// Issue 10: an objection to postal marketing alone is lifted by the
 /// person; a general objection is narrowed to some channels; each is an
 /// event in the ledger.
-#[test]
-fn objections_are_lifted_and_narrowed_as_events() {
-    let v = vault(&[]);
+fn objections_are_lifted_and_narrowed_as_events(v: Vault) {
     let s = &v.server;
     let id = subscriber(s, &v.admin, "post@lift.example");
     consent(
@@ -939,9 +936,7 @@ fn objections_are_lifted_and_narrowed_as_events() {
 /// Issue 10: GPC is an objection to sale or sharing, targeted advertising
 /// and third-party marketing cookies, not to first-party marketing; its
 /// method stays `gpc` through linking; its receipt describes an objection.
-#[test]
-fn a_gpc_visitor_who_signs_up_can_ask_for_the_newsletter() {
-    let v = vault(&[]);
+fn a_gpc_visitor_who_signs_up_can_ask_for_the_newsletter(v: Vault) {
     let s = &v.server;
     let body = json!({"visitor": "visitor-gpc-signup-01", "choices": {"analytics": false, "functional": false}})
         .to_string();
@@ -1011,9 +1006,7 @@ fn a_gpc_visitor_who_signs_up_can_ask_for_the_newsletter() {
 /// Issue 10, PECR reg. 6: analytics data about someone who refused
 /// analytics cookies is neither read nor disclosed, also for the
 /// legitimate-interest purpose `analytics-research`.
-#[test]
-fn data_from_refused_cookies_is_refused_under_every_basis() {
-    let v = vault(&[]);
+fn data_from_refused_cookies_is_refused_under_every_basis(v: Vault) {
     let s = &v.server;
     let id = collect(
         s,

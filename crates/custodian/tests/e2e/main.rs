@@ -9,6 +9,41 @@
     clippy::indexing_slicing
 )]
 
+/// Each scenario runs on the embedded store and on PostgreSQL (which skips,
+/// or fails in CI, when no server is configured).
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::vault::{Backend, vault_on};
+            #[test]
+            fn sqlite() {
+                if let Some(v) = vault_on(Backend::Sqlite, &[]) {
+                    super::$name(v);
+                }
+            }
+            #[test]
+            fn postgres() {
+                if let Some(v) = vault_on(Backend::Postgres, &[]) {
+                    super::$name(v);
+                }
+            }
+        }
+    )*};
+    (by backend: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::vault::Backend;
+            #[test]
+            fn sqlite() {
+                super::$name(Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name(Backend::Postgres);
+            }
+        }
+    )*};
+}
+
 mod architecture;
 mod authz;
 mod browser;

@@ -3,9 +3,25 @@
 //! that carries each right out in the vault, and what every later read,
 //! lookup and check answers.
 
-use super::vault::{Vault, ada, collect, open_account, vault};
+use super::vault::{Backend, Vault, ada, collect, open_account, vault_on};
 use serde_json::{Value, json};
 use std::io::Write as _;
+
+both_stores!(
+    an_access_request_reports_everything_held_and_nothing_of_anyone_else,
+    an_erasure_shreds_the_subject_and_every_later_answer_says_so,
+    rectification_restriction_and_objection_change_what_reads_answer,
+    wrong_transitions_are_refused_and_the_clock_moves_with_pauses_and_extensions,
+    a_portability_archive_holds_json_and_csv,
+    only_the_dpo_overrides_an_objection_and_never_one_to_direct_marketing,
+);
+
+both_stores!(by backend:
+    a_code_by_email_verifies_and_the_session_follows_only_its_own_requests,
+    too_many_wrong_codes_lock_the_request,
+    a_code_sent_again_replaces_the_first,
+    a_request_never_verified_expires,
+);
 
 fn agent(v: &Vault) -> String {
     let r = v
@@ -45,9 +61,7 @@ fn finished(v: &Vault, id: &str) -> Value {
     }
 }
 
-#[test]
-fn an_access_request_reports_everything_held_and_nothing_of_anyone_else() {
-    let v = vault(&[]);
+fn an_access_request_reports_everything_held_and_nothing_of_anyone_else(v: Vault) {
     let s = &v.server;
     let id = collect(s, &v.admin, &ada());
     open_account(s, &v.admin, &id);
@@ -121,9 +135,7 @@ fn an_access_request_reports_everything_held_and_nothing_of_anyone_else() {
     assert_eq!(done["outcome"]["found"], false);
 }
 
-#[test]
-fn an_erasure_shreds_the_subject_and_every_later_answer_says_so() {
-    let v = vault(&[]);
+fn an_erasure_shreds_the_subject_and_every_later_answer_says_so(v: Vault) {
     let s = &v.server;
     let id = collect(s, &v.admin, &ada());
     // The person objected to all direct marketing before asking for erasure.
@@ -177,9 +189,7 @@ fn an_erasure_shreds_the_subject_and_every_later_answer_says_so() {
     assert_eq!(audit["intact"], true, "{audit}");
 }
 
-#[test]
-fn rectification_restriction_and_objection_change_what_reads_answer() {
-    let v = vault(&[]);
+fn rectification_restriction_and_objection_change_what_reads_answer(v: Vault) {
     let s = &v.server;
     let id = collect(s, &v.admin, &ada());
     open_account(s, &v.admin, &id);
@@ -270,9 +280,7 @@ fn rectification_restriction_and_objection_change_what_reads_answer() {
     assert_eq!(r.status, 422, "{}", r.body);
 }
 
-#[test]
-fn wrong_transitions_are_refused_and_the_clock_moves_with_pauses_and_extensions() {
-    let v = vault(&[]);
+fn wrong_transitions_are_refused_and_the_clock_moves_with_pauses_and_extensions(v: Vault) {
     let s = &v.server;
     collect(s, &v.admin, &ada());
     let a = agent(&v);
@@ -314,9 +322,7 @@ fn wrong_transitions_are_refused_and_the_clock_moves_with_pauses_and_extensions(
     assert_eq!(r.status, 422);
 }
 
-#[test]
-fn a_portability_archive_holds_json_and_csv() {
-    let v = vault(&[]);
+fn a_portability_archive_holds_json_and_csv(v: Vault) {
     let s = &v.server;
     let id = collect(s, &v.admin, &ada());
     open_account(s, &v.admin, &id);
@@ -363,6 +369,7 @@ fn erasures_survive_a_crash_and_complete_exactly_once() {
         server,
         admin,
         scratch,
+        database: None,
     };
     let a = agent(&v);
     let mut emails = Vec::new();
@@ -381,6 +388,7 @@ fn erasures_survive_a_crash_and_complete_exactly_once() {
         server,
         admin,
         scratch,
+        ..
     } = v;
     server.kill();
     let before = completions(&std::path::Path::new(&data).join("custodian.db")).len();
@@ -394,6 +402,7 @@ fn erasures_survive_a_crash_and_complete_exactly_once() {
         server,
         admin,
         scratch,
+        database: None,
     };
     for id in &ids {
         let done = finished(&v, id);
@@ -415,10 +424,14 @@ fn erasures_survive_a_crash_and_complete_exactly_once() {
 }
 
 /// A server whose mail goes to a real SMTP server on loopback.
-fn with_mailbox() -> (Vault, super::mailbox::Mailbox) {
+fn with_mailbox(backend: Backend) -> Option<(Vault, super::mailbox::Mailbox)> {
+    with_mailbox_and(backend, &[])
+}
+
+fn with_mailbox_and(backend: Backend, extra: &[&str]) -> Option<(Vault, super::mailbox::Mailbox)> {
     let mailbox = super::mailbox::Mailbox::start();
     let port = mailbox.addr().port().to_string();
-    let v = vault(&[
+    let mut args = vec![
         "--smtp-host",
         "127.0.0.1",
         "--smtp-port",
@@ -427,8 +440,10 @@ fn with_mailbox() -> (Vault, super::mailbox::Mailbox) {
         "none",
         "--smtp-from",
         "privacy@example.org",
-    ]);
-    (v, mailbox)
+    ];
+    args.extend_from_slice(extra);
+    let v = vault_on(backend, &args)?;
+    Some((v, mailbox))
 }
 
 fn portal(v: &Vault) -> String {
@@ -443,9 +458,10 @@ fn portal(v: &Vault) -> String {
 
 /// From the portal: a code by email, a session for the right code, and the
 /// session sees this person's requests and reports only.
-#[test]
-fn a_code_by_email_verifies_and_the_session_follows_only_its_own_requests() {
-    let (v, mailbox) = with_mailbox();
+fn a_code_by_email_verifies_and_the_session_follows_only_its_own_requests(backend: Backend) {
+    let Some((v, mailbox)) = with_mailbox(backend) else {
+        return;
+    };
     let s = &v.server;
     let id = collect(s, &v.admin, &ada());
     open_account(s, &v.admin, &id);
@@ -525,9 +541,10 @@ fn a_code_by_email_verifies_and_the_session_follows_only_its_own_requests() {
 }
 
 /// Five wrong codes lock the request; the right code then waits too.
-#[test]
-fn too_many_wrong_codes_lock_the_request() {
-    let (v, mailbox) = with_mailbox();
+fn too_many_wrong_codes_lock_the_request(backend: Backend) {
+    let Some((v, mailbox)) = with_mailbox(backend) else {
+        return;
+    };
     let s = &v.server;
     collect(s, &v.admin, &ada());
     let key = portal(&v);
@@ -575,10 +592,213 @@ fn too_many_wrong_codes_lock_the_request() {
         "{}",
         r.body
     );
+    // A new code does not undo the lockout.
+    let r = s.post(
+        &format!("/v1/requests/{request}/resend-code"),
+        Some(&key),
+        &json!({}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("verification_locked")),
+        "{}",
+        r.body
+    );
     // Nothing was erased.
     let r = s.get(
         "/v1/subjects?email=ada.lovelace@example.org&purpose=account-management",
         Some(&v.admin),
     );
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn only_the_dpo_overrides_an_objection_and_never_one_to_direct_marketing(v: Vault) {
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let a = agent(&v);
+    let read = |purpose: &str| {
+        s.get(
+            &format!("/v1/subjects/{id}?purpose={purpose}"),
+            Some(&v.admin),
+        )
+        .json()
+    };
+    assert_eq!(read("seek-feedback")["data"]["full_name"], "Ada Lovelace");
+    let dpo = {
+        let r = s.post("/v1/keys", Some(&v.admin), &json!({"role": "dpo"}));
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["key"].as_str().unwrap().to_string()
+    };
+    let grounds = |key: &str, purpose: &str| {
+        s.post(
+            &format!("/v1/subjects/{id}/compelling-grounds"),
+            Some(key),
+            &json!({"purpose": purpose, "grounds": "Feedback on a disputed order is needed to settle the complaint.", "reference": "DPO-2026-017"}),
+        )
+    };
+    // No objection yet: nothing to override.
+    let r = grounds(&dpo, "seek-feedback");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("no_objection"), "{}", r.body);
+    // Art. 21(1): the person objects; the purpose stops.
+    for purpose in ["seek-feedback", "postal-marketing"] {
+        let request = submit(
+            &v,
+            &a,
+            json!({"kind": "objection", "email": "ada.lovelace@example.org", "purpose": purpose}),
+        );
+        assert_eq!(finished(&v, &request)["state"], "completed");
+    }
+    let refused = read("seek-feedback");
+    assert_eq!(refused["data"], json!({}), "{refused}");
+    assert!(refused.to_string().contains("objected"), "{refused}");
+    // Only the DPO records grounds: the admin is refused.
+    let r = grounds(&v.admin, "seek-feedback");
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Art. 21(3): no grounds outweigh an objection to direct marketing.
+    let r = grounds(&dpo, "postal-marketing");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("direct_marketing"), "{}", r.body);
+    // A purpose on consent has no Art. 21(1) objection to override.
+    let r = grounds(&dpo, "requested-communications");
+    assert_eq!(r.status, 422, "{}", r.body);
+    // A reference is where the assessment is filed, not free text.
+    let r = s.post(
+        &format!("/v1/subjects/{id}/compelling-grounds"),
+        Some(&dpo),
+        &json!({"purpose": "seek-feedback", "grounds": "x", "reference": ""}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    // The DPO's grounds reopen the purpose, and only that one.
+    let r = grounds(&dpo, "seek-feedback");
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(read("seek-feedback")["data"]["full_name"], "Ada Lovelace");
+    assert_eq!(read("postal-marketing")["data"], json!({}));
+    // The person's history shows the grounds beside the objection.
+    let history = s
+        .get(&format!("/v1/subjects/{id}/consents"), Some(&v.admin))
+        .json();
+    assert!(
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "lift"
+                && e["method"] == "compelling-grounds"
+                && e["purpose"] == "seek-feedback"),
+        "{history}"
+    );
+    let audit = s.get("/v1/audit/verify", Some(&v.admin)).json();
+    assert_eq!(audit["intact"], true, "{audit}");
+}
+
+/// A person whose code did not arrive asks again: a fresh code replaces
+/// the first, not sooner than the configured gap; once verified there is
+/// nothing left to send.
+fn a_code_sent_again_replaces_the_first(backend: Backend) {
+    let Some((v, mailbox)) = with_mailbox_and(backend, &["--code-resend-gap-ms", "300"]) else {
+        return;
+    };
+    let s = &v.server;
+    collect(s, &v.admin, &ada());
+    let key = portal(&v);
+    let r = s.post(
+        "/v1/requests",
+        Some(&key),
+        &json!({"kind": "access", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let request = r.json()["id"].as_str().unwrap().to_string();
+    let ada_mail = "ada.lovelace@example.org";
+    let first = mailbox
+        .wait_for(ada_mail, 0, std::time::Duration::from_secs(10))
+        .and_then(|m| m.code())
+        .unwrap();
+    let resend = || {
+        s.post(
+            &format!("/v1/requests/{request}/resend-code"),
+            Some(&key),
+            &json!({}),
+        )
+    };
+    // Too soon after the first.
+    let r = resend();
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let r = resend();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "awaiting-verification");
+    let second = mailbox
+        .wait_for(ada_mail, 1, std::time::Duration::from_secs(10))
+        .and_then(|m| m.code())
+        .unwrap();
+    if first != second {
+        let r = s.post(
+            &format!("/v1/requests/{request}/verify"),
+            None,
+            &json!({"code": first}),
+        );
+        assert_eq!(r.status, 422, "the first code still works: {}", r.body);
+    }
+    let r = s.post(
+        &format!("/v1/requests/{request}/verify"),
+        None,
+        &json!({"code": second}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let r = resend();
+    assert_eq!(r.status, 404, "{}", r.body);
+    // An id that is not a request's, and a key that may not ask.
+    let r = s.post(
+        "/v1/requests/00000000-0000-0000-0000-000000000000/resend-code",
+        Some(&key),
+        &json!({}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+/// A request the person never verifies expires after the configured time,
+/// audited, and its code stops working.
+fn a_request_never_verified_expires(backend: Backend) {
+    let Some((v, mailbox)) = with_mailbox_and(backend, &["--unverified-expiry-ms", "1500"]) else {
+        return;
+    };
+    let s = &v.server;
+    let key = portal(&v);
+    let r = s.post(
+        "/v1/requests",
+        Some(&key),
+        &json!({"kind": "erasure", "email": "someone@example.org"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let request = r.json()["id"].as_str().unwrap().to_string();
+    let code = mailbox
+        .wait_for("someone@example.org", 0, std::time::Duration::from_secs(10))
+        .and_then(|m| m.code())
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let state = loop {
+        let view = s
+            .get(&format!("/v1/requests/{request}"), Some(&v.admin))
+            .json();
+        let state = view["state"].as_str().unwrap_or_default().to_string();
+        if state != "awaiting-verification" || std::time::Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(state, "expired");
+    let r = s.post(
+        &format!("/v1/requests/{request}/verify"),
+        None,
+        &json!({"code": code}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let list = s.get("/v1/requests?state=expired", Some(&v.admin)).json();
+    assert!(list.as_array().unwrap().iter().any(|r| r["id"] == request));
+    let audit = s.get("/v1/audit/verify", Some(&v.admin)).json();
+    assert_eq!(audit["intact"], true, "{audit}");
 }

@@ -10,6 +10,7 @@
 mod register;
 mod stored;
 pub mod tasks;
+pub mod unverified;
 mod work;
 
 use register::view;
@@ -38,7 +39,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// How long a one-time code stays valid.
-const CODE_LIFETIME_MICROS: i64 = 15 * 60 * 1_000_000;
+pub(crate) const CODE_LIFETIME_MICROS: i64 = 15 * 60 * 1_000_000;
 /// Wrong codes allowed before the request is locked for a while.
 const MAX_ATTEMPTS: u32 = 5;
 const LOCKOUT_MICROS: i64 = 15 * 60 * 1_000_000;
@@ -426,6 +427,8 @@ pub async fn submit(
                 expires_at: at + CODE_LIFETIME_MICROS,
                 attempts: 0,
                 locked_until: None,
+                sent: 1,
+                sent_at: Some(at),
             });
             advance(&mut r, RequestEvent::AskIdentity)?;
         }
@@ -443,22 +446,26 @@ pub async fn submit(
     if r.state == RequestState::InProgress {
         app.tasks_queued.notify_one();
     } else {
-        let mail = crate::mail::OutgoingMail {
-            to: email_key,
-            subject: format!(
-                "Your code for your request to {}",
-                app.policy.document.controller.legal_name
-            ),
-            text: format!(
-                "Your code is {code}. Enter it to confirm your request; it is valid for 15 minutes.\n\nIf you did not make a request, you can ignore this message.\n"
-            ),
-        };
-        if let Err(e) = app.mailer.send(mail).await {
+        if let Err(e) = app.mailer.send(code_mail(app, email_key, &code)).await {
             tracing::warn!(request = %id, code = e.code(), "the verification code could not be sent");
             return Err(AppError::MailUnavailable(e.code()));
         }
     }
     view(app, r, now).await
+}
+
+/// The message that carries a one-time code.
+fn code_mail(app: &App, to: String, code: &str) -> crate::mail::OutgoingMail {
+    crate::mail::OutgoingMail {
+        to,
+        subject: format!(
+            "Your code for your request to {}",
+            app.policy.document.controller.legal_name
+        ),
+        text: format!(
+            "Your code is {code}. Enter it to confirm your request; it is valid for 15 minutes.\n\nIf you did not make a request, you can ignore this message.\n"
+        ),
+    }
 }
 
 /// The person enters the code they received. Right: verified, the work is

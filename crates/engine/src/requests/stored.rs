@@ -47,6 +47,13 @@ pub struct Code {
     pub attempts: u32,
     #[serde(default)]
     pub locked_until: Option<i64>,
+    /// Codes sent for this request so far (this one included; 0 in
+    /// requests made before this was counted, read as 1).
+    #[serde(default)]
+    pub sent: u32,
+    /// When this code was sent (unset before it was recorded).
+    #[serde(default)]
+    pub sent_at: Option<i64>,
 }
 
 /// Data an erasure kept, and the ground for keeping it.

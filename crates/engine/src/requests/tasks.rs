@@ -23,6 +23,10 @@ pub const VAULT: &str = "vault";
 /// Claims beyond this many attempts are given up as failed.
 const MAX_ATTEMPTS: i64 = 8;
 
+/// Thirty days: long enough for a person who is away, short enough not to
+/// keep the address of someone who never came back.
+pub const DEFAULT_UNVERIFIED_EXPIRY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// How the runner behaves; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerSettings {
@@ -33,6 +37,9 @@ pub struct RunnerSettings {
     /// The longest sleep between looks at the store (other nodes queue
     /// work this node is not woken for).
     pub idle: Duration,
+    /// How long a request may wait for the person's verification before it
+    /// expires (see [`super::unverified`]).
+    pub unverified_expiry: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -41,6 +48,7 @@ impl Default for RunnerSettings {
             lease: Duration::from_secs(30),
             batch: 32,
             idle: Duration::from_secs(1),
+            unverified_expiry: DEFAULT_UNVERIFIED_EXPIRY,
         }
     }
 }
@@ -220,7 +228,23 @@ pub async fn runner(
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
+    // Expiry is checked at most every minute (sooner when the setting is
+    // shorter, as in tests): it is a date, not a queue.
+    let expiry_every = (settings.unverified_expiry / 2).min(Duration::from_secs(60));
+    let mut last_expiry: Option<std::time::Instant> = None;
     loop {
+        if last_expiry.is_none_or(|t| t.elapsed() >= expiry_every) {
+            last_expiry = Some(std::time::Instant::now());
+            let now = OffsetDateTime::now_utc();
+            match super::unverified::expire_unverified(&app, settings.unverified_expiry, now).await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "unverified requests expired"),
+                Err(e) => {
+                    tracing::warn!(code = e.code(), "unverified requests could not be expired")
+                }
+            }
+        }
         let ran = match run_due(&app, &settings, OffsetDateTime::now_utc()).await {
             Ok(n) => n,
             Err(e) => {

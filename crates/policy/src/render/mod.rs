@@ -5,6 +5,7 @@
 pub mod access;
 pub mod cookies;
 pub mod notice;
+pub mod receipt;
 pub mod ropa;
 mod words;
 
