@@ -555,7 +555,9 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         )
     };
     // One at a time: submission (verified by the agent's check) to a
-    // completed report, polled on a second connection.
+    // completed report, awaited on a second connection (`wait_ms`: the
+    // answer comes when the request settles, so no polling competes with
+    // the work for the two cores).
     let timed = |kind: &'static str, offset: usize| {
         rt.block_on(async {
             let mut submit = Conn::open(&addr).await.map_err(|e| e.to_string())?;
@@ -580,7 +582,7 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
                     .ok()
                     .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
                     .ok_or("a request answer without an id")?;
-                let path = format!("/v1/requests/{id}");
+                let path = format!("/v1/requests/{id}?wait_ms=30000");
                 loop {
                     let (_, body) = poll
                         .call(&get(&addr, &key, &path))

@@ -54,6 +54,9 @@ pub struct App {
     /// Marketing checks, counted per key, channel and outcome (not audited
     /// one by one: see [`marketing::Counts`]).
     pub marketing_counts: Arc<marketing::Counts>,
+    /// Woken when a task of a request finishes on this node: a reader
+    /// waiting for its request to settle looks again at once.
+    pub requests_settled: Arc<tokio::sync::Notify>,
     /// The least time between two one-time codes for one request.
     pub code_resend_gap: std::time::Duration,
 }
@@ -71,6 +74,7 @@ impl App {
             node: Arc::from(format!("node-{}", custodian_vault::crypto::new_id()).as_str()),
             marketing_counts: Arc::new(marketing::Counts::default()),
             code_resend_gap: requests::unverified::DEFAULT_RESEND_GAP,
+            requests_settled: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -14,6 +14,7 @@ use custodian_engine::requests::{
     self, Asker, ListQuery, Manage, NewRequest, RequestView, Verified, VerifyRequest,
 };
 use custodian_engine::{AppError, Principal};
+use serde::Deserialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -98,20 +99,37 @@ pub async fn list(
     Ok(axum::Json(requests::list(&s.app, &p, q, now()).await?))
 }
 
+/// How long to wait for a request to settle.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// Wait up to this many milliseconds (at most 30000) while the request's
+    /// work is under way; the answer comes as soon as it settles.
+    #[param(maximum = 30000)]
+    pub wait_ms: Option<u64>,
+}
+
 /// One request: its state, clock, tasks and outcome. With a key, or with
-/// the session of the person who made it.
+/// the session of the person who made it. `wait_ms` waits for the work to
+/// finish instead of polling.
 #[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests",
-    params(("id" = Uuid, Path, description = "Request id")),
+    params(("id" = Uuid, Path, description = "Request id"), ReadQuery),
     security(("api_key" = []), ("session" = [])),
     responses((status = 200, body = RequestView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn read(
     AxumState(s): AxumState<State>,
     who: KeyOrSession,
     Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
 ) -> Answer<axum::Json<RequestView>> {
     let id = request_id(&id)?;
+    let wait = std::time::Duration::from_millis(q.wait_ms.unwrap_or(0));
+    if wait > requests::MAX_WAIT {
+        return Err(AppError::Invalid("`wait_ms` is at most 30000".into()).into());
+    }
     Ok(axum::Json(
-        requests::get(&s.app, who.asker(), id, now()).await?,
+        requests::get_settled(&s.app, who.asker(), id, wait, now()).await?,
     ))
 }
 

@@ -44,14 +44,14 @@ fn submit(v: &Vault, key: &str, body: Value) -> String {
     view["id"].as_str().unwrap().to_string()
 }
 
-/// The request once its task has run (the runner is woken at once; this
-/// waits at most ten seconds).
+/// The request once its task has run: the server answers when it settles
+/// (`wait_ms`), within ten seconds.
 fn finished(v: &Vault, id: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let r = v
             .server
-            .get(&format!("/v1/requests/{id}"), Some(&v.admin))
+            .get(&format!("/v1/requests/{id}?wait_ms=10000"), Some(&v.admin))
             .json();
         let state = r["state"].as_str().unwrap_or_default().to_string();
         if state != "in-progress" || std::time::Instant::now() > deadline {
@@ -320,6 +320,19 @@ fn wrong_transitions_are_refused_and_the_clock_moves_with_pauses_and_extensions(
     assert!(list.as_array().unwrap().iter().any(|r| r["id"] == request));
     let r = s.get("/v1/requests?state=nonsense", Some(&v.admin));
     assert_eq!(r.status, 422);
+    // A wait is bounded, and a settled request answers at once.
+    let r = s.get(
+        &format!("/v1/requests/{request}?wait_ms=30001"),
+        Some(&v.admin),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let t = std::time::Instant::now();
+    let r = s.get(
+        &format!("/v1/requests/{request}?wait_ms=30000"),
+        Some(&v.admin),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(t.elapsed() < std::time::Duration::from_secs(25));
 }
 
 fn a_portability_archive_holds_json_and_csv(v: Vault) {

@@ -14,7 +14,9 @@ pub mod unverified;
 mod work;
 
 use register::view;
-pub use register::{Asker, ListQuery, Manage, ManageAction, get, list, manage, report};
+pub use register::{
+    Asker, ListQuery, MAX_WAIT, Manage, ManageAction, get, get_settled, list, manage, report,
+};
 
 use stored::{Code, Identity, Meta, Request, Sealed};
 pub use stored::{Kept, Outcome, Refusal};

@@ -22,6 +22,7 @@ use uuid::Uuid;
 const DUE_SOON_DAYS: i64 = 7;
 
 /// Who asks about a request: a key, or a verified person's session.
+#[derive(Clone, Copy)]
 pub enum Asker<'a> {
     Key(&'a Principal),
     Session(&'a str),
@@ -152,6 +153,41 @@ pub async fn get(
     };
     may_see(app, &asker, Operation::ReadRequest, &record, now).await?;
     view(app, Request::from_record(record)?, now).await
+}
+
+/// The longest a reader may wait for a request to settle.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// [`get`], waiting up to `wait` (at most [`MAX_WAIT`]) while the request's
+/// work is under way: the answer comes as soon as it completes, is refused
+/// or fails, without the caller polling. A request awaiting the person's
+/// verification is answered at once: only the person can move it.
+pub async fn get_settled(
+    app: &App,
+    asker: Asker<'_>,
+    id: Uuid,
+    wait: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<RequestView, AppError> {
+    let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+    loop {
+        // Registered before the read, so a completion between the read and
+        // the wait is not missed.
+        let settled = app.requests_settled.notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        let view = get(app, asker, id, now).await?;
+        let working = matches!(
+            view.state,
+            RequestState::Received | RequestState::Verified | RequestState::InProgress
+        );
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !working || left.is_zero() {
+            return Ok(view);
+        }
+        let _ =
+            tokio::time::timeout(left.min(std::time::Duration::from_millis(100)), settled).await;
+    }
 }
 
 /// The register, filtered: by state, kind, due date, overdue or due soon.

@@ -99,6 +99,9 @@ pub async fn run_due(
 async fn run_one(app: &App, task: TaskRecord, now: OffsetDateTime) {
     let at = micros(now);
     let result = execute(app, &task, at).await;
+    // Whoever waits on this task's request on this node looks again (a
+    // waiter on another node looks on its own, every 100 ms).
+    app.requests_settled.notify_waiters();
     let failed = match result {
         Ok(()) => return,
         Err(AppError::LeaseLost) => {
