@@ -21,6 +21,7 @@ both_stores!(by backend:
     too_many_wrong_codes_lock_the_request,
     a_code_sent_again_replaces_the_first,
     a_request_never_verified_expires,
+    lifting_a_restriction_tells_the_person_first_and_an_opt_out_stops_marketing,
 );
 
 fn agent(v: &Vault) -> String {
@@ -814,4 +815,79 @@ fn a_request_never_verified_expires(backend: Backend) {
     assert!(list.as_array().unwrap().iter().any(|r| r["id"] == request));
     let audit = s.get("/v1/audit/verify", Some(&v.admin)).json();
     assert_eq!(audit["intact"], true, "{audit}");
+}
+
+/// Art. 18(3): the person hears of the lifting before it happens; and a
+/// marketing opt-out objects to all direct marketing and suppresses the
+/// person's addresses.
+fn lifting_a_restriction_tells_the_person_first_and_an_opt_out_stops_marketing(backend: Backend) {
+    let Some((v, mailbox)) = with_mailbox(backend) else {
+        return;
+    };
+    let s = &v.server;
+    let id = collect(s, &v.admin, &ada());
+    open_account(s, &v.admin, &id);
+    let a = agent(&v);
+    let read = || {
+        s.get(
+            &format!("/v1/subjects/{id}?purpose=account-management"),
+            Some(&v.admin),
+        )
+        .json()
+    };
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "restriction", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(finished(&v, &request)["state"], "completed");
+    assert_eq!(read()["data"], json!({}));
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "lift-restriction", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(finished(&v, &request)["state"], "completed");
+    let told = mailbox
+        .wait_for(
+            "ada.lovelace@example.org",
+            0,
+            std::time::Duration::from_secs(10),
+        )
+        .expect("the person is told before the restriction is lifted");
+    assert!(
+        told.body().contains("lifting the restriction"),
+        "{}",
+        told.body()
+    );
+    assert_eq!(read()["data"]["full_name"], "Ada Lovelace");
+
+    let check = || {
+        s.get(
+            "/v1/marketing/check?channel=email&email=ada.lovelace@example.org",
+            Some(&v.admin),
+        )
+        .json()
+    };
+    let request = submit(
+        &v,
+        &a,
+        json!({"kind": "marketing-opt-out", "email": "ada.lovelace@example.org"}),
+    );
+    assert_eq!(finished(&v, &request)["state"], "completed");
+    let answer = check();
+    assert_eq!(answer["allowed"], false, "{answer}");
+    let history = s
+        .get(&format!("/v1/subjects/{id}/consents"), Some(&v.admin))
+        .json();
+    assert!(
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "object" && e["purpose"].is_null()),
+        "{history}"
+    );
+    // The account itself goes on: an opt-out is about marketing only.
+    assert_eq!(read()["data"]["full_name"], "Ada Lovelace");
 }
