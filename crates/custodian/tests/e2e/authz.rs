@@ -4,11 +4,19 @@
 //! as the engine's table says. And the ways round a key's binding that a
 //! review found stay closed, each refusal in the audit.
 
-use super::vault::{Vault, collect, vault};
+use super::vault::{Backend, Vault, collect, vault_on};
 use custodian_engine::Role;
 use custodian_engine::authz::rule_for;
 use custodian_server::{Access, ROUTES};
 use serde_json::json;
+
+both_stores!(by backend:
+    every_route_answers_every_kind_of_key_as_the_table_says,
+    a_bound_key_cannot_link_a_visitor_into_consents_beyond_its_purposes,
+    a_service_key_sees_only_its_purposes_history_and_every_look_is_audited,
+    refusals_and_probes_are_in_the_audit,
+    the_last_admin_key_cannot_be_revoked,
+);
 
 /// Who calls, and what the answer must be for a keyed route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +37,8 @@ struct Fixture {
     keys: Vec<(Caller, Option<String>)>,
 }
 
-fn fixture() -> Fixture {
-    let v = vault(&[]);
+fn fixture(backend: Backend) -> Option<Fixture> {
+    let v = vault_on(backend, &[])?;
     let s = &v.server;
     let subject = collect(
         s,
@@ -101,14 +109,14 @@ fn fixture() -> Fixture {
         ),
         (Caller::Revoked, Some(revoked)),
     ];
-    Fixture {
+    Some(Fixture {
         v,
         subject,
         visitor,
         event,
         request,
         keys,
-    }
+    })
 }
 
 /// A request for a route that passes input validation, so that what
@@ -256,9 +264,10 @@ fn request_for(
     (path, body, service_refusal)
 }
 
-#[test]
-fn every_route_answers_every_kind_of_key_as_the_table_says() {
-    let f = fixture();
+fn every_route_answers_every_kind_of_key_as_the_table_says(backend: Backend) {
+    let Some(f) = fixture(backend) else {
+        return;
+    };
     let s = &f.v.server;
     let mut checked = 0;
     for (method, template, access) in ROUTES {
@@ -326,9 +335,10 @@ fn audit_entries(v: &Vault) -> i64 {
     r["entries"].as_i64().unwrap()
 }
 
-#[test]
-fn a_bound_key_cannot_link_a_visitor_into_consents_beyond_its_purposes() {
-    let f = fixture();
+fn a_bound_key_cannot_link_a_visitor_into_consents_beyond_its_purposes(backend: Backend) {
+    let Some(f) = fixture(backend) else {
+        return;
+    };
     let (s, v) = (&f.v.server, &f.v);
     let service = f.keys[3].1.clone().unwrap();
     let before = audit_entries(v);
@@ -361,9 +371,10 @@ fn a_bound_key_cannot_link_a_visitor_into_consents_beyond_its_purposes() {
     );
 }
 
-#[test]
-fn a_service_key_sees_only_its_purposes_history_and_every_look_is_audited() {
-    let f = fixture();
+fn a_service_key_sees_only_its_purposes_history_and_every_look_is_audited(backend: Backend) {
+    let Some(f) = fixture(backend) else {
+        return;
+    };
     let (s, v) = (&f.v.server, &f.v);
     let service = f.keys[3].1.clone().unwrap();
     // A choice for another purpose that the service key must not see.
@@ -406,9 +417,10 @@ fn a_service_key_sees_only_its_purposes_history_and_every_look_is_audited() {
     assert_eq!(audit_entries(v), before + 3);
 }
 
-#[test]
-fn refusals_and_probes_are_in_the_audit() {
-    let f = fixture();
+fn refusals_and_probes_are_in_the_audit(backend: Backend) {
+    let Some(f) = fixture(backend) else {
+        return;
+    };
     let (s, v) = (&f.v.server, &f.v);
     let service = f.keys[3].1.clone().unwrap();
     let before = audit_entries(v);
@@ -447,9 +459,10 @@ fn refusals_and_probes_are_in_the_audit() {
     assert_eq!(audit_entries(v), before + 6);
 }
 
-#[test]
-fn the_last_admin_key_cannot_be_revoked() {
-    let f = fixture();
+fn the_last_admin_key_cannot_be_revoked(backend: Backend) {
+    let Some(f) = fixture(backend) else {
+        return;
+    };
     let (s, v) = (&f.v.server, &f.v);
     let own_id = v.admin.split('_').take(2).collect::<Vec<_>>().join("_");
     let r = s.request(
