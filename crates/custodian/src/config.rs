@@ -60,6 +60,16 @@ pub struct ServeArgs {
     /// died is picked up again.
     #[arg(long, env = "CUSTODIAN_TASK_LEASE_MS")]
     pub task_lease_ms: Option<u64>,
+    /// Where this server is reached from outside, e.g.
+    /// `https://privacy.example.org` (default: `http://` and the address it
+    /// listens on): the API base of the Data Rights Protocol's discovery
+    /// document and of verification links.
+    #[arg(long, env = "CUSTODIAN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// This business's id in the Data Rights Protocol (`business-id`);
+    /// default: the controller's name in capitals, `I_IMAGE_IT_LTD`.
+    #[arg(long, env = "CUSTODIAN_DRP_BUSINESS_ID")]
+    pub drp_business_id: Option<String>,
     #[command(flatten)]
     pub smtp: SmtpArgs,
 }
@@ -116,6 +126,8 @@ pub struct FileSettings {
     pub body_limit: Option<usize>,
     pub key_cache_ms: Option<u64>,
     pub task_lease_ms: Option<u64>,
+    pub public_url: Option<String>,
+    pub drp_business_id: Option<String>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
     pub smtp_tls: Option<SmtpTls>,
@@ -142,6 +154,9 @@ pub struct Settings {
     pub body_limit: usize,
     pub key_cache: std::time::Duration,
     pub task_lease: std::time::Duration,
+    /// Where this server is reached from outside, without a trailing slash.
+    pub public_url: Option<String>,
+    pub drp_business_id: Option<String>,
     /// The mail relay; `None` when no `smtp_host` is set.
     pub smtp: Option<SmtpSettings>,
 }
@@ -286,8 +301,33 @@ impl ServeArgs {
                     .or(file.task_lease_ms)
                     .unwrap_or(DEFAULT_TASK_LEASE_MS),
             ),
+            public_url: public_url(self.public_url.clone().or(file.public_url))?,
+            drp_business_id: business_id(self.drp_business_id.clone().or(file.drp_business_id))?,
             smtp,
         })
+    }
+}
+
+/// An http(s) URL, kept without its trailing slash.
+fn public_url(given: Option<String>) -> Result<Option<String>, String> {
+    let Some(url) = given else { return Ok(None) };
+    let url = url.trim().trim_end_matches('/').to_string();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or_default();
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err("public_url must be an http:// or https:// URL".into());
+    }
+    Ok(Some(url))
+}
+
+fn business_id(given: Option<String>) -> Result<Option<String>, String> {
+    match given {
+        Some(id) if !custodian_engine::agents::valid_id(&id) => {
+            Err("drp_business_id is 1 to 64 letters, digits, `_` or `-`".into())
+        }
+        other => Ok(other),
     }
 }
 

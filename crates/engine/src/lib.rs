@@ -2,6 +2,7 @@
 //! the audit. Each takes a principal (who asks) and returns data or an
 //! [`AppError`]; the HTTP layer only translates.
 
+pub mod agents;
 pub mod auth;
 pub mod authz;
 pub mod campaign;
@@ -9,6 +10,7 @@ pub mod collect;
 pub mod consent;
 pub mod cookies;
 pub mod disclose;
+pub mod drp;
 pub mod error;
 pub mod events;
 pub mod keys;
@@ -53,11 +55,15 @@ pub struct App {
     /// Marketing checks, counted per key, channel and outcome (not audited
     /// one by one: see [`marketing::Counts`]).
     pub marketing_counts: Arc<marketing::Counts>,
+    /// Who this business is in the Data Rights Protocol, and where it is reached.
+    pub drp: Arc<drp::DrpSettings>,
 }
 
 impl App {
     pub fn new(store: Store, keys: Keyring, policy: LoadedPolicy, policy_source: String) -> App {
+        let drp = drp::DrpSettings::defaults(&policy, "127.0.0.1:8080");
         App {
+            drp: Arc::new(drp),
             store,
             keys: Arc::new(keys),
             policy: Arc::new(policy),
@@ -68,6 +74,12 @@ impl App {
             node: Arc::from(format!("node-{}", custodian_vault::crypto::new_id()).as_str()),
             marketing_counts: Arc::new(marketing::Counts::default()),
         }
+    }
+
+    /// The same, answering the Data Rights Protocol as `settings` say.
+    pub fn with_drp(mut self, settings: drp::DrpSettings) -> App {
+        self.drp = Arc::new(settings);
+        self
     }
 
     /// The same, sending mail through `mailer`.

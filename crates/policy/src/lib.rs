@@ -14,6 +14,7 @@ pub mod day;
 pub mod decision;
 pub mod diagnostic;
 pub mod diff;
+pub mod drp;
 pub mod located;
 pub mod model;
 pub mod period;

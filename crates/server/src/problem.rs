@@ -78,6 +78,7 @@ impl From<AppError> for Problem {
             AppError::Conflict(_)
             | AppError::LastAdminKey
             | AppError::RequestChanged
+            | AppError::AgentExists
             | AppError::LeaseLost => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
             AppError::Unavailable | AppError::KeyUnavailable(_) | AppError::MailUnavailable(_) => {

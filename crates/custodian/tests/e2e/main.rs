@@ -14,6 +14,7 @@ mod authz;
 mod browser;
 mod cluster;
 mod consent;
+mod drp;
 mod mailbox;
 mod policy;
 mod postgres;

@@ -9,14 +9,14 @@ use serde_json::json;
 const PG_VAR: &str = "CUSTODIAN_TEST_POSTGRES_URL";
 
 /// A database of its own, dropped afterwards.
-struct Database {
+pub struct Database {
     admin: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl Database {
-    fn create() -> Option<Database> {
+    pub fn create() -> Option<Database> {
         let Ok(admin) = std::env::var(PG_VAR) else {
             skip("PostgreSQL end-to-end", &format!("{PG_VAR} is not set"));
             return None;
