@@ -162,6 +162,11 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
         if let Some(id) = &settings.drp_business_id {
             drp.business_id.clone_from(id);
         }
+        tracing::info!(
+            business_id = %drp.business_id,
+            api_base = %drp.api_base,
+            "answering authorized agents (Data Rights Protocol 1.0)"
+        );
         let app = app.with_drp(drp);
         let limits = custodian_server::Limits {
             per_key: settings.rate_limit_per_key,

@@ -284,7 +284,12 @@ mod redaction_tests {
             data: [("email".to_string(), "ada@example.org".to_string())].into(),
             refused: vec![],
         };
+        let registered = crate::drp::Registered {
+            agent_id: "TEST_AGENT".into(),
+            token: "drp_secretsecret".into(),
+        };
         for printed in [
+            format!("{registered:?}"),
             format!("{collect:?}"),
             format!("{lookup:?}"),
             format!("{key:?}"),
