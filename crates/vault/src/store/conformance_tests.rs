@@ -1684,7 +1684,10 @@ async fn agents_are_kept_found_by_token_and_undecodable_ones_are_corrupt(f: Fixt
             .unwrap(),
         Err(BatchError::AgentExists)
     );
-    assert_eq!(f.store.agent("TEST_AGENT").await.unwrap(), Some(agent.clone()));
+    assert_eq!(
+        f.store.agent("TEST_AGENT").await.unwrap(),
+        Some(agent.clone())
+    );
     assert_eq!(f.store.agent_by_token(&[1; 32]).await.unwrap(), None);
     f.store
         .write(write(AgentOp::SetToken {
@@ -1732,7 +1735,9 @@ async fn agents_are_kept_found_by_token_and_undecodable_ones_are_corrupt(f: Fixt
             token_hash: [3; 32],
             at: 1,
         },
-        AgentOp::Remove { id: "NOBODY".into() },
+        AgentOp::Remove {
+            id: "NOBODY".into(),
+        },
     ] {
         assert_eq!(
             f.store.write(write(op)).await.unwrap(),
