@@ -135,6 +135,7 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("GET", "/cookies.md", Public),
         ("GET", "/v1/policy", Public),
         ("GET", "/v1/policy/ropa", Public),
+        ("GET", "/requests/{id}/verify", Public),
         ("GET", "/openapi.json", Public),
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),

@@ -46,7 +46,7 @@ use utoipa_swagger_ui::SwaggerUi;
         consent_routes::link_visitor, consent_routes::consent_receipt, consent_routes::receipt_key,
         consent_routes::check, consent_routes::check_many, consent_routes::suppress, consent_routes::cookie_choice, consent_routes::cookie_renewal,
         pages::index, pages::notice_html, pages::notice_md, pages::cookies_html, pages::cookies_md,
-        pages::policy_json, pages::ropa_json, banner::consent_js, banner::consent_preview, banner::gpc_json,
+        pages::policy_json, pages::ropa_json, pages::verify_page, banner::consent_js, banner::consent_preview, banner::gpc_json,
         openapi_json,
         request_routes::submit, request_routes::list, request_routes::read, request_routes::verify,
         request_routes::manage, request_routes::report_json, request_routes::report_html, request_routes::archive,

@@ -243,6 +243,7 @@ fn request_for(
             (path.replace("{id}", &f.request), None, None)
         }
         ("GET", "/v1/agents") => (path.into(), None, None),
+        ("GET", "/requests/{id}/verify") => (path.replace("{id}", &f.request), None, None),
         ("POST", "/v1/agents") => (
             path.into(),
             Some(json!({"id": "AUTHZ_AGENT", "name": "An agent",

@@ -235,8 +235,12 @@ fn the_protocol(s: &Server, admin: &str, mailbox: &Mailbox) {
     let third = waiting["request_id"].as_str().unwrap().to_string();
     assert_eq!(
         waiting["user_verification_url"],
-        format!("http://{}/v1/requests/{third}/verify", s.addr)
+        format!("http://{}/requests/{third}/verify", s.addr)
     );
+    let page = s.get(&format!("/requests/{third}/verify"), None);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/v1/requests/"), "{}", page.body);
+    assert!(!page.body.contains(&third), "the page echoes nothing");
     assert!(
         mailbox
             .wait_for(ADA, seen, Duration::from_secs(10))

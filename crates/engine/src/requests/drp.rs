@@ -42,7 +42,7 @@ pub struct DrpStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_by: Option<String>,
     pub processing_details: String,
-    /// Where the person enters the code this business sent them.
+    /// The page where the person enters the code this business sent them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_verification_url: Option<String>,
 }
@@ -125,7 +125,7 @@ fn status_of(app: &App, r: &Request, now: OffsetDateTime) -> DrpStatus {
         expected_by,
         processing_details: details,
         user_verification_url: verifying
-            .then(|| format!("{}/v1/requests/{}/verify", app.drp.api_base, r.record.id)),
+            .then(|| format!("{}/requests/{}/verify", app.drp.api_base, r.record.id)),
     }
 }
 
