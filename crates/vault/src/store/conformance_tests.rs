@@ -1126,6 +1126,7 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
              DELETE FROM meta WHERE key = 'audit_keyed_from';
              DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
              DROP TABLE tasks; DROP INDEX audit_disclosures;
+             DROP TABLE agents;
              UPDATE subjects SET state = {};
              UPDATE meta SET value = '2' WHERE key = 'schema_version'",
             f.raw.blob(&json)
