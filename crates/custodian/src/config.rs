@@ -455,6 +455,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_public_url_and_business_id_are_checked() {
+        assert_eq!(
+            public_url(Some("https://privacy.example.org/".into())),
+            Ok(Some("https://privacy.example.org".into()))
+        );
+        assert_eq!(public_url(None), Ok(None));
+        for bad in [
+            "ftp://example.org",
+            "https://",
+            "privacy.example.org",
+            "http://a b",
+        ] {
+            assert!(public_url(Some(bad.into())).is_err(), "{bad}");
+        }
+        assert_eq!(
+            business_id(Some("TEST_CB".into())),
+            Ok(Some("TEST_CB".into()))
+        );
+        assert!(business_id(Some("TEST CB".into())).is_err());
+        assert!(business_id(Some(String::new())).is_err());
+    }
+
+    #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let file = FileSettings {
             data_dir: Some("/from/file".into()),
