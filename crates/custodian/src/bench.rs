@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// Erasure requests queued at once for the throughput figure.
     #[arg(long, default_value_t = 1_000)]
     queued_erasures: usize,
+    /// Signed Data Rights Protocol requests from an authorized agent.
+    #[arg(long, default_value_t = 20_000)]
+    drp_requests: usize,
     /// Concurrent keep-alive client connections.
     #[arg(long, default_value_t = 32)]
     clients: usize,
@@ -370,6 +373,114 @@ fn sqlite_baseline(dir: &Path, rows: usize, bytes: usize) -> Result<(f64, f64), 
     Ok((run("per-row.db", 1)?, run("batched.db", 1000)?))
 }
 
+struct DrpFigures {
+    run: Run,
+    per_s: f64,
+    cpu: String,
+    bare_verify_per_s: f64,
+}
+
+/// An authorized agent (a key pair made here, trusted for the identity it
+/// attests) registers and sends signed deletion requests for addresses the
+/// vault does not hold: each is decoded, verified, checked, and registered
+/// with its task queued (the task finds no one and completes). The bare
+/// verification of the same bodies, on this thread, is the baseline.
+fn drp_phase(
+    args: &BenchArgs,
+    addr: &str,
+    admin: &str,
+    phase: &mut dyn FnMut(Vec<Vec<u8>>) -> Result<(Run, String), String>,
+) -> Result<DrpFigures, String> {
+    use base64::Engine;
+    let key = ed25519_dalek::SigningKey::from_bytes(&custodian_vault::crypto::random_bytes::<32>());
+    let verify_key =
+        base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes());
+    let business = custodian_policy::drp::business_id_from(
+        &custodian_policy::reference()
+            .map_err(|e| e.to_string())?
+            .document
+            .controller
+            .legal_name,
+    );
+    let call = |request: Vec<u8>| -> Result<(u16, Vec<u8>), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let mut conn = Conn::open(addr).await.map_err(|e| e.to_string())?;
+            let (status, body) = conn.call(&request).await.map_err(|e| e.to_string())?;
+            Ok((status, body.to_vec()))
+        })
+    };
+    let (status, _) = call(post(
+        addr,
+        admin,
+        "/v1/agents",
+        &format!(
+            "{{\"id\":\"BENCH_AGENT\",\"name\":\"Bench\",\"verify_key\":\"{verify_key}\",\"trust_identity\":true}}"
+        ),
+    ))?;
+    if status != 201 {
+        return Err(format!("the bench agent was refused: {status}"));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let (issued, expires) = (stamp(now), stamp(now + time::Duration::minutes(14)));
+    let claims = format!(
+        "\"agent-id\":\"BENCH_AGENT\",\"business-id\":\"{business}\",\"issued-at\":\"{issued}\",\"expires-at\":\"{expires}\",\"drp.version\":\"1.0\""
+    );
+    let signed = custodian_vault::signed::sign(&key, format!("{{{claims}}}").as_bytes());
+    let (status, body) = call(
+        format!(
+            "POST /v1/agent/BENCH_AGENT HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{signed}",
+            signed.len()
+        )
+        .into_bytes(),
+    )?;
+    let token = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_string))
+        .ok_or_else(|| format!("the bench agent could not register: {status}"))?;
+    let bodies: Vec<String> = (0..args.drp_requests)
+        .map(|i| {
+            let message = format!(
+                "{{{claims},\"exercise\":\"deletion\",\"agent-request-id\":\"{i}\",\"email\":\"stranger{i}@drp.bench.example\",\"email_verified\":true}}"
+            );
+            custodian_vault::signed::sign(&key, message.as_bytes())
+        })
+        .collect();
+    // The baseline: what the verification alone costs one core.
+    let public = key.verifying_key().to_bytes();
+    let t = Instant::now();
+    for body in &bodies {
+        let signed = custodian_vault::signed::Signed::decode(body).map_err(|e| e.to_string())?;
+        signed.verify(&public).map_err(|e| e.to_string())?;
+    }
+    let bare_verify_per_s = bodies.len() as f64 / t.elapsed().as_secs_f64();
+    let requests: Vec<Vec<u8>> = bodies
+        .iter()
+        .map(|b| {
+            format!(
+                "POST /v1/data-rights-request HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )
+            .into_bytes()
+        })
+        .collect();
+    let (run, cpu) = phase(requests)?;
+    let per_s = args.drp_requests as f64 / run.elapsed.as_secs_f64();
+    Ok(DrpFigures {
+        run,
+        per_s,
+        cpu,
+        bare_verify_per_s,
+    })
+}
+
 pub fn run(args: BenchArgs) -> ExitCode {
     match bench(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -474,6 +585,8 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
         .collect();
     let (healthy, health_cpu) = phase(health, false)?;
     let health_per_s = args.reads as f64 / healthy.elapsed.as_secs_f64();
+
+    let drp = drp_phase(args, &addr, &key, &mut |requests| phase(requests, false))?;
 
     // Single checks, as a mailer makes before each send.
     let checks: Vec<Vec<u8>> = (0..args.reads)
@@ -695,6 +808,18 @@ fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {
     println!(
         "| erasures, {} queued at once, to the last completed | {erasures_per_s:.0}/s ({} refused at intake), {erasure_cpu} |",
         args.queued_erasures, queued_run.failures
+    );
+    println!(
+        "| signed Data Rights Protocol requests (POST /v1/data-rights-request: decode, Ed25519 verify_strict, claims, register with the agent's attested identity, task queued, audit) | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, {} |",
+        drp.per_s,
+        ms(percentile(&drp.run.latencies, 0.50)),
+        ms(percentile(&drp.run.latencies, 0.99)),
+        drp.run.failures,
+        drp.cpu
+    );
+    println!(
+        "| baseline: bare decode and Ed25519 verify_strict of the same {} bodies, one thread | {:.0}/s |",
+        args.drp_requests, drp.bare_verify_per_s
     );
     println!(
         "| collections / per-row baseline | {:.2}x |",

@@ -68,6 +68,16 @@ pub struct ServeArgs {
     /// request (default 60000).
     #[arg(long, env = "CUSTODIAN_CODE_RESEND_GAP_MS")]
     pub code_resend_gap_ms: Option<u64>,
+    /// Where this server is reached from outside, e.g.
+    /// `https://privacy.example.org` (default: `http://` and the address it
+    /// listens on): the API base of the Data Rights Protocol's discovery
+    /// document and of verification links.
+    #[arg(long, env = "CUSTODIAN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// This business's id in the Data Rights Protocol (`business-id`);
+    /// default: the controller's name in capitals, `I_IMAGE_IT_LTD`.
+    #[arg(long, env = "CUSTODIAN_DRP_BUSINESS_ID")]
+    pub drp_business_id: Option<String>,
     #[command(flatten)]
     pub smtp: SmtpArgs,
 }
@@ -126,6 +136,8 @@ pub struct FileSettings {
     pub task_lease_ms: Option<u64>,
     pub unverified_expiry_ms: Option<u64>,
     pub code_resend_gap_ms: Option<u64>,
+    pub public_url: Option<String>,
+    pub drp_business_id: Option<String>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
     pub smtp_tls: Option<SmtpTls>,
@@ -154,6 +166,9 @@ pub struct Settings {
     pub task_lease: std::time::Duration,
     pub unverified_expiry: std::time::Duration,
     pub code_resend_gap: std::time::Duration,
+    /// Where this server is reached from outside, without a trailing slash.
+    pub public_url: Option<String>,
+    pub drp_business_id: Option<String>,
     /// The mail relay; `None` when no `smtp_host` is set.
     pub smtp: Option<SmtpSettings>,
 }
@@ -309,8 +324,33 @@ impl ServeArgs {
                 custodian_engine::requests::unverified::DEFAULT_RESEND_GAP,
                 std::time::Duration::from_millis,
             ),
+            public_url: public_url(self.public_url.clone().or(file.public_url))?,
+            drp_business_id: business_id(self.drp_business_id.clone().or(file.drp_business_id))?,
             smtp,
         })
+    }
+}
+
+/// An http(s) URL, kept without its trailing slash.
+fn public_url(given: Option<String>) -> Result<Option<String>, String> {
+    let Some(url) = given else { return Ok(None) };
+    let url = url.trim().trim_end_matches('/').to_string();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or_default();
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err("public_url must be an http:// or https:// URL".into());
+    }
+    Ok(Some(url))
+}
+
+fn business_id(given: Option<String>) -> Result<Option<String>, String> {
+    match given {
+        Some(id) if !custodian_engine::agents::valid_id(&id) => {
+            Err("drp_business_id is 1 to 64 letters, digits, `_` or `-`".into())
+        }
+        other => Ok(other),
     }
 }
 
@@ -436,6 +476,29 @@ impl StoreSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_and_business_id_are_checked() {
+        assert_eq!(
+            public_url(Some("https://privacy.example.org/".into())),
+            Ok(Some("https://privacy.example.org".into()))
+        );
+        assert_eq!(public_url(None), Ok(None));
+        for bad in [
+            "ftp://example.org",
+            "https://",
+            "privacy.example.org",
+            "http://a b",
+        ] {
+            assert!(public_url(Some(bad.into())).is_err(), "{bad}");
+        }
+        assert_eq!(
+            business_id(Some("TEST_CB".into())),
+            Ok(Some("TEST_CB".into()))
+        );
+        assert!(business_id(Some("TEST CB".into())).is_err());
+        assert!(business_id(Some(String::new())).is_err());
+    }
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {

@@ -17,6 +17,7 @@ macro_rules! out_raw {
 }
 
 mod admin_cmd;
+mod agents_cmd;
 
 mod bench;
 mod config;
@@ -65,6 +66,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: admin_cmd::KeysCommand,
+    },
+    /// Authorized agents of the Data Rights Protocol (add, list, suspend, activate, remove).
+    Agents {
+        #[command(subcommand)]
+        command: agents_cmd::AgentsCommand,
     },
     /// Verify the audit chain.
     Audit {
@@ -195,6 +201,7 @@ fn main() -> ExitCode {
         Command::Serve { args, no_migrate } => serve::run(args, !no_migrate),
         Command::Migrate { store } => admin_cmd::migrate(store),
         Command::Keys { command } => admin_cmd::keys(command),
+        Command::Agents { command } => agents_cmd::run(command),
         Command::Audit { command } => admin_cmd::audit(command),
         Command::Receipt {
             command:

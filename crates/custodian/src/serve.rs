@@ -156,6 +156,19 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
         let bound = listener
             .local_addr()
             .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
+        let mut drp = custodian_engine::drp::DrpSettings::defaults(&app.policy, &bound);
+        if let Some(url) = &settings.public_url {
+            drp.api_base.clone_from(url);
+        }
+        if let Some(id) = &settings.drp_business_id {
+            drp.business_id.clone_from(id);
+        }
+        tracing::info!(
+            business_id = %drp.business_id,
+            api_base = %drp.api_base,
+            "answering authorized agents (Data Rights Protocol 1.0)"
+        );
+        let app = app.with_drp(drp);
         let limits = custodian_server::Limits {
             per_key: settings.rate_limit_per_key,
             per_ip: settings.rate_limit_per_ip,

@@ -38,6 +38,10 @@ pub enum Operation {
     CreateKey,
     RevokeKey,
     VerifyAudit,
+    ListAgents,
+    AddAgent,
+    ChangeAgent,
+    RemoveAgent,
 }
 
 /// How a key's bindings narrow an operation its role may call.
@@ -177,6 +181,12 @@ pub const RULES: &[Rule] = &[
     rule(Operation::CreateKey, &[Admin], Binding::None),
     rule(Operation::RevokeKey, &[Admin], Binding::None),
     rule(Operation::VerifyAudit, &[Admin, Dpo], Binding::None),
+    // Authorized agents (Data Rights Protocol) are trusted like keys: only
+    // admins add, suspend or remove them.
+    rule(Operation::ListAgents, &[Admin], Binding::None),
+    rule(Operation::AddAgent, &[Admin], Binding::None),
+    rule(Operation::ChangeAgent, &[Admin], Binding::None),
+    rule(Operation::RemoveAgent, &[Admin], Binding::None),
 ];
 
 const fn rule(operation: Operation, roles: &'static [Role], binding: Binding) -> Rule {
@@ -230,6 +240,10 @@ impl Operation {
             Operation::CreateKey => "key.create",
             Operation::RevokeKey => "key.revoke",
             Operation::VerifyAudit => "audit.verify",
+            Operation::ListAgents => "agent.list",
+            Operation::AddAgent => "agent.add",
+            Operation::ChangeAgent => "agent.change",
+            Operation::RemoveAgent => "agent.remove",
         }
     }
 }
@@ -294,7 +308,7 @@ mod tests {
             );
             assert!(!r.roles.is_empty(), "row {i} allows no one");
         }
-        assert_eq!(RULES.len(), 25);
+        assert_eq!(RULES.len(), 29);
     }
 
     #[test]

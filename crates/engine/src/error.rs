@@ -51,6 +51,8 @@ pub enum AppError {
     LastAdminKey,
     #[error("the request was changed meanwhile; read it again and retry")]
     RequestChanged,
+    #[error("an agent with this id exists already")]
+    AgentExists,
     /// Mail to the person could not be sent (the code says why).
     #[error(
         "mail to the person could not be sent ({0}); the request is kept, awaiting verification"
@@ -130,6 +132,7 @@ impl AppError {
             AppError::KeyUnavailable(_) => "key_unavailable",
             AppError::LastAdminKey => "last_admin_key",
             AppError::RequestChanged => "request_changed",
+            AppError::AgentExists => "agent_exists",
             AppError::MailUnavailable(code) => code,
             AppError::LeaseLost => "lease_lost",
             AppError::TooSoon(_) => "too_soon",
@@ -178,6 +181,8 @@ impl From<BatchError> for AppError {
             BatchError::LastAdminKey => AppError::LastAdminKey,
             BatchError::RequestChanged => AppError::RequestChanged,
             BatchError::LeaseLost => AppError::LeaseLost,
+            BatchError::AgentExists => AppError::AgentExists,
+            BatchError::AgentNotFound => AppError::NotFound("no agent with this id".into()),
             BatchError::Store(detail) => {
                 tracing::error!(code = "write_failed", error = %detail, "a write failed");
                 AppError::Internal(Internal::WriteFailed)

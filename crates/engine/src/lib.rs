@@ -2,6 +2,7 @@
 //! the audit. Each takes a principal (who asks) and returns data or an
 //! [`AppError`]; the HTTP layer only translates.
 
+pub mod agents;
 pub mod auth;
 pub mod authz;
 pub mod campaign;
@@ -9,6 +10,7 @@ pub mod collect;
 pub mod consent;
 pub mod cookies;
 pub mod disclose;
+pub mod drp;
 pub mod error;
 pub mod events;
 pub mod keys;
@@ -59,11 +61,15 @@ pub struct App {
     pub requests_settled: Arc<tokio::sync::Notify>,
     /// The least time between two one-time codes for one request.
     pub code_resend_gap: std::time::Duration,
+    /// Who this business is in the Data Rights Protocol, and where it is reached.
+    pub drp: Arc<drp::DrpSettings>,
 }
 
 impl App {
     pub fn new(store: Store, keys: Keyring, policy: LoadedPolicy, policy_source: String) -> App {
+        let drp = drp::DrpSettings::defaults(&policy, "127.0.0.1:8080");
         App {
+            drp: Arc::new(drp),
             store,
             keys: Arc::new(keys),
             policy: Arc::new(policy),
@@ -76,6 +82,12 @@ impl App {
             code_resend_gap: requests::unverified::DEFAULT_RESEND_GAP,
             requests_settled: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// The same, answering the Data Rights Protocol as `settings` say.
+    pub fn with_drp(mut self, settings: drp::DrpSettings) -> App {
+        self.drp = Arc::new(settings);
+        self
     }
 
     /// The same, sending mail through `mailer`.
@@ -280,7 +292,12 @@ mod redaction_tests {
             data: [("email".to_string(), "ada@example.org".to_string())].into(),
             refused: vec![],
         };
+        let registered = crate::drp::Registered {
+            agent_id: "TEST_AGENT".into(),
+            token: "drp_secretsecret".into(),
+        };
         for printed in [
+            format!("{registered:?}"),
             format!("{collect:?}"),
             format!("{lookup:?}"),
             format!("{key:?}"),

@@ -73,6 +73,15 @@ pub fn grounds_may_override(
     }
 }
 
+/// An authorized agent's request to opt out of sale or sharing (Data Rights
+/// Protocol `sale:opt_out`): an objection with the scope of a GPC signal.
+pub const SALE_OPT_OUT_METHOD: &str = "agent-sale-opt-out";
+
+/// Whether an objection made by `method` has a GPC signal's scope.
+pub fn has_gpc_scope(method: &str) -> bool {
+    method == GPC_METHOD || method == SALE_OPT_OUT_METHOD
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsentAction {
@@ -199,8 +208,11 @@ pub struct StoredObjection {
 }
 
 impl StoredObjection {
+    /// Whether it has a Global Privacy Control signal's scope: the signal
+    /// itself, or an agent's opt-out of sale or sharing, which asks for the
+    /// same thing.
     pub fn is_gpc(&self) -> bool {
-        self.method == GPC_METHOD
+        has_gpc_scope(&self.method)
     }
 
     /// Whether it reaches `purpose` on `channel` (`None`: any channel).
@@ -364,7 +376,7 @@ impl Preferences {
         self.objections.retain(|o| {
             !(o.purpose.as_deref() == purpose
                 && o.channel == e.channel
-                && o.is_gpc() == (e.method == GPC_METHOD))
+                && o.is_gpc() == has_gpc_scope(&e.method))
         });
         let objection = StoredObjection {
             purpose: purpose.map(str::to_string),

@@ -172,6 +172,26 @@ fn gpc_is_no_objection_to_first_party_marketing() {
     assert_eq!(p.objections.len(), 1);
 }
 
+/// An authorized agent's opt-out of sale or sharing has a GPC signal's
+/// scope: first-party consents stand, and the decision applies it to the
+/// purposes the policy puts in that scope; a second one replaces the first.
+#[test]
+fn an_agents_sale_opt_out_is_read_as_a_gpc_signal() {
+    let mut p = Preferences::default();
+    p.apply(&event(ConsentAction::Grant, Some(NEWS), Some("email"), 1));
+    for at in [2, 3] {
+        p.apply(&with_method(
+            event(ConsentAction::Object, None, None, at),
+            SALE_OPT_OUT_METHOD,
+        ));
+    }
+    assert_eq!(status(&p, NEWS, "email"), Some("given"));
+    assert!(!p.objected(NEWS, Some("email"), true));
+    assert_eq!(p.objections.len(), 1);
+    assert!(p.objections.iter().all(StoredObjection::is_gpc));
+    assert!(has_gpc_scope(GPC_METHOD) && !has_gpc_scope("web-form"));
+}
+
 const PURPOSES: [&str; 3] = ["news", "offers", "cookies"];
 const CHANNELS: [&str; 3] = ["email", "sms", "post"];
 

@@ -15,6 +15,7 @@ pub mod decision;
 pub mod diagnostic;
 pub mod diff;
 pub mod disclosure;
+pub mod drp;
 pub mod located;
 pub mod model;
 pub mod period;

@@ -29,10 +29,14 @@ pub enum RequestKind {
     Objection,
     /// Art. 21(2)-(3): to all direct marketing.
     MarketingOptOut,
+    /// An objection to the sale or sharing of personal data, with the scope
+    /// of a Global Privacy Control signal (what an authorized agent's
+    /// `sale:opt_out` asks for).
+    SaleOptOut,
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 8] = [
+    pub const ALL: [RequestKind; 9] = [
         RequestKind::Access,
         RequestKind::Portability,
         RequestKind::Erasure,
@@ -41,6 +45,7 @@ impl RequestKind {
         RequestKind::LiftRestriction,
         RequestKind::Objection,
         RequestKind::MarketingOptOut,
+        RequestKind::SaleOptOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +58,7 @@ impl RequestKind {
             RequestKind::LiftRestriction => "lift-restriction",
             RequestKind::Objection => "objection",
             RequestKind::MarketingOptOut => "marketing-opt-out",
+            RequestKind::SaleOptOut => "sale-opt-out",
         }
     }
 

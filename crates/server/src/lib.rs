@@ -4,6 +4,7 @@
 
 mod banner;
 mod consent_routes;
+mod drp_routes;
 mod extract;
 mod openapi;
 mod pages;
@@ -34,6 +35,11 @@ pub enum Access {
     /// A key, as the table says, or a verified person's session for their
     /// own requests.
     KeyOrSession(Operation),
+    /// An authorized agent's registration: its signed body is the proof.
+    AgentSigned,
+    /// An authorized agent's bearer token (Data Rights Protocol); API keys
+    /// are not agent tokens.
+    AgentToken,
 }
 
 /// Every route the server answers, with its access. The OpenAPI document
@@ -107,6 +113,25 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("GET", "/v1/cookie-consent/renewal", Public),
         ("GET", "/.well-known/custodian-receipt-key", Public),
         ("GET", "/.well-known/gpc.json", Public),
+        ("GET", "/.well-known/data-rights.json", Public),
+        ("POST", "/v1/agent/{id}", Access::AgentSigned),
+        ("POST", "/v1/agent/{id}/", Access::AgentSigned),
+        ("GET", "/v1/agent/{id}", Access::AgentToken),
+        ("GET", "/v1/agent/{id}/", Access::AgentToken),
+        ("POST", "/v1/data-rights-request", Access::AgentToken),
+        ("POST", "/v1/data-rights-request/", Access::AgentToken),
+        ("GET", "/v1/data-rights-request/{id}", Access::AgentToken),
+        ("GET", "/v1/data-rights-request/{id}/", Access::AgentToken),
+        ("DELETE", "/v1/data-rights-request/{id}", Access::AgentToken),
+        (
+            "DELETE",
+            "/v1/data-rights-request/{id}/",
+            Access::AgentToken,
+        ),
+        ("GET", "/v1/agents", Key(Op::ListAgents)),
+        ("POST", "/v1/agents", Key(Op::AddAgent)),
+        ("POST", "/v1/agents/{id}/status", Key(Op::ChangeAgent)),
+        ("DELETE", "/v1/agents/{id}", Key(Op::RemoveAgent)),
         ("GET", "/consent.js", Public),
         ("GET", "/consent/preview", Public),
         ("GET", "/", Public),
@@ -116,6 +141,7 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("GET", "/cookies.md", Public),
         ("GET", "/v1/policy", Public),
         ("GET", "/v1/policy/ropa", Public),
+        ("GET", "/requests/{id}/verify", Public),
         ("GET", "/openapi.json", Public),
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),
@@ -198,6 +224,7 @@ pub fn router(app: App, limits: &Limits) -> Router {
         .merge(routes::api())
         .merge(consent_routes::routes())
         .merge(request_routes::routes())
+        .merge(drp_routes::routes())
         .merge(banner::routes())
         .merge(pages::routes())
         .merge(openapi::routes(&state.app))
@@ -264,9 +291,11 @@ async fn limit_and_authenticate(state: &State, mut req: Request, next: Next) -> 
             return too_many(wait, "rate_limited");
         }
     }
-    // A verified person's session (`rs_...`) is not an API key: the request
-    // routes check it themselves.
-    if let Some(token) = extract::bearer(req.headers()).filter(|t| !t.starts_with("rs_")) {
+    // A verified person's session (`rs_...`) and an authorized agent's token
+    // (`drp_...`) are not API keys: their routes check them themselves.
+    if let Some(token) =
+        extract::bearer(req.headers()).filter(|t| !t.starts_with("rs_") && !t.starts_with("drp_"))
+    {
         match state.authenticate(token).await {
             Ok(principal) => {
                 if let Err(wait) = state.per_key.check(&principal.key_id, now) {

@@ -3,7 +3,7 @@
 
 use super::State;
 use super::problem::Problem;
-use super::{banner, consent_routes, pages, request_routes, routes};
+use super::{banner, consent_routes, drp_routes, pages, request_routes, routes};
 use axum::Router;
 use custodian_engine::collect::{
     Channel, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
@@ -46,10 +46,14 @@ use utoipa_swagger_ui::SwaggerUi;
         consent_routes::link_visitor, consent_routes::consent_receipt, consent_routes::receipt_key,
         consent_routes::check, consent_routes::check_many, consent_routes::suppress, consent_routes::cookie_choice, consent_routes::cookie_renewal,
         pages::index, pages::notice_html, pages::notice_md, pages::cookies_html, pages::cookies_md,
-        pages::policy_json, pages::ropa_json, banner::consent_js, banner::consent_preview, banner::gpc_json,
+        pages::policy_json, pages::ropa_json, pages::verify_page, banner::consent_js, banner::consent_preview, banner::gpc_json,
         openapi_json,
         request_routes::submit, request_routes::list, request_routes::read, request_routes::verify, request_routes::resend_code,
         request_routes::manage, request_routes::report_json, request_routes::report_html, request_routes::archive,
+        drp_routes::discovery, drp_routes::register, drp_routes::register_slash, drp_routes::agent_status,
+        drp_routes::agent_status_slash, drp_routes::submit, drp_routes::submit_slash, drp_routes::status,
+        drp_routes::status_slash, drp_routes::revoke, drp_routes::revoke_slash,
+        drp_routes::list_agents, drp_routes::add_agent, drp_routes::change_agent, drp_routes::remove_agent,
     ),
     components(schemas(
         Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
@@ -64,6 +68,10 @@ use utoipa_swagger_ui::SwaggerUi;
         custodian_engine::requests::Outcome,
         custodian_engine::requests::Kept, custodian_engine::requests::Refusal,
         custodian_engine::objection::CompellingGrounds,
+        drp_routes::DrpProblem, custodian_engine::drp::Discovery, custodian_engine::drp::Registered,
+        custodian_engine::drp::AgentStatus, custodian_engine::drp::DrpStatus,
+        custodian_engine::agents::NewAgent, custodian_engine::agents::AgentInfo,
+        custodian_engine::agents::AgentChange, custodian_engine::agents::AgentStatusChange,
     )),
     modifiers(&BearerKeys, &Contract),
 )]
@@ -80,6 +88,15 @@ impl utoipa::Modify for BearerKeys {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("ck_...")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("drp_... (an authorized agent's, from POST /v1/agent/{id})")
                     .build(),
             ),
         );
@@ -217,7 +234,12 @@ fn with_contract(method: &str, path: &str, op: &mut Operation) {
     if query {
         statuses.push(422);
     }
-    if path.contains('{') {
+    let protocol = matches!(
+        access,
+        Some(crate::Access::AgentSigned | crate::Access::AgentToken)
+    );
+    // The protocol's routes document their own answers, in its own shape.
+    if path.contains('{') && !protocol {
         statuses.push(404);
     }
     if PUBLIC_STORE_ROUTES.contains(&(method, path)) {
@@ -421,9 +443,19 @@ mod tests {
 
     /// Every error answer is a problem, typed application/problem+json,
     /// never application/json.
+    /// The Data Rights Protocol fixes its own error shape (its section
+    /// 3.06), so its endpoints answer refusals as `DrpProblem`; the rate
+    /// limiter's 429 is still a problem.
+    fn protocol_route(path: &str) -> bool {
+        path.starts_with("/v1/agent/") || path.starts_with("/v1/data-rights-request")
+    }
+
     #[test]
     fn problems_are_problem_json() {
         for (method, path, op) in operations(&ApiDoc::openapi()) {
+            if protocol_route(&path) {
+                continue;
+            }
             for (status, response) in &op.responses.responses {
                 let RefOr::T(response) = response else {
                     panic!("{method} {path} {status}: a reference");

@@ -78,6 +78,26 @@ pub fn routes() -> Router<State> {
         .route("/cookies.md", get(cookies_md))
         .route("/v1/policy", get(policy_json))
         .route("/v1/policy/ropa", get(ropa_json))
+        .route("/requests/{id}/verify", get(verify_page))
+}
+
+/// The page where a person enters the one-time code of a request made for
+/// them by an authorized agent (the protocol's `user_verification_url`).
+/// The same page for every id: it reads the id from its own address.
+const VERIFY_PAGE: &str = include_str!("verify_page.html");
+
+/// Where a person confirms a request with the code they were mailed.
+#[utoipa::path(get, path = "/requests/{id}/verify", tag = "documents",
+    params(("id" = String, Path, description = "The request id")),
+    responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn verify_page() -> Response {
+    let mut response = with_type(VERIFY_PAGE, HTML);
+    // Never framed by another site (the code is typed here).
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    );
+    response
 }
 
 /// The published documents' index page.

@@ -82,6 +82,7 @@ impl From<AppError> for Problem {
             AppError::Conflict(_)
             | AppError::LastAdminKey
             | AppError::RequestChanged
+            | AppError::AgentExists
             | AppError::LeaseLost => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
             AppError::TooSoon(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -4,4 +4,5 @@
 pub mod audit;
 pub mod crypto;
 pub mod keyfile;
+pub mod signed;
 pub mod store;

@@ -250,6 +250,34 @@ fn request_for(
             Some(json!({"action": "pause", "asked": "2026-12-01", "large_amount": true})),
             None,
         ),
+        // The protocol's routes: a body no check passes, so that what
+        // answers is the agent's token (or, for registration, the body).
+        ("POST", "/v1/agent/{id}" | "/v1/agent/{id}/") => {
+            (path.replace("{id}", "NO_SUCH_AGENT"), None, None)
+        }
+        ("GET", "/v1/agent/{id}" | "/v1/agent/{id}/") => {
+            (path.replace("{id}", "NO_SUCH_AGENT"), None, None)
+        }
+        ("POST", "/v1/data-rights-request" | "/v1/data-rights-request/") => {
+            (path.into(), None, None)
+        }
+        ("GET" | "DELETE", "/v1/data-rights-request/{id}" | "/v1/data-rights-request/{id}/") => {
+            (path.replace("{id}", &f.request), None, None)
+        }
+        ("GET", "/v1/agents") => (path.into(), None, None),
+        ("GET", "/requests/{id}/verify") => (path.replace("{id}", &f.request), None, None),
+        ("POST", "/v1/agents") => (
+            path.into(),
+            Some(json!({"id": "AUTHZ_AGENT", "name": "An agent",
+                        "verify_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="})),
+            None,
+        ),
+        ("POST", "/v1/agents/{id}/status") => (
+            "/v1/agents/NO_SUCH_AGENT/status".into(),
+            Some(json!({"action": "suspend"})),
+            None,
+        ),
+        ("DELETE", "/v1/agents/{id}") => ("/v1/agents/NO_SUCH_AGENT".into(), None, None),
         ("GET", p) if p.starts_with("/v1/requests/{id}/") => {
             (p.replace("{id}", &f.request), None, None)
         }
@@ -258,6 +286,9 @@ fn request_for(
     };
     let body = if (method, path.as_str()) == ("POST", "/v1/marketing/check") {
         Some(format!("{{\"channel\":\"post\"}}\n{id}\n"))
+    } else if path.starts_with("/v1/agent/") || path.starts_with("/v1/data-rights-request") {
+        // Not a signed message: refused at decoding, whoever sends it.
+        (method != "GET").then(|| "AAAA".to_string())
     } else {
         body.map(|b| b.to_string())
     };
@@ -281,11 +312,16 @@ fn every_route_answers_every_kind_of_key_as_the_table_says(backend: Backend) {
             let what = format!("{method} {template} as {caller:?}: {} {}", r.status, r.body);
             checked += 1;
             match (access, caller) {
-                (Access::Public, _) => {
+                (Access::Public | Access::AgentSigned, _) => {
                     // Public stays public, whatever the Authorization header holds.
                     assert_ne!(r.status, 401, "{what}");
                     assert_ne!(r.status, 403, "{what}");
                     public_statuses.push(r.status);
+                }
+                // No API key is an agent's token.
+                (Access::AgentToken, _) => {
+                    assert_eq!(r.status, 401, "{what}");
+                    assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{what}");
                 }
                 (
                     Access::Key(_) | Access::KeyOrSession(_),
@@ -317,7 +353,7 @@ fn every_route_answers_every_kind_of_key_as_the_table_says(backend: Backend) {
                 }
             }
         }
-        if *access == Access::Public {
+        if matches!(access, Access::Public | Access::AgentSigned) {
             public_statuses.dedup();
             assert_eq!(
                 public_statuses.len(),

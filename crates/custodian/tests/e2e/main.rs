@@ -49,6 +49,7 @@ mod authz;
 mod browser;
 mod cluster;
 mod consent;
+mod drp;
 mod mailbox;
 mod policy;
 mod postgres;

@@ -1044,8 +1044,8 @@ fn a_store_newer_than_the_build_is_refused() {
         text(&out.stderr)
     );
     db.execute(
-        "UPDATE meta SET value = '6' WHERE key = 'schema_version'",
-        [],
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [custodian_vault::store::SCHEMA_VERSION.to_string()],
     )
     .unwrap();
     let out = run(&["migrate", "--data-dir", &data]);
@@ -1061,13 +1061,16 @@ fn a_store_newer_than_the_build_is_refused() {
          DROP INDEX subjects_by_kek;
          DELETE FROM meta WHERE key = 'audit_keyed_from';
          DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
-         DROP TABLE tasks; DROP INDEX audit_disclosures;
+         DROP TABLE tasks; DROP INDEX audit_disclosures; DROP TABLE agents;
          UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     )
     .unwrap();
     let out = run(&["migrate", "--data-dir", &data]);
     assert!(
-        text(&out.stdout).contains("schema migrated from version 2 to 6"),
+        text(&out.stdout).contains(&format!(
+            "schema migrated from version 2 to {}",
+            custodian_vault::store::SCHEMA_VERSION
+        )),
         "{}",
         text(&out.stdout)
     );

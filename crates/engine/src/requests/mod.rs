@@ -7,6 +7,7 @@
 //! who records the check they did. Every transition is audited with who
 //! made it.
 
+pub(crate) mod drp;
 mod register;
 mod stored;
 pub mod tasks;
@@ -353,32 +354,82 @@ pub async fn submit(
     let email_key = values::lookup_key(FieldType::Email, &req.email)
         .ok_or_else(|| AppError::Invalid("the email address given is not valid".into()))?;
     check_details(app, &req)?;
-    let at = micros(now);
-    let id = new_id();
-    let subject = find_subject(app, &email_key).await?;
-    let (key, wrapped) = app
-        .keys
-        .new_data_key(&id)
-        .map_err(|_| AppError::Internal(Internal::KeyGenerationFailed))?;
-    let sealed = Sealed {
-        email: email_key.clone(),
-        fields: req.fields.clone(),
-        note: req.note.clone(),
-    };
     let channel = if principal.role == Role::Agent {
         "call-centre"
     } else {
         "api"
     };
+    let identity = req.identity.as_ref().map(|check| Identity {
+        at: micros(now),
+        method: check.method.clone(),
+        by: principal.actor(),
+        evidence: Some(check.evidence.clone()),
+    });
+    let (r, mailed) = intake(
+        app,
+        Intake {
+            kind: req.kind,
+            email_key,
+            fields: req.fields,
+            purpose: req.purpose,
+            note: req.note,
+            channel: channel.into(),
+            submitted_by: principal.actor(),
+            identity,
+            agent: None,
+        },
+        now,
+    )
+    .await?;
+    mailed?;
+    view(app, r, now).await
+}
+
+/// A request as taken in, whoever took it: checked already.
+pub(crate) struct Intake {
+    pub kind: RequestKind,
+    /// The contact address, normalised for lookups.
+    pub email_key: String,
+    pub fields: BTreeMap<String, serde_json::Value>,
+    pub purpose: Option<String>,
+    pub note: Option<String>,
+    pub channel: String,
+    pub submitted_by: String,
+    /// Identity established by whoever took the request in; without it a
+    /// one-time code goes to the address.
+    pub identity: Option<Identity>,
+    pub agent: Option<stored::AgentLink>,
+}
+
+/// Records a request: verified and queued at once with an identity, or
+/// awaiting the one-time code mailed to the address. The request is
+/// written before the mail goes; a failed mail is handed back beside it.
+pub(crate) async fn intake(
+    app: &App,
+    input: Intake,
+    now: OffsetDateTime,
+) -> Result<(Request, Result<(), AppError>), AppError> {
+    let at = micros(now);
+    let id = new_id();
+    let subject = find_subject(app, &input.email_key).await?;
+    let (key, wrapped) = app
+        .keys
+        .new_data_key(&id)
+        .map_err(|_| AppError::Internal(Internal::KeyGenerationFailed))?;
+    let sealed = Sealed {
+        email: input.email_key.clone(),
+        fields: input.fields,
+        note: input.note,
+    };
     let code = new_code();
     let mut r = Request {
         record: RequestRecord {
             id,
-            kind: req.kind.as_str().into(),
+            kind: input.kind.as_str().into(),
             state: RequestState::Received.as_str().into(),
             version: 0,
             subject,
-            contact_hash: Some(contact_hash(app, &email_key)),
+            contact_hash: Some(contact_hash(app, &input.email_key)),
             received_at: at,
             due: None,
             updated_at: at,
@@ -386,41 +437,37 @@ pub async fn submit(
             sealed: stored::seal(&key, &id, &sealed)?,
             meta: String::new(),
         },
-        kind: req.kind,
+        kind: input.kind,
         state: RequestState::Received,
         meta: Meta {
-            channel: channel.into(),
-            submitted_by: principal.actor(),
-            purpose: req.purpose.clone(),
+            channel: input.channel,
+            submitted_by: input.submitted_by.clone(),
+            purpose: input.purpose,
+            agent: input.agent,
             ..Meta::default()
         },
     };
     let mut ops = Vec::new();
     let mut audit = vec![entry(
-        &principal.actor(),
+        &input.submitted_by,
         "request.receive",
         subject,
         "recorded",
-        Some(format!("kind={}", req.kind.as_str())),
+        Some(format!("kind={}", input.kind.as_str())),
         at,
     )];
-    match &req.identity {
-        Some(check) => {
-            r.meta.identity = Some(Identity {
-                at,
-                method: check.method.clone(),
-                by: principal.actor(),
-                evidence: Some(check.evidence.clone()),
-            });
-            advance(&mut r, RequestEvent::Verify)?;
+    match input.identity {
+        Some(identity) => {
             audit.push(entry(
-                &principal.actor(),
+                &identity.by,
                 "request.verify",
                 subject,
                 "verified",
-                Some(check.method.clone()),
+                Some(identity.method.clone()),
                 at,
             ));
+            r.meta.identity = Some(identity);
+            advance(&mut r, RequestEvent::Verify)?;
             start_work(app, &mut r, &mut ops, at)?;
         }
         None => {
@@ -447,13 +494,20 @@ pub async fn submit(
     written(app.store.write(batch).await)?;
     if r.state == RequestState::InProgress {
         app.tasks_queued.notify_one();
-    } else {
-        if let Err(e) = app.mailer.send(code_mail(app, email_key, &code)).await {
-            tracing::warn!(request = %id, code = e.code(), "the verification code could not be sent");
-            return Err(AppError::MailUnavailable(e.code()));
-        }
+        return Ok((r, Ok(())));
     }
-    view(app, r, now).await
+    let mailed = match app
+        .mailer
+        .send(code_mail(app, input.email_key, &code))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::warn!(request = %id, code = e.code(), "the verification code could not be sent");
+            Err(AppError::MailUnavailable(e.code()))
+        }
+    };
+    Ok((r, mailed))
 }
 
 /// The message that carries a one-time code.

@@ -108,11 +108,27 @@ pub struct ExtensionRecord {
     pub told: Date,
 }
 
+/// The authorized agent (Data Rights Protocol) a request came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentLink {
+    /// The agent's id: only its token reaches the request.
+    pub id: String,
+    /// The protocol action asked for (`access`, `deletion`, ...).
+    pub action: String,
+    /// The agent's own id for the request, echoed in status answers.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The regime the agent named, if any (the policy's regime applies).
+    #[serde(default)]
+    pub regime: Option<String>,
+}
+
 /// The open part of a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Meta {
-    /// `api`, `call-centre`, or an authorized agent's id later.
+    /// `api`, `call-centre`, or `drp` (an authorized agent's).
     pub channel: String,
     pub submitted_by: String,
     /// For an objection: the purpose objected to.
@@ -130,6 +146,9 @@ pub struct Meta {
     pub extension: Option<ExtensionRecord>,
     #[serde(default)]
     pub outcome: Option<Outcome>,
+    /// Set for a request an authorized agent submitted.
+    #[serde(default)]
+    pub agent: Option<AgentLink>,
 }
 
 /// A request as the engine works with it.

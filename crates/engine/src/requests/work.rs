@@ -82,6 +82,7 @@ pub async fn carry_out(app: &App, r: &Request, at: i64) -> Result<Effects, AppEr
         }
         (RequestKind::Objection, Some(s)) => objection(app, r, &s, at)?,
         (RequestKind::MarketingOptOut, Some(s)) => opt_out(app, r, &s, at)?,
+        (RequestKind::SaleOptOut, Some(s)) => sale_opt_out(app, r, &s, at),
     };
     effects.audit.push(audit(
         &format!("request.{}", r.kind.as_str()),
@@ -708,6 +709,24 @@ fn opt_out(app: &App, r: &Request, s: &SubjectRecord, at: i64) -> Result<Effects
         },
         ..Effects::default()
     })
+}
+
+/// An objection to the sale or sharing of personal data (an authorized
+/// agent's `sale:opt_out`): recorded with the scope of a Global Privacy
+/// Control signal, which the decision applies to the purposes the policy
+/// puts in it. First-party marketing the person agreed to goes on.
+fn sale_opt_out(app: &App, r: &Request, s: &SubjectRecord, at: i64) -> Effects {
+    let mut event = objection_event(app, r, s.id, None, at);
+    event.method = custodian_policy::consent::SALE_OPT_OUT_METHOD.into();
+    event.agent = r.meta.agent.as_ref().map(|a| a.id.clone());
+    Effects {
+        ops: vec![WriteOp::RecordConsent(event)],
+        outcome: Outcome {
+            found: true,
+            ..Outcome::default()
+        },
+        ..Effects::default()
+    }
 }
 
 #[cfg(test)]

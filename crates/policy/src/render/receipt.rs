@@ -84,9 +84,10 @@ pub fn documents(policy: &Policy, event: &ConsentEvent, public_key_b64url: &str)
         .filter_map(|c| c.art9_condition.as_ref().map(|a| a.to_string()))
         .collect();
     let objection = matches!(event.action, ConsentAction::Object | ConsentAction::Lift);
-    let gpc = event.method == crate::consent::GPC_METHOD;
+    let gpc = crate::consent::has_gpc_scope(&event.method);
     let purpose_text = match purpose {
         Some(p) => p.description.clone(),
+        None if event.method == crate::consent::SALE_OPT_OUT_METHOD => "the sale or sharing of personal data, targeted advertising and third-party marketing cookies (asked for by an authorized agent)".to_string(),
         None if gpc => "the sale or sharing of personal data, targeted advertising and third-party marketing cookies (a Global Privacy Control signal)".to_string(),
         None => "all direct marketing".to_string(),
     };

@@ -209,6 +209,7 @@ conformance!(
     null_mistyped_and_out_of_range_columns_are_corrupt,
     an_erased_subject_answers_as_erased_everywhere,
     a_task_is_leased_once_and_finished_only_by_its_holder,
+    agents_are_kept_found_by_token_and_undecodable_ones_are_corrupt,
 );
 
 /// The message of a `Corrupt` error; anything else fails the test.
@@ -1125,6 +1126,7 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
              DELETE FROM meta WHERE key = 'audit_keyed_from';
              DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
              DROP TABLE tasks; DROP INDEX audit_disclosures;
+             DROP TABLE agents;
              UPDATE subjects SET state = {};
              UPDATE meta SET value = '2' WHERE key = 'schema_version'",
             f.raw.blob(&json)
@@ -1646,4 +1648,136 @@ async fn a_task_is_leased_once_and_finished_only_by_its_holder(f: Fixture) {
             .claimed
             .is_empty()
     );
+}
+
+/// Authorized agents: created once, found by id and by their token's hash,
+/// suspended, given a new token, removed; a changed or missing one is
+/// refused; a verify key or status that cannot be read is corrupt, never a
+/// default (an agent read as active, or with some other key, would be
+/// trusted).
+async fn agents_are_kept_found_by_token_and_undecodable_ones_are_corrupt(f: Fixture) {
+    use crate::store::agents::{AgentOp, AgentRecord};
+    let agent = AgentRecord {
+        id: "TEST_AGENT".into(),
+        name: "An agent".into(),
+        verify_key: [9; 32],
+        trust_identity: true,
+        status: "active".into(),
+        token_hash: None,
+        registered_at: None,
+        created_at: 10,
+        updated_at: 10,
+    };
+    let write = |op: AgentOp| Batch {
+        ops: vec![WriteOp::Agent(op)],
+        audit: vec![draft("agent", None)],
+        outbox: vec![],
+    };
+    f.store
+        .write(write(AgentOp::Create(agent.clone())))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        f.store
+            .write(write(AgentOp::Create(agent.clone())))
+            .await
+            .unwrap(),
+        Err(BatchError::AgentExists)
+    );
+    assert_eq!(
+        f.store.agent("TEST_AGENT").await.unwrap(),
+        Some(agent.clone())
+    );
+    assert_eq!(f.store.agent_by_token(&[1; 32]).await.unwrap(), None);
+    f.store
+        .write(write(AgentOp::SetToken {
+            id: "TEST_AGENT".into(),
+            token_hash: [1; 32],
+            at: 20,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    f.store
+        .write(write(AgentOp::SetStatus {
+            id: "TEST_AGENT".into(),
+            status: "suspended".into(),
+            at: 30,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    let found = f.store.agent_by_token(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        (found.status.as_str(), found.registered_at, found.updated_at),
+        ("suspended", Some(20), 30)
+    );
+    // A second registration replaces the token: the first no longer works.
+    f.store
+        .write(write(AgentOp::SetToken {
+            id: "TEST_AGENT".into(),
+            token_hash: [2; 32],
+            at: 40,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.store.agent_by_token(&[1; 32]).await.unwrap(), None);
+    assert_eq!(f.store.agents().await.unwrap().len(), 1);
+    for op in [
+        AgentOp::SetStatus {
+            id: "NOBODY".into(),
+            status: "active".into(),
+            at: 1,
+        },
+        AgentOp::SetToken {
+            id: "NOBODY".into(),
+            token_hash: [3; 32],
+            at: 1,
+        },
+        AgentOp::Remove {
+            id: "NOBODY".into(),
+        },
+    ] {
+        assert_eq!(
+            f.store.write(write(op)).await.unwrap(),
+            Err(BatchError::AgentNotFound)
+        );
+    }
+
+    f.raw
+        .exec(&format!(
+            "UPDATE agents SET verify_key = {} WHERE id = 'TEST_AGENT'",
+            f.raw.blob(&[9; 5])
+        ))
+        .await;
+    let message = corrupt(f.store.agent("TEST_AGENT").await);
+    assert!(
+        message.contains("agents row TEST_AGENT, column verify_key"),
+        "{message}"
+    );
+    f.raw
+        .exec(&format!(
+            "UPDATE agents SET verify_key = {}, status = 'enabled' WHERE id = 'TEST_AGENT'",
+            f.raw.blob(&[9; 32])
+        ))
+        .await;
+    let message = corrupt(f.store.agents().await);
+    assert!(message.contains("column status"), "{message}");
+
+    f.raw
+        .exec("UPDATE agents SET status = 'active' WHERE id = 'TEST_AGENT'")
+        .await;
+    f.store
+        .write(write(AgentOp::Remove {
+            id: "TEST_AGENT".into(),
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.store.agent("TEST_AGENT").await.unwrap(), None);
+    assert_eq!(f.store.agent_by_token(&[2; 32]).await.unwrap(), None);
+    let v = f.store.verify_audit().await.unwrap();
+    assert!(v.intact, "{v:?}");
 }

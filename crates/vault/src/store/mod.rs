@@ -11,6 +11,7 @@
 //! batch runs in its own savepoint, so one request's failure does not touch
 //! another's, and every caller is answered only after the transaction commits.
 
+pub mod agents;
 pub mod consent;
 mod database_url;
 mod postgres;
@@ -27,7 +28,7 @@ use crate::crypto::WrappedKey;
 use uuid::Uuid;
 
 /// The schema version this build knows. A database at a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,6 +71,10 @@ pub enum BatchError {
     RequestChanged,
     #[error("the task's lease was lost to another worker")]
     LeaseLost,
+    #[error("an agent with this id exists already")]
+    AgentExists,
+    #[error("no agent with this id")]
+    AgentNotFound,
     #[error(
         "policy version {0} was recorded before with different content; give the changed policy a new version"
     )]
@@ -464,6 +469,34 @@ impl Store {
         match self {
             Store::Sqlite(s) => off_the_workers(s, move |s| s.disclosures_of(subject)).await,
             Store::Postgres(s) => Box::pin(s.disclosures_of(subject)).await,
+        }
+    }
+}
+
+/// Authorized agents of the Data Rights Protocol.
+impl Store {
+    pub async fn agent(&self, id: &str) -> Result<Option<agents::AgentRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.agent(id),
+            Store::Postgres(s) => Box::pin(s.agent(id)).await,
+        }
+    }
+
+    /// The agent a token's SHA-256 names.
+    pub async fn agent_by_token(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<agents::AgentRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.agent_by_token(hash),
+            Store::Postgres(s) => Box::pin(s.agent_by_token(hash)).await,
+        }
+    }
+
+    pub async fn agents(&self) -> Result<Vec<agents::AgentRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.agents()).await,
+            Store::Postgres(s) => Box::pin(s.agents()).await,
         }
     }
 }

@@ -337,6 +337,8 @@ pub enum WriteOp {
     },
     /// The register of data-subject requests and its tasks.
     Request(super::requests::RequestOp),
+    /// Authorized agents of the Data Rights Protocol.
+    Agent(super::agents::AgentOp),
 }
 
 /// Everything one request writes: applied together or not at all.

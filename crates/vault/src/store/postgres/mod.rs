@@ -13,6 +13,7 @@
 
 use super::*;
 
+mod agents;
 mod connect;
 mod reads;
 mod requests;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_kek_index.sql"),
     include_str!("../../../migrations/postgres/0005_keyed_audit.sql"),
     include_str!("../../../migrations/postgres/0006_requests.sql"),
+    include_str!("../../../migrations/postgres/0007_agents.sql"),
 ];
 const MAX_GROUP: usize = 512;
 /// Read connections per node, made as needed.

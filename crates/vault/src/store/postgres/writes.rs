@@ -367,6 +367,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
         WriteOp::RecordConsent(event) => Ok(record_consent(c, event).await?.map(drop)),
         // Applied by `apply_batch`, which collects what a claim leases.
         WriteOp::Request(op) => Box::pin(super::requests::apply(c, op, &mut Vec::new())).await,
+        WriteOp::Agent(op) => Box::pin(super::agents::apply(c, op)).await,
         WriteOp::Suppress {
             kind,
             hash,

@@ -9,6 +9,7 @@
 
 use super::*;
 
+pub(super) mod agents;
 mod checkpoint;
 mod reads;
 pub(super) mod requests;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_kek_index.sql"),
     include_str!("../../../migrations/sqlite/0005_keyed_audit.sql"),
     include_str!("../../../migrations/sqlite/0006_requests.sql"),
+    include_str!("../../../migrations/sqlite/0007_agents.sql"),
 ];
 /// The most batches one group transaction takes.
 const MAX_GROUP: usize = 512;

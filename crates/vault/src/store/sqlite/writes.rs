@@ -340,6 +340,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
         WriteOp::RecordConsent(event) => record_consent(c, event).map(drop),
         // Applied by `apply_batch`, which collects what a claim leases.
         WriteOp::Request(op) => super::requests::apply(c, op, &mut Vec::new()),
+        WriteOp::Agent(op) => super::agents::apply(c, op),
         WriteOp::Suppress {
             kind,
             hash,
