@@ -10,6 +10,7 @@
 
 pub mod compiled;
 pub mod consent;
+pub mod datasets;
 pub mod day;
 pub mod decision;
 pub mod diagnostic;
