@@ -116,7 +116,22 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 "no mail relay is configured (smtp_host): rights requests that need a one-time code are kept but answered 503 until one is"
             );
         }
-        let app = App::new(store, keys, policy, policy_text).with_mailer(mailer);
+        // Each dataset's keyed hashes use a key of its own, derived from the
+        // key file's blind-index key: stable across restarts and nodes.
+        let hash_keys = |dataset: &str| keys.blind_index("dataset-hash-key", dataset);
+        let declared = std::sync::Arc::new(policy.document.clone());
+        let (datasets, unconnected) =
+            custodian_connectors::connect_all(&declared, |name| std::env::var(name).ok(), hash_keys);
+        for u in &unconnected {
+            tracing::warn!(
+                dataset = %u.dataset,
+                "a dataset is not connected ({}); its tasks fail until it is",
+                u.why
+            );
+        }
+        let app = App::new(store, keys, policy, policy_text)
+            .with_mailer(mailer)
+            .with_datasets(datasets);
         match custodian_engine::rotation::missing_keks(&app).await {
             Ok(missing) if missing.is_empty() => {}
             Ok(missing) => {

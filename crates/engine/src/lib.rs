@@ -8,6 +8,7 @@ pub mod campaign;
 pub mod collect;
 pub mod consent;
 pub mod cookies;
+pub mod datasets;
 pub mod disclose;
 pub mod error;
 pub mod events;
@@ -53,6 +54,8 @@ pub struct App {
     /// Marketing checks, counted per key, channel and outcome (not audited
     /// one by one: see [`marketing::Counts`]).
     pub marketing_counts: Arc<marketing::Counts>,
+    /// The policy's datasets that have a connection, by id.
+    pub datasets: Arc<datasets::Datasets>,
 }
 
 impl App {
@@ -67,12 +70,19 @@ impl App {
             tasks_queued: Arc::new(tokio::sync::Notify::new()),
             node: Arc::from(format!("node-{}", custodian_vault::crypto::new_id()).as_str()),
             marketing_counts: Arc::new(marketing::Counts::default()),
+            datasets: Arc::new(datasets::Datasets::new()),
         }
     }
 
     /// The same, sending mail through `mailer`.
     pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> App {
         self.mailer = mailer;
+        self
+    }
+
+    /// The same, reaching the organisation's own systems through `datasets`.
+    pub fn with_datasets(mut self, datasets: datasets::Datasets) -> App {
+        self.datasets = Arc::new(datasets);
         self
     }
 

@@ -13,6 +13,7 @@ mod architecture;
 mod authz;
 mod browser;
 mod cluster;
+mod connectors;
 mod consent;
 mod mailbox;
 mod policy;

@@ -8,7 +8,8 @@
 //! made it.
 
 mod register;
-mod stored;
+pub mod stored;
+pub mod systems;
 pub mod tasks;
 mod work;
 
@@ -264,6 +265,17 @@ fn start_work(
         system: tasks::VAULT.into(),
         run_after: now,
     }));
+    // Each declared dataset is a task of its own: one system's failure
+    // does not hold up the others.
+    if systems::reaches_datasets(r.kind) {
+        for d in &app.policy.document.datasets {
+            ops.push(WriteOp::Request(RequestOp::CreateTask {
+                request: r.record.id,
+                system: d.id.to_string(),
+                run_after: now,
+            }));
+        }
+    }
     Ok(())
 }
 
@@ -361,6 +373,7 @@ pub async fn submit(
         email: email_key.clone(),
         fields: req.fields.clone(),
         note: req.note.clone(),
+        identities: Default::default(),
     };
     let channel = if principal.role == Role::Agent {
         "call-centre"
