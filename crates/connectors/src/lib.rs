@@ -11,6 +11,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod relational;
+pub mod schema;
 
 use custodian_engine::datasets::{ConnectorError, Dataset, Datasets};
 use custodian_policy::datasets::System;

@@ -129,6 +129,24 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 u.why
             );
         }
+        // The drift report, as a warning: the server starts either way.
+        let drift_policy = declared.clone();
+        tokio::spawn(async move {
+            for (dataset, result) in
+                crate::datasets_cmd::check(&drift_policy, |n| std::env::var(n).ok()).await
+            {
+                match result {
+                    Ok(found) => {
+                        for d in found {
+                            tracing::warn!(dataset = %dataset, "dataset drift: {d}");
+                        }
+                    }
+                    Err(why) => {
+                        tracing::warn!(dataset = %dataset, "dataset not checked: {why}")
+                    }
+                }
+            }
+        });
         let app = App::new(store, keys, policy, policy_text)
             .with_mailer(mailer)
             .with_datasets(datasets);

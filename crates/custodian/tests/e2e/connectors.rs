@@ -832,3 +832,83 @@ fn erasures_across_the_systems_survive_a_crash_and_complete_once() {
     assert_eq!(counts.len(), ids.len(), "{counts:?}");
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
 }
+
+/// `datasets draft` reads a live schema into a declaration that loads;
+/// `datasets check` and the server's start report the drift.
+#[test]
+fn a_draft_from_the_live_schema_and_the_drift_report() {
+    let Some(sys) = systems("connectors drift") else {
+        return;
+    };
+    sys.seed(1);
+    let scratch = Scratch::new("drift");
+    for (url, system) in [(&sys.pg.url, "postgres"), (&sys.my.url, "mysql")] {
+        let out = run(&["datasets", "draft", "--database-url", url, "--id", "shop"]);
+        let draft = text(&out.stdout);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(draft.contains(&format!("system = \"{system}\"")), "{draft}");
+        assert!(
+            draft.contains(
+                "{ name = \"customer_id\", category = \"usage\", references = \"customers.id\" }"
+            ),
+            "{draft}"
+        );
+        assert!(draft.contains("identity = \"email\""), "{draft}");
+        assert!(draft.contains("# guess"), "{draft}");
+        assert!(
+            !draft.contains("root@") && !draft.contains("postgres@"),
+            "{draft}"
+        );
+        let policy = scratch.write("drafted.toml", &format!("{}\n{draft}", reference_text()));
+        let out = run(&["policy", "check", policy.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    // The test's declaration leaves the surrogate ids out; then the schema
+    // moves on: a column added, a declared one dropped.
+    sys.pg
+        .exec("ALTER TABLE customers ADD COLUMN birthday DATE");
+    sys.pg.exec("ALTER TABLE orders DROP COLUMN note");
+    sys.my
+        .exec("ALTER TABLE carts ADD COLUMN coupon VARCHAR(20)");
+    let policy = scratch.write("policy.toml", &policy(&sys.redis.prefix));
+    let env = sys.env();
+    let out = bin()
+        .args(["datasets", "check", "--policy", policy.to_str().unwrap()])
+        .envs(env.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    for line in [
+        "shop-pg: customers.birthday is not declared",
+        "shop-pg: orders.note is declared but gone",
+        "shop-pg: orders.id is not declared",
+        "shop-maria: carts.coupon is not declared",
+    ] {
+        assert!(report.contains(line), "{line} missing: {report}");
+    }
+    assert!(!report.contains("shop-maria: orders.note"), "{report}");
+    assert!(!report.contains(&sys.pg.url), "{report}");
+    // The server says the same at start, as a warning, and starts.
+    let data = scratch.arg("data");
+    let server = sys.server(&scratch, &data, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server
+        .log_text()
+        .contains("customers.birthday is not declared")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log_text();
+    assert!(
+        log.contains("dataset drift: customers.birthday is not declared"),
+        "{log}"
+    );
+    assert_eq!(server.stop(), Some(0));
+}
