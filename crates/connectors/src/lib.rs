@@ -4,6 +4,8 @@
 //! from the environment (`CUSTODIAN_CONNECTION_<NAME>`), never from the
 //! policy, and never appears in a log, an error or the audit.
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]
@@ -18,7 +20,8 @@ use custodian_policy::datasets::System;
 use custodian_policy::model::Policy;
 use std::sync::Arc;
 
-/// The environment variable that holds a connection's URL.
+/// The environment variable that holds a connection's URL (and, with
+/// `_TOKEN` after it, an HTTP system's bearer token).
 pub fn env_name(connection: &str) -> String {
     format!(
         "CUSTODIAN_CONNECTION_{}",
@@ -52,7 +55,8 @@ pub fn connect_all(
             });
             continue;
         };
-        match connect(policy, d, &url, hash_key(&d.id)) {
+        let secret = url_of(&format!("{}_TOKEN", env_name(&d.connection)));
+        match connect(policy, d, &url, secret, hash_key(&d.id)) {
             Ok(c) => {
                 connected.insert(d.id.to_string(), c);
             }
@@ -70,9 +74,10 @@ pub fn connect(
     policy: &Arc<Policy>,
     d: &custodian_policy::datasets::Dataset,
     url: &str,
+    secret: Option<String>,
     hash_key: [u8; 32],
 ) -> Result<Arc<dyn Dataset>, ConnectorError> {
-    let _ = (url, hash_key);
+    let _ = (url, &secret, hash_key);
     match *d.system {
         #[cfg(feature = "postgres")]
         System::Postgres => Ok(Arc::new(postgres::Postgres::new(
@@ -95,6 +100,14 @@ pub fn connect(
             url,
             hash_key,
         )?)),
+        #[cfg(feature = "http")]
+        System::Http => Ok(Arc::new(http::Http::new(
+            d.clone(),
+            policy.clone(),
+            url,
+            secret,
+        )?)),
+        #[allow(unreachable_patterns)]
         other => Err(ConnectorError::permanent(format!(
             "this build has no {} connector",
             other.as_str()

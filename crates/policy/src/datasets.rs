@@ -121,6 +121,10 @@ pub struct Resource {
     /// The identity the URLs are filled with.
     pub identity: At<String>,
     pub category: At<String>,
+    /// Whether the system knows the person: 2xx yes, 404 no. Without it,
+    /// the export's 404 says no.
+    #[serde(default)]
+    pub find: Option<Endpoint>,
     pub export: Endpoint,
     #[serde(default)]
     pub erase: Option<Endpoint>,
@@ -302,7 +306,44 @@ pub fn validate(policy: &Policy, out: &mut Vec<Diagnostic>) {
             if let Some(g) = &r.ground {
                 ground(policy, g, None, out);
             }
+            if r.erase.is_none() && r.ground.is_none() {
+                out.push(Diagnostic::new(
+                    r.name.span(),
+                    format!("resource `{}` has no erase endpoint and no ground to keep it", *r.name),
+                    "add `erase = { method = \"DELETE\", url = \"...\" }`, or `ground = \"...\"` (Art. 17(3))",
+                ));
+            }
+            for e in [r.find.as_ref(), Some(&r.export), r.erase.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                endpoint(e, &r.identity, out);
+            }
         }
+    }
+}
+
+fn endpoint(e: &Endpoint, identity: &str, out: &mut Vec<Diagnostic>) {
+    if !matches!(
+        e.method.to_ascii_uppercase().as_str(),
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+    ) {
+        out.push(Diagnostic::new(
+            e.method.span(),
+            format!("unknown HTTP method `{}`", *e.method),
+            "use GET, POST, PUT, PATCH or DELETE",
+        ));
+    }
+    let names = placeholders(&e.url);
+    if names.is_empty() || names.iter().any(|n| *n != identity) {
+        out.push(Diagnostic::new(
+            e.url.span(),
+            format!(
+                "URL template `{}` must name the identity `{{{identity}}}` and nothing else",
+                *e.url
+            ),
+            "write the resource's identity in braces, such as \"/users/{email}\"",
+        ));
     }
 }
 

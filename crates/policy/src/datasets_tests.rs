@@ -41,6 +41,19 @@ pattern = "session:{email}:*"
 kind = "hash"
 category = "visit"
 erase = "delete-row"
+
+[[datasets]]
+id = "helpdesk"
+system = "http"
+connection = "helpdesk"
+
+[[datasets.resources]]
+name = "tickets"
+identity = "email"
+category = "enquiries"
+find = { url = "/users/{email}" }
+export = { url = "/users/{email}/tickets" }
+erase = { method = "DELETE", url = "/users/{email}" }
 "#;
 
 fn errors(extra: &str) -> Vec<String> {
@@ -78,7 +91,7 @@ fn expect_one(from: &str, to: &str, message: &str, at: &str) {
 fn a_declared_shop_loads() {
     assert_eq!(errors(SHOP), Vec::<String>::new());
     let loaded = load("p.toml", &format!("{REFERENCE_POLICY}{SHOP}")).unwrap();
-    assert_eq!(loaded.document.datasets.len(), 2);
+    assert_eq!(loaded.document.datasets.len(), 3);
 }
 
 #[test]
@@ -174,5 +187,25 @@ fn a_pattern_without_an_identity_is_refused() {
         "pattern = \"session:*\"",
         "names no identity",
         "\"session:*\"",
+    );
+}
+
+#[test]
+fn an_http_template_must_name_its_identity() {
+    expect_one(
+        "export = { url = \"/users/{email}/tickets\" }",
+        "export = { url = \"/users/{phone}/tickets\" }",
+        "must name the identity `{email}`",
+        "\"/users/{phone}/tickets\"",
+    );
+}
+
+#[test]
+fn an_http_resource_neither_erased_nor_kept_is_refused() {
+    expect_one(
+        "erase = { method = \"DELETE\", url = \"/users/{email}\" }\n",
+        "",
+        "no erase endpoint and no ground",
+        "name = \"tickets\"",
     );
 }

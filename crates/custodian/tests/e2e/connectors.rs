@@ -912,3 +912,183 @@ fn a_draft_from_the_live_schema_and_the_drift_report() {
     );
     assert_eq!(server.stop(), Some(0));
 }
+
+/// A helpdesk API served by the test on loopback: users by email, their
+/// tickets, deletion; a bearer token; its first answer is a 503.
+struct Helpdesk {
+    port: u16,
+    users: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl Helpdesk {
+    fn start() -> Helpdesk {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let users = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (u, c) = (users.clone(), calls.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let (users, calls) = (u.clone(), c.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_string();
+                    let path = percent_decode(parts.next().unwrap_or_default());
+                    let mut authorized = false;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                        if h.to_ascii_lowercase().trim() == "authorization: bearer s3cret" {
+                            authorized = true;
+                        }
+                    }
+                    let first = {
+                        let mut calls = calls.lock().unwrap();
+                        calls.push(format!("{method} {path}"));
+                        calls.len() == 1
+                    };
+                    let (status, body) = if first {
+                        (503, String::new())
+                    } else if !authorized {
+                        (401, String::new())
+                    } else {
+                        let rest = path.strip_prefix("/users/").unwrap_or_default();
+                        let (email, tickets) = match rest.strip_suffix("/tickets") {
+                            Some(e) => (e.to_string(), true),
+                            None => (rest.to_string(), false),
+                        };
+                        let mut users = users.lock().unwrap();
+                        match (method.as_str(), users.get(&email).cloned(), tickets) {
+                            (_, None, _) => (404, String::new()),
+                            ("GET", Some(t), true) => (200, json!({"tickets": [t]}).to_string()),
+                            ("GET", Some(_), false) => (200, json!({"email": email}).to_string()),
+                            ("DELETE", Some(_), false) => {
+                                users.remove(&email);
+                                (204, String::new())
+                            }
+                            _ => (405, String::new()),
+                        }
+                    };
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        Helpdesk { port, users, calls }
+    }
+}
+
+/// An HTTP system, reached by its resource's URL templates with the
+/// configured token: access, erasure, and an erasure run again.
+#[test]
+fn an_http_system_is_reached_by_its_url_templates_with_its_token() {
+    let helpdesk = Helpdesk::start();
+    {
+        let mut users = helpdesk.users.lock().unwrap();
+        users.insert(email(1), "my camera will not focus".into());
+        users.insert(email(2), "someone else's ticket".into());
+    }
+    let scratch = Scratch::new("http-dataset");
+    let policy = scratch.write(
+        "policy.toml",
+        &format!(
+            r#"{}
+[[datasets]]
+id = "helpdesk"
+system = "http"
+connection = "helpdesk"
+
+[[datasets.resources]]
+name = "tickets"
+identity = "email"
+category = "enquiries"
+find = {{ url = "/users/{{email}}" }}
+export = {{ url = "/users/{{email}}/tickets" }}
+erase = {{ method = "DELETE", url = "/users/{{email}}" }}
+"#,
+            reference_text()
+        ),
+    );
+    let base = format!("http://127.0.0.1:{}", helpdesk.port);
+    let server = Server::start_with_env(
+        &[
+            "--data-dir",
+            &scratch.arg("data"),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[
+            ("CUSTODIAN_CONNECTION_HELPDESK", base.as_str()),
+            ("CUSTODIAN_CONNECTION_HELPDESK_TOKEN", "s3cret"),
+        ],
+    );
+    let admin = server.admin_key.clone().unwrap();
+    let v = Vault {
+        server,
+        admin,
+        scratch,
+    };
+    let a = agent(&v);
+    let request = submit(&v, &a, "access", &email(1));
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed", "{done}");
+    let report = v
+        .server
+        .get(&format!("/v1/requests/{request}/report"), Some(&v.admin))
+        .json();
+    let tickets = &report["systems"][0]["tables"][0];
+    assert_eq!(tickets["table"], "tickets", "{report}");
+    assert_eq!(tickets["columns"][0]["category"], "enquiries");
+    assert!(
+        tickets["rows"][0][0]
+            .as_str()
+            .unwrap()
+            .contains("will not focus")
+    );
+    assert!(!report.to_string().contains("someone else"), "{report}");
+
+    let request = submit(&v, &a, "erasure", &email(1));
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["outcome"]["systems"][0]["rows"], 1, "{done}");
+    assert!(!helpdesk.users.lock().unwrap().contains_key(&email(1)));
+    assert!(helpdesk.users.lock().unwrap().contains_key(&email(2)));
+    let again = submit(&v, &a, "erasure", &email(1));
+    let done = finished(&v, &again);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["outcome"]["systems"][0]["rows"], 0, "{done}");
+    let calls = helpdesk.calls.lock().unwrap().clone();
+    assert_eq!(calls[0], calls[1], "the 503 was retried: {calls:?}");
+    assert!(
+        calls.contains(&format!("DELETE /users/{}", email(1))),
+        "{calls:?}"
+    );
+    assert!(!v.server.log_text().contains("s3cret"));
+}
