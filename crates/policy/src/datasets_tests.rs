@@ -209,3 +209,9 @@ fn an_http_resource_neither_erased_nor_kept_is_refused() {
         "name = \"tickets\"",
     );
 }
+
+#[test]
+fn the_reference_datasets_example_loads_with_the_reference_policy() {
+    let example = include_str!("../../../policies/i-image-it.datasets.example.toml");
+    assert_eq!(errors(&format!("\n{example}")), Vec::<String>::new());
+}

@@ -267,6 +267,11 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// The server's process id, for tests that read its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: the process dies at once, mid-work, as in a crash.
     pub fn kill(mut self) {
         let _ = self.child.kill();
