@@ -21,6 +21,7 @@ mod agents_cmd;
 
 mod bench;
 mod config;
+mod datasets_cmd;
 
 mod policy_cmd;
 mod rules_cmd;
@@ -91,6 +92,12 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
+    },
+    /// The organisation's own systems: draft a dataset from a live schema,
+    /// check the declared datasets against theirs.
+    Datasets {
+        #[command(subcommand)]
+        command: datasets_cmd::DatasetsCommand,
     },
     /// Measure the server over HTTP on loopback against a bare SQLite baseline.
     Bench(bench::BenchArgs),
@@ -214,6 +221,7 @@ fn main() -> ExitCode {
         Command::Suppressions { command } => suppressions_cmd::run(command),
         Command::Policy { command } => policy_cmd::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Datasets { command } => datasets_cmd::run(command),
         Command::Rules { command } => rules_cmd::run(command),
         Command::Smtp { command } => smtp::run(command),
     }

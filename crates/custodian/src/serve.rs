@@ -116,7 +116,40 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 "no mail relay is configured (smtp_host): rights requests that need a one-time code are kept but answered 503 until one is"
             );
         }
-        let mut app = App::new(store, keys, policy, policy_text).with_mailer(mailer);
+        // Each dataset's keyed hashes use a key of its own, derived from the
+        // key file's blind-index key: stable across restarts and nodes.
+        let hash_keys = |dataset: &str| keys.blind_index("dataset-hash-key", dataset);
+        let declared = std::sync::Arc::new(policy.document.clone());
+        let (datasets, unconnected) =
+            custodian_connectors::connect_all(&declared, |name| std::env::var(name).ok(), hash_keys);
+        for u in &unconnected {
+            tracing::warn!(
+                dataset = %u.dataset,
+                "a dataset is not connected ({}); its tasks fail until it is",
+                u.why
+            );
+        }
+        // The drift report, as a warning: the server starts either way.
+        let drift_policy = declared.clone();
+        tokio::spawn(async move {
+            for (dataset, result) in
+                crate::datasets_cmd::check(&drift_policy, |n| std::env::var(n).ok()).await
+            {
+                match result {
+                    Ok(found) => {
+                        for d in found {
+                            tracing::warn!(dataset = %dataset, "dataset drift: {d}");
+                        }
+                    }
+                    Err(why) => {
+                        tracing::warn!(dataset = %dataset, "dataset not checked: {why}")
+                    }
+                }
+            }
+        });
+        let mut app = App::new(store, keys, policy, policy_text)
+            .with_mailer(mailer)
+            .with_datasets(datasets);
         app.code_resend_gap = settings.code_resend_gap;
         match custodian_engine::rotation::missing_keks(&app).await {
             Ok(missing) if missing.is_empty() => {}

@@ -79,9 +79,10 @@ impl From<AppError> for DrpError {
             | AppError::LeaseLost => 409,
             AppError::Erased => 410,
             AppError::TooSoon(_) => 429,
-            AppError::Unavailable | AppError::KeyUnavailable(_) | AppError::MailUnavailable(_) => {
-                503
-            }
+            AppError::Unavailable
+            | AppError::KeyUnavailable(_)
+            | AppError::MailUnavailable(_)
+            | AppError::Connector { .. } => 503,
             AppError::Corrupt(_) | AppError::Internal(_) => 500,
         };
         DrpError::new(status, e.code(), e.to_string())

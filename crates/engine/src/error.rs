@@ -65,6 +65,14 @@ pub enum AppError {
     /// A task's lease passed to another worker: its work here is undone.
     #[error("the task was taken over by another worker")]
     LeaseLost,
+    /// A connector's system failed: which dataset, and what happened
+    /// (never a credential nor a value of the person).
+    #[error("dataset `{dataset}`: {detail}")]
+    Connector {
+        dataset: String,
+        transient: bool,
+        detail: String,
+    },
     /// A stored value could not be decoded. Never read as a default: a
     /// default can widen a permission. Names the table and row, never the
     /// value.
@@ -136,6 +144,10 @@ impl AppError {
             AppError::MailUnavailable(code) => code,
             AppError::LeaseLost => "lease_lost",
             AppError::TooSoon(_) => "too_soon",
+            AppError::Connector {
+                transient: true, ..
+            } => "connector_unavailable",
+            AppError::Connector { .. } => "connector_failed",
             AppError::Corrupt(_) => "corrupt_value",
             AppError::Internal(which) => which.code(),
         }

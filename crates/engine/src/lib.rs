@@ -9,6 +9,7 @@ pub mod campaign;
 pub mod collect;
 pub mod consent;
 pub mod cookies;
+pub mod datasets;
 pub mod disclose;
 pub mod drp;
 pub mod error;
@@ -63,6 +64,8 @@ pub struct App {
     pub code_resend_gap: std::time::Duration,
     /// Who this business is in the Data Rights Protocol, and where it is reached.
     pub drp: Arc<drp::DrpSettings>,
+    /// The policy's datasets that have a connection, by id.
+    pub datasets: Arc<datasets::Datasets>,
 }
 
 impl App {
@@ -81,6 +84,7 @@ impl App {
             marketing_counts: Arc::new(marketing::Counts::default()),
             code_resend_gap: requests::unverified::DEFAULT_RESEND_GAP,
             requests_settled: Arc::new(tokio::sync::Notify::new()),
+            datasets: Arc::new(datasets::Datasets::new()),
         }
     }
 
@@ -93,6 +97,12 @@ impl App {
     /// The same, sending mail through `mailer`.
     pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> App {
         self.mailer = mailer;
+        self
+    }
+
+    /// The same, reaching the organisation's own systems through `datasets`.
+    pub fn with_datasets(mut self, datasets: datasets::Datasets) -> App {
+        self.datasets = Arc::new(datasets);
         self
     }
 

@@ -10,6 +10,8 @@
 
 pub mod compiled;
 pub mod consent;
+pub mod datasets;
+pub mod datasets_schema;
 pub mod day;
 pub mod decision;
 pub mod diagnostic;

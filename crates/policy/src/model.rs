@@ -39,6 +39,10 @@ pub struct Policy {
     /// present; an empty one declares that there are none.
     #[serde(default)]
     pub automated_decisions: Option<At<AutomatedDecisions>>,
+    /// The organisation's own systems that hold personal data, which
+    /// rights requests reach through connectors.
+    #[serde(default)]
+    pub datasets: Vec<crate::datasets::Dataset>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -34,6 +34,7 @@ pub fn validate(policy: &Policy) -> Vec<Diagnostic> {
     check.cookies();
     check.automated_decisions();
     check.limits();
+    crate::datasets::validate(policy, &mut check.out);
     check.out.sort_by_key(|d| d.span.start);
     check.out
 }

@@ -86,9 +86,10 @@ impl From<AppError> for Problem {
             | AppError::LeaseLost => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
             AppError::TooSoon(_) => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable | AppError::KeyUnavailable(_) | AppError::MailUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            AppError::Unavailable
+            | AppError::KeyUnavailable(_)
+            | AppError::MailUnavailable(_)
+            | AppError::Connector { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Corrupt(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut problem = Problem::new(status, e.code(), e.to_string());

@@ -60,10 +60,27 @@ fn each_crate_depends_only_on_what_the_architecture_allows() {
                 "clap",
                 "rusqlite",
                 "tokio-postgres",
+                "mysql_async",
+                "redis",
                 "custodian-server",
+                "custodian-connectors",
             ],
         ),
-        ("server", &["clap", "rusqlite", "tokio-postgres"]),
+        (
+            "connectors",
+            &["axum", "clap", "rusqlite", "custodian-server", "utoipa"],
+        ),
+        (
+            "server",
+            &[
+                "clap",
+                "rusqlite",
+                "tokio-postgres",
+                "mysql_async",
+                "redis",
+                "custodian-connectors",
+            ],
+        ),
     ];
     for (krate, forbidden) in rules {
         for (dep, optional) in dependencies(krate) {

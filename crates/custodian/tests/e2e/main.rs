@@ -48,6 +48,7 @@ mod architecture;
 mod authz;
 mod browser;
 mod cluster;
+mod connectors;
 mod consent;
 mod drp;
 mod mailbox;
@@ -300,6 +301,11 @@ impl Server {
 
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The server's process id, for tests that read its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: the process dies at once, mid-work, as in a crash.

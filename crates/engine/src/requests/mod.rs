@@ -9,7 +9,8 @@
 
 pub(crate) mod drp;
 mod register;
-mod stored;
+pub mod stored;
+pub mod systems;
 pub mod tasks;
 pub mod unverified;
 mod work;
@@ -268,6 +269,17 @@ fn start_work(
         system: tasks::VAULT.into(),
         run_after: now,
     }));
+    // Each declared dataset is a task of its own: one system's failure
+    // does not hold up the others.
+    if systems::reaches_datasets(r.kind) {
+        for d in &app.policy.document.datasets {
+            ops.push(WriteOp::Request(RequestOp::CreateTask {
+                request: r.record.id,
+                system: d.id.to_string(),
+                run_after: now,
+            }));
+        }
+    }
     Ok(())
 }
 
@@ -420,6 +432,7 @@ pub(crate) async fn intake(
         email: input.email_key.clone(),
         fields: input.fields,
         note: input.note,
+        identities: Default::default(),
     };
     let code = new_code();
     let mut r = Request {

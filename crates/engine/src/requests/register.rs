@@ -269,7 +269,12 @@ pub async fn report(
             )))
             .await,
     )?;
-    stored::open_report(app, &record, format, &sealed)
+    let bytes = stored::open_report(app, &record, format, &sealed)?;
+    if format != "json" {
+        return Ok(bytes);
+    }
+    let r = Request::from_record(record)?;
+    super::systems::with_systems(app, &r.record, r.meta.outcome.as_ref(), bytes).await
 }
 
 /// A staff action on a request's course: cancel, refuse, extend, pause,

@@ -23,6 +23,11 @@ pub struct Sealed {
     /// Free text the person or the agent added.
     #[serde(default)]
     pub note: Option<String>,
+    /// The identities the datasets know the person by, left here by the
+    /// vault's erasure (which shreds them in the vault) for the datasets'
+    /// tasks that run after it.
+    #[serde(default)]
+    pub identities: crate::datasets::Identities,
 }
 
 /// How the person's identity was established.
@@ -91,6 +96,33 @@ pub struct Outcome {
     pub reports: Vec<String>,
     #[serde(default)]
     pub refusal: Option<Refusal>,
+    /// What each of the organisation's own systems (datasets) gave or had erased.
+    #[serde(default)]
+    pub systems: Vec<SystemOutcome>,
+}
+
+/// One dataset's part of a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SystemOutcome {
+    pub dataset: String,
+    /// postgres, mysql, redis or http.
+    pub system: String,
+    /// Rows (or keys) found, for access; changed, for erasure.
+    pub rows: u64,
+    /// The parts of the export stored for the report.
+    #[serde(default)]
+    pub parts: u32,
+    /// For erasure: rows changed per table, in the order done.
+    #[serde(default)]
+    pub changed: Vec<Changed>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Changed {
+    pub table: String,
+    pub rows: u64,
 }
 
 /// A pause for clarification, as kept.

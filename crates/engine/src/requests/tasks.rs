@@ -7,11 +7,12 @@
 //! systems and kinds of work.
 
 use super::stored::{Outcome, Request};
-use super::work;
+use super::{systems, work};
 use crate::collect::micros;
+use crate::datasets::Identities;
 use crate::error::written;
 use crate::{App, AppError};
-use custodian_policy::requests::{RequestEvent, RequestState};
+use custodian_policy::requests::{RequestEvent, RequestKind, RequestState};
 use custodian_vault::store::requests::{RequestOp, TaskOutcome, TaskRecord};
 use custodian_vault::store::{Batch, WriteOp};
 use std::time::Duration;
@@ -119,8 +120,16 @@ async fn run_one(app: &App, task: TaskRecord, now: OffsetDateTime) {
             | AppError::KeyUnavailable(_)
             | AppError::MailUnavailable(_)
             | AppError::RequestChanged
+            | AppError::Connector {
+                transient: true,
+                ..
+            }
     );
-    let error = failed.code().to_string();
+    let error = match &failed {
+        // Which system failed and why, for the request's view.
+        AppError::Connector { .. } => format!("{}: {failed}", failed.code()),
+        _ => failed.code().to_string(),
+    };
     let outcome = if transient && task.attempts < MAX_ATTEMPTS {
         TaskOutcome::Retry {
             run_after: at + backoff(task.attempts),
@@ -176,41 +185,118 @@ async fn execute(app: &App, task: &TaskRecord, at: i64) -> Result<(), AppError> 
         )
         .map(drop);
     }
+    let stash = if task.system == VAULT
+        && r.kind == RequestKind::Erasure
+        && !app.policy.document.datasets.is_empty()
+    {
+        stash_of(app, &r).await?
+    } else {
+        Identities::new()
+    };
     let effects = if task.system == VAULT {
         work::carry_out(app, &r, at).await?
     } else {
-        return Err(AppError::Invalid(format!(
-            "no connector for system `{}`",
-            task.system
-        )));
+        systems::carry_out(app, &r, &task.system, at).await?
     };
+    // The request completes with the last of its tasks. Tasks of one
+    // request that finish at once read the same version: one commits, the
+    // others are refused (`RequestChanged`) and fold their outcome into the
+    // request again, without doing their work twice.
+    for _ in 0..16 {
+        let written_now = finish_with(app, task, &r, &stash, &effects, at).await;
+        match written_now {
+            Err(AppError::RequestChanged) => {
+                let record = app
+                    .store
+                    .request(task.request)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound("the task's request is gone".into()))?;
+                r = Request::from_record(record)?;
+                if r.state != RequestState::InProgress {
+                    return Err(AppError::RequestChanged);
+                }
+            }
+            other => return other,
+        }
+    }
+    Err(AppError::RequestChanged)
+}
+
+/// The task's effects, its completion and the request's new outcome (and
+/// state, for the last task) in one batch.
+async fn finish_with(
+    app: &App,
+    task: &TaskRecord,
+    r: &Request,
+    stash: &Identities,
+    effects: &work::Effects,
+    at: i64,
+) -> Result<(), AppError> {
+    let mut r = r.clone();
+    if !stash.is_empty() {
+        let mut sealed = super::stored::open(app, &r.record)?;
+        for (name, values) in stash {
+            sealed
+                .identities
+                .entry(name.clone())
+                .or_default()
+                .extend(values.iter().cloned());
+        }
+        let key = super::stored::request_key(app, &r.record)?;
+        r.record.sealed = super::stored::seal(&key, &r.record.id, &sealed)?;
+    }
     let expected = r.record.version;
-    let partially = !effects.outcome.kept.is_empty();
-    r.meta.outcome = Some(merge(r.meta.outcome.take(), effects.outcome));
-    let event = if partially {
-        RequestEvent::CompletePartially
-    } else {
-        RequestEvent::Complete
-    };
-    super::advance(&mut r, event)?;
-    let mut ops = effects.ops;
-    ops.push(finish);
+    r.meta.outcome = Some(merge(r.meta.outcome.take(), effects.outcome.clone()));
+    let others_open = app
+        .store
+        .tasks_of(r.record.id)
+        .await?
+        .iter()
+        .any(|t| t.id != task.id && t.state != "done");
+    let mut ops = effects.ops.clone();
+    ops.push(WriteOp::Request(RequestOp::FinishTask {
+        id: task.id,
+        owner: app.node.to_string(),
+        outcome: TaskOutcome::Done,
+    }));
+    let mut audit = effects.audit.clone();
+    let mut outbox = effects.outbox.clone();
+    if !others_open {
+        let partially = r.meta.outcome.as_ref().is_some_and(|o| !o.kept.is_empty());
+        let event = if partially {
+            RequestEvent::CompletePartially
+        } else {
+            RequestEvent::Complete
+        };
+        super::advance(&mut r, event)?;
+        audit.push(super::entry(
+            &format!("task:{}", task.system),
+            "request.complete",
+            r.record.subject,
+            r.state.as_str(),
+            Some(format!("request={}", r.record.id)),
+            at,
+        ));
+        outbox.push(super::request_event(&r, at));
+    }
     ops.push(WriteOp::Request(RequestOp::Update {
         record: r.to_record(at)?,
         expected_version: expected,
     }));
-    let mut audit = effects.audit;
-    audit.push(super::entry(
-        "task:vault",
-        "request.complete",
-        r.record.subject,
-        r.state.as_str(),
-        Some(format!("request={}", r.record.id)),
-        at,
-    ));
-    let mut outbox = effects.outbox;
-    outbox.push(super::request_event(&r, at));
     written(app.store.write(Batch { ops, audit, outbox }).await).map(drop)
+}
+
+/// The identities the datasets need, read from the live subject before the
+/// vault shreds them; they are sealed into the request (under the
+/// request's own key) in the batch that erases the subject.
+async fn stash_of(app: &App, r: &Request) -> Result<Identities, AppError> {
+    let Some(id) = r.record.subject else {
+        return Ok(Identities::new());
+    };
+    let Some(subject) = app.store.subject(id).await? else {
+        return Ok(Identities::new());
+    };
+    systems::of_subject(app, &subject)
 }
 
 fn merge(before: Option<Outcome>, now: Outcome) -> Outcome {
@@ -219,6 +305,11 @@ fn merge(before: Option<Outcome>, now: Outcome) -> Outcome {
     out.kept.extend(now.kept);
     out.recipients_told.extend(now.recipients_told);
     out.reports.extend(now.reports);
+    // A task run again (after a crash or a conflict) replaces its own line.
+    for s in now.systems {
+        out.systems.retain(|x| x.dataset != s.dataset);
+        out.systems.push(s);
+    }
     out
 }
 

@@ -21,6 +21,7 @@ mod types;
 
 pub use consent::*;
 pub use database_url::{DatabaseUrl, SslMode};
+pub use postgres::pool_for;
 pub use types::*;
 
 use crate::audit::{AuditEntry, AuditKey, Verification, Verifier};

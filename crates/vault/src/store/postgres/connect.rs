@@ -454,3 +454,10 @@ impl PgStore {
         })
     }
 }
+
+/// A pool of connections to some other PostgreSQL database (a connector's
+/// dataset), with the same TLS after `sslmode` as the store's own. Errors
+/// name the setting at fault, never the URL.
+pub fn pool_for(url: &DatabaseUrl, size: usize) -> Result<deadpool_postgres::Pool, StoreError> {
+    Connector::new(url)?.pool(size, Arc::new(Health::default()))
+}

@@ -20,6 +20,7 @@ mod requests;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey};
+pub use connect::pool_for;
 use connect::{Connector, Health, Pool, describe, is_connection_error};
 use sqlite::StoredRow;
 use std::path::Path;

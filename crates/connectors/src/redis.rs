@@ -1,0 +1,353 @@
+//! Redis datasets: key patterns filled with the person's identities (keys
+//! with `*` are scanned, never listed with KEYS), string and hash keys,
+//! erasure in one MULTI/EXEC. One multiplexed connection per dataset,
+//! reconnecting by itself; TLS with a `rediss://` URL.
+
+use crate::postgres::send;
+use crate::relational::{HASHED, hashed_value, kept};
+use custodian_engine::datasets::{
+    BoxFuture, ConnectorError, Dataset, Erased, ExportItem, Identities,
+};
+use custodian_policy::datasets::{
+    Dataset as Declared, KeyKind, KeyPattern, Strategy, placeholders,
+};
+use custodian_policy::model::Policy;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::{OnceCell, mpsc};
+
+pub struct Redis {
+    declared: Declared,
+    policy: Arc<Policy>,
+    client: redis::Client,
+    /// Made on first use, so a server that is away at start delays only
+    /// the tasks that need it.
+    conn: OnceCell<ConnectionManager>,
+    hash_key: [u8; 32],
+}
+
+fn failed(e: &redis::RedisError) -> ConnectorError {
+    let transient =
+        e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
+    // Redis errors name the command and kind, never the URL.
+    let detail = format!("Redis: {:?} {}", e.kind(), e.code().unwrap_or(""));
+    ConnectorError { transient, detail }
+}
+
+impl Redis {
+    pub fn new(
+        declared: Declared,
+        policy: Arc<Policy>,
+        url: &str,
+        hash_key: [u8; 32],
+    ) -> Result<Redis, ConnectorError> {
+        let client = redis::Client::open(url)
+            .map_err(|_| ConnectorError::permanent("the Redis URL is not usable"))?;
+        Ok(Redis {
+            declared,
+            policy,
+            client,
+            conn: OnceCell::new(),
+            hash_key,
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, ConnectorError> {
+        self.conn
+            .get_or_try_init(|| async {
+                ConnectionManager::new(self.client.clone())
+                    .await
+                    .map_err(|e| failed(&e))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The keys that hold the person, per pattern.
+    async fn keys(
+        &self,
+        conn: &mut ConnectionManager,
+        who: &Identities,
+    ) -> Result<Vec<(&KeyPattern, Vec<String>)>, ConnectorError> {
+        let mut out = Vec::new();
+        for k in &self.declared.keys {
+            let mut found = BTreeSet::new();
+            for pattern in expand(&k.pattern, who) {
+                if pattern.contains('*') {
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(conn)
+                            .await
+                            .map_err(|e| failed(&e))?;
+                        found.extend(keys);
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                } else {
+                    let exists: bool = conn.exists(&pattern).await.map_err(|e| failed(&e))?;
+                    if exists {
+                        found.insert(pattern);
+                    }
+                }
+            }
+            out.push((k, found.into_iter().collect()));
+        }
+        Ok(out)
+    }
+}
+
+/// Glob characters in a value match only themselves.
+fn escape_glob(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Every key pattern the identities fill `pattern` into.
+fn expand(pattern: &str, who: &Identities) -> Vec<String> {
+    let globbing = pattern.contains('*');
+    let mut out = vec![pattern.to_string()];
+    for name in placeholders(pattern) {
+        let values = who.get(name).cloned().unwrap_or_default();
+        let mut next = Vec::new();
+        for p in &out {
+            for v in &values {
+                let v = if globbing { escape_glob(v) } else { v.clone() };
+                next.push(p.replace(&format!("{{{name}}}"), &v));
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+fn strategy_of<'a>(k: &'a KeyPattern, field: &str) -> (Strategy, Option<&'a str>, String) {
+    match k.fields.iter().find(|f| f.name.as_str() == field) {
+        Some(f) => (
+            *f.erase,
+            f.replacement.as_deref().map(String::as_str),
+            f.category.to_string(),
+        ),
+        None => (
+            *k.erase,
+            k.replacement.as_deref().map(String::as_str),
+            k.category.to_string(),
+        ),
+    }
+}
+
+impl Dataset for Redis {
+    fn id(&self) -> &str {
+        &self.declared.id
+    }
+
+    fn system(&self) -> &'static str {
+        "redis"
+    }
+
+    fn locate<'a>(&'a self, who: &'a Identities) -> BoxFuture<'a, Result<u64, ConnectorError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let keys = self.keys(&mut conn, who).await?;
+            Ok(keys.iter().map(|(_, k)| k.len() as u64).sum())
+        })
+    }
+
+    fn export<'a>(
+        &'a self,
+        who: &'a Identities,
+        out: mpsc::Sender<ExportItem>,
+    ) -> BoxFuture<'a, Result<u64, ConnectorError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut total = 0u64;
+            for (k, keys) in self.keys(&mut conn, who).await? {
+                if keys.is_empty() {
+                    continue;
+                }
+                send(
+                    &out,
+                    ExportItem::Table {
+                        table: k.pattern.to_string(),
+                        columns: vec![
+                            ("key".into(), String::new()),
+                            ("field".into(), String::new()),
+                            ("value".into(), String::new()),
+                            ("category".into(), String::new()),
+                        ],
+                    },
+                )
+                .await?;
+                for key in keys {
+                    match *k.kind {
+                        KeyKind::String => {
+                            let value: Option<String> =
+                                conn.get(&key).await.map_err(|e| failed(&e))?;
+                            send(
+                                &out,
+                                ExportItem::Row(vec![
+                                    Some(key.clone()),
+                                    None,
+                                    value,
+                                    Some(k.category.to_string()),
+                                ]),
+                            )
+                            .await?;
+                            total += 1;
+                        }
+                        KeyKind::Hash => {
+                            let fields: Vec<(String, String)> =
+                                conn.hgetall(&key).await.map_err(|e| failed(&e))?;
+                            for (field, value) in fields {
+                                let (_, _, category) = strategy_of(k, &field);
+                                send(
+                                    &out,
+                                    ExportItem::Row(vec![
+                                        Some(key.clone()),
+                                        Some(field),
+                                        Some(value),
+                                        Some(category),
+                                    ]),
+                                )
+                                .await?;
+                                total += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(total)
+        })
+    }
+
+    fn erase<'a>(&'a self, who: &'a Identities) -> BoxFuture<'a, Result<Erased, ConnectorError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            let mut changed = Vec::new();
+            for (k, keys) in self.keys(&mut conn, who).await? {
+                let mut n = 0u64;
+                for key in keys {
+                    match *k.kind {
+                        KeyKind::String => {
+                            let value: Option<String> =
+                                conn.get(&key).await.map_err(|e| failed(&e))?;
+                            match (*k.erase, value) {
+                                (_, None) | (Strategy::Keep, _) => {}
+                                (Strategy::DeleteRow | Strategy::SetNull, Some(_)) => {
+                                    pipe.del(&key).ignore();
+                                    n += 1;
+                                }
+                                (Strategy::Replace, Some(v)) => {
+                                    let r = k.replacement.as_deref().cloned().unwrap_or_default();
+                                    if v != r {
+                                        pipe.set(&key, r).ignore();
+                                        n += 1;
+                                    }
+                                }
+                                (Strategy::Hash, Some(v)) => {
+                                    if !v.starts_with(HASHED) {
+                                        pipe.set(&key, hashed_value(&self.hash_key, &v)).ignore();
+                                        n += 1;
+                                    }
+                                }
+                            }
+                        }
+                        KeyKind::Hash => {
+                            if *k.erase == Strategy::DeleteRow {
+                                pipe.del(&key).ignore();
+                                n += 1;
+                                continue;
+                            }
+                            let fields: Vec<(String, String)> =
+                                conn.hgetall(&key).await.map_err(|e| failed(&e))?;
+                            let mut touched = false;
+                            for (field, value) in fields {
+                                match strategy_of(k, &field) {
+                                    (Strategy::Keep, ..) => {}
+                                    (Strategy::SetNull | Strategy::DeleteRow, ..) => {
+                                        pipe.hdel(&key, &field).ignore();
+                                        touched = true;
+                                    }
+                                    (Strategy::Replace, r, _) => {
+                                        let r = r.unwrap_or_default();
+                                        if value != r {
+                                            pipe.hset(&key, &field, r).ignore();
+                                            touched = true;
+                                        }
+                                    }
+                                    (Strategy::Hash, ..) => {
+                                        if !value.starts_with(HASHED) {
+                                            pipe.hset(
+                                                &key,
+                                                &field,
+                                                hashed_value(&self.hash_key, &value),
+                                            )
+                                            .ignore();
+                                            touched = true;
+                                        }
+                                    }
+                                }
+                            }
+                            n += u64::from(touched);
+                        }
+                    }
+                }
+                changed.push((k.pattern.to_string(), n));
+            }
+            if changed.iter().any(|(_, n)| *n > 0) {
+                let () = pipe.query_async(&mut conn).await.map_err(|e| failed(&e))?;
+            }
+            let mut kept = kept(&self.policy, &self.declared);
+            for k in &self.declared.keys {
+                if *k.erase == Strategy::Keep {
+                    if let Some(g) = &k.ground {
+                        kept.push(custodian_engine::datasets::KeptField {
+                            field: k.pattern.to_string(),
+                            purpose: g.to_string(),
+                            ground: custodian_policy::datasets::ground_text(
+                                &self.policy,
+                                g,
+                                k.retention.as_deref().map(String::as_str),
+                            )
+                            .unwrap_or_else(|| g.to_string()),
+                        });
+                    }
+                }
+            }
+            Ok(Erased { changed, kept })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_filled_and_globs_escaped() {
+        let mut who = Identities::new();
+        who.entry("email".into())
+            .or_default()
+            .insert("a*b@x.org".into());
+        assert_eq!(expand("s:{email}:*", &who), vec!["s:a\\*b@x.org:*"]);
+        assert_eq!(expand("p:{email}", &who), vec!["p:a*b@x.org"]);
+        assert!(expand("p:{phone}", &who).is_empty());
+    }
+}
