@@ -22,6 +22,7 @@ mod bench;
 mod config;
 
 mod policy_cmd;
+mod retention_cmd;
 mod rules_cmd;
 mod serve;
 mod smtp;
@@ -88,6 +89,11 @@ enum Command {
     },
     /// Measure the server over HTTP on loopback against a bare SQLite baseline.
     Bench(bench::BenchArgs),
+    /// Storage limitation: run the sweep, the report, legal holds, rule reviews.
+    Retention {
+        #[command(subcommand)]
+        command: retention_cmd::RetentionCommand,
+    },
     /// Statutory deadlines computed from the shipped calendars.
     Rules {
         #[command(subcommand)]
@@ -208,6 +214,7 @@ fn main() -> ExitCode {
         Command::Policy { command } => policy_cmd::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Rules { command } => rules_cmd::run(command),
+        Command::Retention { command } => retention_cmd::run(command),
         Command::Smtp { command } => smtp::run(command),
     }
 }

@@ -36,6 +36,11 @@ pub enum Operation {
     CreateKey,
     RevokeKey,
     VerifyAudit,
+    RetentionReport,
+    RetentionRun,
+    SetHold,
+    ReleaseHold,
+    ReviewRule,
 }
 
 /// How a key's bindings narrow an operation its role may call.
@@ -167,6 +172,14 @@ pub const RULES: &[Rule] = &[
     rule(Operation::CreateKey, &[Admin], Binding::None),
     rule(Operation::RevokeKey, &[Admin], Binding::None),
     rule(Operation::VerifyAudit, &[Admin, Dpo], Binding::None),
+    // Retention is the organisation's oversight: the DPO sees the report,
+    // sets and lifts legal holds and records reviews; running the sweep by
+    // hand (it erases) is an administrator's.
+    rule(Operation::RetentionReport, &[Admin, Dpo], Binding::None),
+    rule(Operation::RetentionRun, &[Admin], Binding::None),
+    rule(Operation::SetHold, &[Admin, Dpo], Binding::None),
+    rule(Operation::ReleaseHold, &[Admin, Dpo], Binding::None),
+    rule(Operation::ReviewRule, &[Admin, Dpo], Binding::None),
 ];
 
 const fn rule(operation: Operation, roles: &'static [Role], binding: Binding) -> Rule {
@@ -218,6 +231,11 @@ impl Operation {
             Operation::CreateKey => "key.create",
             Operation::RevokeKey => "key.revoke",
             Operation::VerifyAudit => "audit.verify",
+            Operation::RetentionReport => "retention.report",
+            Operation::RetentionRun => "retention.run",
+            Operation::SetHold => "retention.hold",
+            Operation::ReleaseHold => "retention.release",
+            Operation::ReviewRule => "retention.review",
         }
     }
 }
@@ -282,7 +300,7 @@ mod tests {
             );
             assert!(!r.roles.is_empty(), "row {i} allows no one");
         }
-        assert_eq!(RULES.len(), 23);
+        assert_eq!(RULES.len(), 28);
     }
 
     #[test]

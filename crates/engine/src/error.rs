@@ -59,6 +59,9 @@ pub enum AppError {
     /// A task's lease passed to another worker: its work here is undone.
     #[error("the task was taken over by another worker")]
     LeaseLost,
+    /// Another retention sweep holds the lease (on this node or another).
+    #[error("a retention sweep is already running; try again when it has finished")]
+    SweepBusy,
     /// A stored value could not be decoded. Never read as a default: a
     /// default can widen a permission. Names the table and row, never the
     /// value.
@@ -128,6 +131,7 @@ impl AppError {
             AppError::RequestChanged => "request_changed",
             AppError::MailUnavailable(code) => code,
             AppError::LeaseLost => "lease_lost",
+            AppError::SweepBusy => "sweep_running",
             AppError::Corrupt(_) => "corrupt_value",
             AppError::Internal(which) => which.code(),
         }
@@ -173,6 +177,10 @@ impl From<BatchError> for AppError {
             BatchError::LastAdminKey => AppError::LastAdminKey,
             BatchError::RequestChanged => AppError::RequestChanged,
             BatchError::LeaseLost => AppError::LeaseLost,
+            BatchError::SweepBusy => AppError::SweepBusy,
+            BatchError::HoldNotFound => {
+                AppError::NotFound("no legal hold in force with this id".into())
+            }
             BatchError::Store(detail) => {
                 tracing::error!(code = "write_failed", error = %detail, "a write failed");
                 AppError::Internal(Internal::WriteFailed)

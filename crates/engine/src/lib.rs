@@ -17,6 +17,7 @@ pub mod marketing;
 pub mod read;
 pub mod receipt;
 pub mod requests;
+pub mod retention;
 pub mod rotation;
 #[cfg(feature = "openapi")]
 pub mod schema;
@@ -53,10 +54,15 @@ pub struct App {
     /// Marketing checks, counted per key, channel and outcome (not audited
     /// one by one: see [`marketing::Counts`]).
     pub marketing_counts: Arc<marketing::Counts>,
+    /// The policy's retention, compiled per field.
+    retention: Arc<custodian_policy::retention::Retention>,
+    /// This node runs the retention sweep on a schedule.
+    pub retention_sweep: bool,
 }
 
 impl App {
     pub fn new(store: Store, keys: Keyring, policy: LoadedPolicy, policy_source: String) -> App {
+        let policy_document = policy.document.clone();
         App {
             store,
             keys: Arc::new(keys),
@@ -67,7 +73,24 @@ impl App {
             tasks_queued: Arc::new(tokio::sync::Notify::new()),
             node: Arc::from(format!("node-{}", custodian_vault::crypto::new_id()).as_str()),
             marketing_counts: Arc::new(marketing::Counts::default()),
+            retention: Arc::new(custodian_policy::retention::Retention::new(
+                &policy_document,
+            )),
+            retention_sweep: false,
         }
+    }
+
+    /// The same, saying whether this node runs the retention sweep on a
+    /// schedule (the published notice says data is erased automatically
+    /// only then).
+    pub fn with_retention_sweep(mut self, scheduled: bool) -> App {
+        self.retention_sweep = scheduled;
+        self
+    }
+
+    /// What this node does, for the statements the published notice makes.
+    pub fn capabilities(&self) -> custodian_policy::render::Capabilities {
+        running_capabilities(self.retention_sweep)
     }
 
     /// The same, sending mail through `mailer`.
@@ -226,13 +249,14 @@ impl App {
 }
 
 /// What this build does, for the statements the published notice may make
-/// about it: a statement appears only when the capability runs. Retention
-/// sweeps and direct change notices are not built yet; the audit chain is
-/// keyed with a secret from the key file, so one who can write the database
-/// cannot rewrite it unnoticed.
-pub fn running_capabilities() -> custodian_policy::render::Capabilities {
+/// about it: a statement appears only when the capability runs. The
+/// retention sweep runs when it is scheduled (`retention_sweep_interval`,
+/// on by default); direct change notices are not built yet; the audit chain
+/// is keyed with a secret from the key file, so one who can write the
+/// database cannot rewrite it unnoticed.
+pub fn running_capabilities(retention_sweep: bool) -> custodian_policy::render::Capabilities {
     custodian_policy::render::Capabilities {
-        retention_sweep: false,
+        retention_sweep,
         change_notices: false,
         tamper_evident_audit: true,
     }

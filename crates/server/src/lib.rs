@@ -10,6 +10,7 @@ mod pages;
 mod problem;
 mod ratelimit;
 mod request_routes;
+mod retention_routes;
 mod routes;
 
 use axum::Router;
@@ -97,6 +98,20 @@ pub const ROUTES: &[(&str, &str, Access)] = {
             "/v1/requests/{id}/archive",
             Access::KeyOrSession(Op::ReadReport),
         ),
+        ("GET", "/v1/retention/report", Key(Op::RetentionReport)),
+        ("POST", "/v1/retention/run", Key(Op::RetentionRun)),
+        ("GET", "/v1/retention/holds", Key(Op::RetentionReport)),
+        ("POST", "/v1/retention/holds", Key(Op::SetHold)),
+        (
+            "POST",
+            "/v1/retention/holds/{id}/release",
+            Key(Op::ReleaseHold),
+        ),
+        (
+            "POST",
+            "/v1/retention/rules/{rule}/reviewed",
+            Key(Op::ReviewRule),
+        ),
         ("POST", "/v1/cookie-consent", Public),
         ("GET", "/v1/cookie-consent/renewal", Public),
         ("GET", "/.well-known/custodian-receipt-key", Public),
@@ -180,7 +195,7 @@ impl Shared {
 
 pub fn router(app: App, limits: &Limits) -> Router {
     let state = State(Arc::new(Shared {
-        pages: pages::Published::render(&app.policy),
+        pages: pages::Published::render(&app.policy, &app.capabilities()),
         banner: banner::Banner::render(&app.policy),
         app,
         per_key: RateLimiter::new(limits.per_key),
@@ -192,6 +207,7 @@ pub fn router(app: App, limits: &Limits) -> Router {
         .merge(routes::api())
         .merge(consent_routes::routes())
         .merge(request_routes::routes())
+        .merge(retention_routes::routes())
         .merge(banner::routes())
         .merge(pages::routes())
         .merge(openapi::routes(&state.app))

@@ -3,7 +3,7 @@
 
 use super::State;
 use super::problem::Problem;
-use super::{banner, consent_routes, pages, request_routes, routes};
+use super::{banner, consent_routes, pages, request_routes, retention_routes, routes};
 use axum::Router;
 use custodian_engine::collect::{
     Channel, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
@@ -50,6 +50,8 @@ use utoipa_swagger_ui::SwaggerUi;
         openapi_json,
         request_routes::submit, request_routes::list, request_routes::read, request_routes::verify,
         request_routes::manage, request_routes::report_json, request_routes::report_html, request_routes::archive,
+        retention_routes::retention_report, retention_routes::run_sweep, retention_routes::list_holds,
+        retention_routes::set_hold, retention_routes::release_hold, retention_routes::rule_reviewed,
     ),
     components(schemas(
         Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
@@ -63,6 +65,12 @@ use utoipa_swagger_ui::SwaggerUi;
         custodian_engine::requests::Manage, custodian_engine::requests::ManageAction,
         custodian_engine::requests::Outcome,
         custodian_engine::requests::Kept, custodian_engine::requests::Refusal,
+        custodian_engine::retention::holds::HoldRequest, custodian_engine::retention::holds::HoldView,
+        custodian_engine::retention::holds::HoldScope,
+        custodian_engine::retention::report::RetentionReport, custodian_engine::retention::report::ExpiringDatum,
+        custodian_engine::retention::report::RuleReviewDue, custodian_engine::retention::report::HeldSubject,
+        custodian_engine::retention::report::ReviewRequest, custodian_engine::retention::report::ReviewRecorded,
+        custodian_engine::retention::sweep::SweepSummary,
     )),
     modifiers(&BearerKeys, &Contract),
 )]

@@ -78,7 +78,8 @@ impl From<AppError> for Problem {
             AppError::Conflict(_)
             | AppError::LastAdminKey
             | AppError::RequestChanged
-            | AppError::LeaseLost => StatusCode::CONFLICT,
+            | AppError::LeaseLost
+            | AppError::SweepBusy => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
             AppError::Unavailable | AppError::KeyUnavailable(_) | AppError::MailUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

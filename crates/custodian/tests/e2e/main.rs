@@ -19,6 +19,7 @@ mod policy;
 mod postgres;
 mod postgres_cluster;
 mod requests;
+mod retention;
 mod smtp;
 mod vault;
 

@@ -9,14 +9,14 @@ use serde_json::json;
 const PG_VAR: &str = "CUSTODIAN_TEST_POSTGRES_URL";
 
 /// A database of its own, dropped afterwards.
-struct Database {
+pub(super) struct Database {
     admin: String,
     name: String,
-    url: String,
+    pub(super) url: String,
 }
 
 impl Database {
-    fn create() -> Option<Database> {
+    pub(super) fn create() -> Option<Database> {
         let Ok(admin) = std::env::var(PG_VAR) else {
             skip("PostgreSQL end-to-end", &format!("{PG_VAR} is not set"));
             return None;
@@ -43,6 +43,21 @@ impl Drop for Database {
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
     }
+}
+
+/// The first column of the first row of `query`, a count.
+pub(super) fn count(url: &str, query: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.query_one(query, &[]).await.unwrap().get::<_, i64>(0)
+    })
 }
 
 fn sql(url: &str, statement: &str) {
@@ -157,7 +172,7 @@ fn migrate_and_schema_checks_on_postgres() {
     let keys = scratch.arg("keys.toml");
     let out = run(&["migrate", "--database-url", &db.url, "--key-file", &keys]);
     assert!(
-        text(&out.stdout).contains("migrated from version 0 to 6"),
+        text(&out.stdout).contains("migrated from version 0 to 7"),
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)

@@ -7,6 +7,7 @@ pub mod cookies;
 pub mod notice;
 pub mod ropa;
 mod words;
+pub use words::retention_text;
 
 /// What the running configuration actually does, for the statements a
 /// notice may make about it. The default claims nothing: a statement about a

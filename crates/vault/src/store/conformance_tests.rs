@@ -1111,10 +1111,15 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
     let mut json = vec![2u8];
     json.extend(serde_json::to_vec(&state).unwrap());
     let drop_trigger = match &f.raw {
-        Raw::Sqlite(_) => "DROP TRIGGER lookup_state_follows_subject;",
+        Raw::Sqlite(_) => {
+            "DROP TRIGGER lookup_state_follows_subject;
+             DROP TRIGGER retention_follows_new_subject; DROP TRIGGER retention_follows_subject;"
+        }
         Raw::Postgres(_) => {
             "DROP TRIGGER lookup_state_follows_subject ON subjects;
-             DROP FUNCTION lookup_state_follows_subject();"
+             DROP FUNCTION lookup_state_follows_subject();
+             DROP TRIGGER retention_follows_subject ON subjects;
+             DROP FUNCTION retention_follows_subject();"
         }
     };
     f.raw
@@ -1125,6 +1130,8 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
              DELETE FROM meta WHERE key = 'audit_keyed_from';
              DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
              DROP TABLE tasks; DROP INDEX audit_disclosures;
+             DROP TABLE retention_due; DROP TABLE legal_holds; DROP TABLE retention_reviews;
+             DROP TABLE retention_sweep;
              UPDATE subjects SET state = {};
              UPDATE meta SET value = '2' WHERE key = 'schema_version'",
             f.raw.blob(&json)

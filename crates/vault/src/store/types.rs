@@ -337,6 +337,8 @@ pub enum WriteOp {
     },
     /// The register of data-subject requests and its tasks.
     Request(super::requests::RequestOp),
+    /// Expiries, legal holds, rule reviews and the sweep's lease.
+    Retention(super::retention::RetentionOp),
 }
 
 /// Everything one request writes: applied together or not at all.

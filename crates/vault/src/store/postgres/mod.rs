@@ -16,6 +16,7 @@ use super::*;
 mod connect;
 mod reads;
 mod requests;
+mod retention;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey};
@@ -35,6 +36,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_kek_index.sql"),
     include_str!("../../../migrations/postgres/0005_keyed_audit.sql"),
     include_str!("../../../migrations/postgres/0006_requests.sql"),
+    // Numbered 9 on its branch (others add 7 and 8); listed seventh here.
+    include_str!("../../../migrations/postgres/0009_retention.sql"),
 ];
 const MAX_GROUP: usize = 512;
 /// Read connections per node, made as needed.

@@ -12,6 +12,7 @@ use super::*;
 mod checkpoint;
 mod reads;
 pub(super) mod requests;
+pub(super) mod retention;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey, GENESIS};
@@ -35,6 +36,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_kek_index.sql"),
     include_str!("../../../migrations/sqlite/0005_keyed_audit.sql"),
     include_str!("../../../migrations/sqlite/0006_requests.sql"),
+    // Numbered 9 on its branch (others add 7 and 8); listed seventh here.
+    include_str!("../../../migrations/sqlite/0009_retention.sql"),
 ];
 /// The most batches one group transaction takes.
 const MAX_GROUP: usize = 512;

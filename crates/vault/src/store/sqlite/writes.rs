@@ -89,6 +89,7 @@ fn apply_batch(
         match op {
             WriteOp::RecordConsent(event) => preferences = Some(record_consent(c, event)?),
             WriteOp::Request(op) => super::requests::apply(c, op, &mut claimed)?,
+            WriteOp::Retention(op) => super::retention::apply(c, op)?,
             other => apply_op(c, other)?,
         }
     }
@@ -340,6 +341,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
         WriteOp::RecordConsent(event) => record_consent(c, event).map(drop),
         // Applied by `apply_batch`, which collects what a claim leases.
         WriteOp::Request(op) => super::requests::apply(c, op, &mut Vec::new()),
+        WriteOp::Retention(op) => super::retention::apply(c, op),
         WriteOp::Suppress {
             kind,
             hash,
