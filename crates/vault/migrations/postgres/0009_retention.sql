@@ -22,15 +22,21 @@ CREATE INDEX retention_held_by ON retention_due (held_by) WHERE held_by IS NOT N
 INSERT INTO retention_due (subject_id, due_at, held_by, data)
 SELECT id, 0, NULL, '\x01'::bytea FROM subjects WHERE wrapped_key IS NOT NULL;
 
+-- The columns are compared in the function rather than named in the
+-- trigger (`UPDATE OF fields, state`), which would pin their types.
 CREATE FUNCTION retention_follows_subject() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.fields IS NOT DISTINCT FROM NEW.fields
+       AND OLD.state IS NOT DISTINCT FROM NEW.state THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO retention_due (subject_id, due_at, held_by, data) VALUES (NEW.id, 0, NULL, '\x01'::bytea)
     ON CONFLICT (subject_id) DO UPDATE SET due_at = 0;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER retention_follows_subject AFTER INSERT OR UPDATE OF fields, state ON subjects
+CREATE TRIGGER retention_follows_subject AFTER INSERT OR UPDATE ON subjects
     FOR EACH ROW EXECUTE FUNCTION retention_follows_subject();
 
 -- Legal holds: per subject (target: its id), per category or per declared

@@ -81,7 +81,8 @@ pub enum RetentionOp {
     /// Removes data whose retention ended: the fields, their history and
     /// their lookups. With `shred`, the subject is left with nothing: its
     /// data key is destroyed (crypto-shredding) and its row goes. A
-    /// subject already shredded is left as it is.
+    /// subject already shredded is left as it is; a row whose subject is
+    /// gone is removed.
     DropData {
         subject: Uuid,
         fields: Vec<String>,

@@ -168,7 +168,13 @@ async fn drop_data(
         )
         .await?;
     let Some(row) = row else {
-        return Ok(Err(BatchError::SubjectNotFound));
+        // A row whose subject is gone goes too.
+        c.execute(
+            "DELETE FROM retention_due WHERE subject_id = $1",
+            &[subject],
+        )
+        .await?;
+        return Ok(Ok(()));
     };
     let key: Option<Vec<u8>> = row.try_get(0)?;
     let stored: Vec<u8> = row.try_get(1)?;

@@ -239,7 +239,12 @@ fn drop_data(
         .optional()
         .map_err(store_err)?;
     let Some((key, stored)) = row else {
-        return Err(BatchError::SubjectNotFound);
+        // A row whose subject is gone goes too.
+        c.prepare_cached("DELETE FROM retention_due WHERE subject_id = ?1")
+            .map_err(store_err)?
+            .execute([id])
+            .map_err(store_err)?;
+        return Ok(());
     };
     let mut kept: Vec<StoredField> = decode(&stored).map_err(BatchError::Store)?;
     kept.retain(|f| !fields.contains(&f.name));
