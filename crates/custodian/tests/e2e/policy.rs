@@ -190,7 +190,7 @@ fn serve_uses_the_policy_file_it_is_given_and_refuses_a_broken_one() {
         edited.to_str().unwrap(),
     ]);
     let body = server.get("/", None).body;
-    assert!(body.contains("Policy version 2.2."), "{body}");
+    assert!(body.contains("Policy version 2.3."), "{body}");
     assert_eq!(server.stop(), Some(0));
 
     let broken = scratch.write("broken.toml", "[policy]\nversion = 2\n");
