@@ -19,6 +19,7 @@ macro_rules! out_raw {
 mod admin_cmd;
 
 mod bench;
+mod bench_retention;
 mod config;
 
 mod policy_cmd;
