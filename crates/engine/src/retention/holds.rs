@@ -49,6 +49,7 @@ pub struct HoldRequest {
     pub target: String,
     /// Why the data must be kept (a claim, an investigation); shown in
     /// the retention report and in the answer to an erasure request.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
     pub reason: String,
     /// RFC 3339; without it the hold lasts until released.
     #[serde(default)]

@@ -226,6 +226,7 @@ fn kept_by(keeper: &Keeper) -> String {
 pub struct ReviewRequest {
     /// What the review found (kept in the vault, not in the audit).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub note: Option<String>,
 }
 
