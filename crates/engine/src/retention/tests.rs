@@ -589,3 +589,57 @@ async fn reviews_are_recorded_audited_and_move_the_next_review() {
         Err(AppError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn a_hold_set_while_an_erasure_request_is_pending_keeps_the_data_until_released() {
+    let scratch = Scratch::new();
+    let app = scratch.app().await;
+    let id = collect(
+        &app,
+        "seek-feedback",
+        json!({"email": "ada@example.org", "comments": "fine"}),
+        T0,
+    )
+    .await;
+    let req: crate::requests::NewRequest = serde_json::from_value(json!({
+        "kind": "erasure", "email": "ada@example.org",
+        "identity": {"method": "security-questions", "evidence": "answered two questions"},
+    }))
+    .unwrap();
+    let asked = T0 + day(5);
+    let request = crate::requests::submit(&app, &admin(), req, asked)
+        .await
+        .unwrap();
+    // The request waits for its task; meanwhile a claim arrives.
+    let hold = holds::set_hold_as(
+        &app,
+        "dpo",
+        HoldRequest {
+            scope: HoldScope::Subject,
+            target: id.to_string(),
+            reason: "claim 2026-114".into(),
+            ends_at: None,
+        },
+        asked,
+    )
+    .await
+    .unwrap();
+    let ran = crate::requests::tasks::run_due(&app, &Default::default(), asked)
+        .await
+        .unwrap();
+    assert_eq!(ran, 1);
+    let stored = app.store.request(request.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, "partially-completed");
+    assert!(stored.meta.contains("claim 2026-114"), "{}", stored.meta);
+    assert_eq!(fields_of(&app, id).await.len(), 2);
+    // The sweep keeps it while the hold lasts, and erases it once released:
+    // after an erasure request no ground but a legal obligation remains.
+    let s = sweep_at(&app, asked + day(1)).await;
+    assert_eq!((s.data_erased, s.data_held), (0, 2), "{s:?}");
+    holds::release_hold_as(&app, "dpo", hold.id, asked + day(2))
+        .await
+        .unwrap();
+    let s = sweep_at(&app, asked + day(2)).await;
+    assert_eq!((s.data_erased, s.subjects_shredded), (2, 1), "{s:?}");
+    assert!(shredded(&app, id).await);
+}
