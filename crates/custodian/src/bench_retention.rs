@@ -68,6 +68,9 @@ pub fn sweep_figures(dir: &Path, stored: usize, due: usize) -> Result<SweepFigur
             policy,
             custodian_policy::REFERENCE_POLICY.to_string(),
         );
+        // The server records its policy's retention when it starts; without
+        // that, the first sweep would work out every subject's expiries again.
+        sweep::note_policy(&app).await.map_err(|e| e.to_string())?;
         let now = time::OffsetDateTime::now_utc();
         let at = custodian_engine::collect::micros(now);
         let year: i64 = 365 * 86_400_000_000;
@@ -108,7 +111,10 @@ pub fn sweep_figures(dir: &Path, stored: usize, due: usize) -> Result<SweepFigur
                 fields,
                 state: Default::default(),
             };
-            let row = custodian_engine::retention::assess(app.retention(), &record, &[], at).row;
+            // The expiries as computed when the data was collected.
+            let row =
+                custodian_engine::retention::assess(app.retention(), &record, &[], collected_at)
+                    .row;
             batch.ops.push(WriteOp::CreateSubject {
                 id,
                 wrapped_key: wrapped,
