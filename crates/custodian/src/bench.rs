@@ -42,6 +42,16 @@ pub struct BenchArgs {
     /// Concurrent keep-alive client connections.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// Stored data for the retention sweep figures, smaller then larger
+    /// (each run has the same due data).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    retention_stored: Vec<usize>,
+    /// Data past their retention in each sweep run.
+    #[arg(long, default_value_t = 10_000)]
+    retention_due: usize,
+    /// Measure only the retention sweep (not the server over HTTP).
+    #[arg(long)]
+    retention_only: bool,
     /// Keep the data folder afterwards (it is removed by default).
     #[arg(long)]
     keep: bool,
@@ -495,11 +505,65 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dir: PathBuf = std::env::temp_dir().join(format!("custodian-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let result = bench_in(args, cores, &dir);
+    let result = if args.retention_only {
+        retention_table(args, &dir)
+    } else {
+        bench_in(args, cores, &dir).and_then(|()| retention_table(args, &dir))
+    };
     if !args.keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+/// The retention sweep's figures, as rows of the same table.
+fn retention_table(args: &BenchArgs, dir: &Path) -> Result<(), String> {
+    println!();
+    println!(
+        "retention sweep: embedded store, subjects of 10 data, {} due in each run",
+        args.retention_due
+    );
+    let mut runs = Vec::new();
+    for stored in &args.retention_stored {
+        let f = crate::bench_retention::sweep_figures(dir, *stored, args.retention_due)?;
+        println!(
+            "seeded {} data in {:.0} s; swept in {:.2} s",
+            f.stored,
+            f.seeded_in.as_secs_f64(),
+            f.swept_in.as_secs_f64()
+        );
+        if f.erased != f.due as u64 {
+            return Err(format!(
+                "the sweep erased {} data, not the {} due",
+                f.erased, f.due
+            ));
+        }
+        runs.push(f);
+    }
+    println!();
+    println!("| measure | figure |");
+    println!("|---|---|");
+    for f in &runs {
+        println!(
+            "| retention sweep, {} data stored, {} due (erased, audited one by one, {} subjects shredded) | {:.2} s, {:.0} data erased/s |",
+            f.stored,
+            f.due,
+            f.shredded,
+            f.swept_in.as_secs_f64(),
+            f.erased as f64 / f.swept_in.as_secs_f64()
+        );
+    }
+    if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
+        if runs.len() > 1 {
+            println!(
+                "| sweep time, {} data stored / {} data stored | {:.2}x |",
+                last.stored,
+                first.stored,
+                last.swept_in.as_secs_f64() / first.swept_in.as_secs_f64()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn bench_in(args: &BenchArgs, cores: usize, dir: &Path) -> Result<(), String> {

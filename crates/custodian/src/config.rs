@@ -78,6 +78,11 @@ pub struct ServeArgs {
     /// default: the controller's name in capitals, `I_IMAGE_IT_LTD`.
     #[arg(long, env = "CUSTODIAN_DRP_BUSINESS_ID")]
     pub drp_business_id: Option<String>,
+    /// How often, in seconds, the retention sweep erases the data whose
+    /// retention ended (default 3600); 0 turns the scheduled sweep off, and
+    /// the published notice then no longer says data is erased automatically.
+    #[arg(long, env = "CUSTODIAN_RETENTION_SWEEP_INTERVAL")]
+    pub retention_sweep_interval: Option<u64>,
     #[command(flatten)]
     pub smtp: SmtpArgs,
 }
@@ -138,6 +143,7 @@ pub struct FileSettings {
     pub code_resend_gap_ms: Option<u64>,
     pub public_url: Option<String>,
     pub drp_business_id: Option<String>,
+    pub retention_sweep_interval: Option<u64>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
     pub smtp_tls: Option<SmtpTls>,
@@ -169,6 +175,8 @@ pub struct Settings {
     /// Where this server is reached from outside, without a trailing slash.
     pub public_url: Option<String>,
     pub drp_business_id: Option<String>,
+    /// How often the retention sweep runs; `None`: not on a schedule.
+    pub retention_sweep: Option<std::time::Duration>,
     /// The mail relay; `None` when no `smtp_host` is set.
     pub smtp: Option<SmtpSettings>,
 }
@@ -224,6 +232,10 @@ pub const SMTP_PASSWORD_ENV: &str = "CUSTODIAN_SMTP_PASSWORD";
 pub const DEFAULT_DATA_DIR: &str = "custodian-data";
 pub const DEFAULT_KEY_CACHE_MS: u64 = 2_000;
 pub const DEFAULT_TASK_LEASE_MS: u64 = 30_000;
+/// The retention sweep runs hourly unless told otherwise: the policy's
+/// promise that data is kept no longer than necessary holds without anyone
+/// remembering to run it.
+pub const DEFAULT_RETENTION_SWEEP_INTERVAL_S: u64 = 3_600;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RATE_PER_KEY: u32 = 5_000;
 pub const DEFAULT_RATE_PER_IP: u32 = 10_000;
@@ -326,6 +338,14 @@ impl ServeArgs {
             ),
             public_url: public_url(self.public_url.clone().or(file.public_url))?,
             drp_business_id: business_id(self.drp_business_id.clone().or(file.drp_business_id))?,
+            retention_sweep: match self
+                .retention_sweep_interval
+                .or(file.retention_sweep_interval)
+                .unwrap_or(DEFAULT_RETENTION_SWEEP_INTERVAL_S)
+            {
+                0 => None,
+                seconds => Some(std::time::Duration::from_secs(seconds)),
+            },
             smtp,
         })
     }

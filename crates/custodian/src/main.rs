@@ -20,10 +20,12 @@ mod admin_cmd;
 mod agents_cmd;
 
 mod bench;
+mod bench_retention;
 mod config;
 mod datasets_cmd;
 
 mod policy_cmd;
+mod retention_cmd;
 mod rules_cmd;
 mod serve;
 mod smtp;
@@ -101,6 +103,11 @@ enum Command {
     },
     /// Measure the server over HTTP on loopback against a bare SQLite baseline.
     Bench(bench::BenchArgs),
+    /// Storage limitation: run the sweep, the report, legal holds, rule reviews.
+    Retention {
+        #[command(subcommand)]
+        command: retention_cmd::RetentionCommand,
+    },
     /// Statutory deadlines computed from the shipped calendars.
     Rules {
         #[command(subcommand)]
@@ -223,6 +230,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Datasets { command } => datasets_cmd::run(command),
         Command::Rules { command } => rules_cmd::run(command),
+        Command::Retention { command } => retention_cmd::run(command),
         Command::Smtp { command } => smtp::run(command),
     }
 }

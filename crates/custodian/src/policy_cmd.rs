@@ -18,6 +18,11 @@ pub enum PolicyCommand {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "md")]
         format: DocFormat,
+        /// Render as published by a server whose retention sweep is off
+        /// (`retention_sweep_interval = 0`): the notice then does not say
+        /// that data is erased automatically.
+        #[arg(long)]
+        without_retention_sweep: bool,
     },
     /// Render the cookie policy.
     Cookies {
@@ -61,11 +66,15 @@ pub fn run(command: PolicyCommand) -> ExitCode {
         PolicyCommand::Check { file } => with_policy(&file, |p| {
             out!("{}: valid: {}", file.display(), summary(p));
         }),
-        PolicyCommand::Render { file, format } => with_policy(&file, |p| {
+        PolicyCommand::Render {
+            file,
+            format,
+            without_retention_sweep,
+        } => with_policy(&file, |p| {
             // The notice as this build would publish it: it states only
-            // what runs.
-            let notice =
-                notice::notice_with(&p.document, &custodian_engine::running_capabilities());
+            // what runs (the sweep runs unless the server turns it off).
+            let capabilities = custodian_engine::running_capabilities(!without_retention_sweep);
+            let notice = notice::notice_with(&p.document, &capabilities);
             out_raw!("{}", notice.write(format.into()));
         }),
         PolicyCommand::Cookies { file, format } => with_policy(&file, |p| {

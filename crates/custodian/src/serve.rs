@@ -149,7 +149,8 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
         });
         let mut app = App::new(store, keys, policy, policy_text)
             .with_mailer(mailer)
-            .with_datasets(datasets);
+            .with_datasets(datasets)
+            .with_retention_sweep(settings.retention_sweep.is_some());
         app.code_resend_gap = settings.code_resend_gap;
         match custodian_engine::rotation::missing_keks(&app).await {
             Ok(missing) if missing.is_empty() => {}
@@ -171,6 +172,12 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             }
         }
         if let Err(e) = app.register_policy().await {
+            eprintln!("custodian: {e}");
+            return ExitCode::FAILURE;
+        }
+        // A policy whose retention changed since the stored expiries were
+        // computed marks them all for the sweep to work out again.
+        if let Err(e) = custodian_engine::retention::sweep::note_policy(&app).await {
             eprintln!("custodian: {e}");
             return ExitCode::FAILURE;
         }
@@ -234,6 +241,13 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
             runner_settings,
             stopped(stop_rx.clone()),
         ));
+        let sweeper = settings.retention_sweep.map(|every| {
+            tokio::spawn(custodian_engine::retention::sweep::scheduled(
+                app.clone(),
+                every,
+                stopped(stop_rx.clone()),
+            ))
+        });
         let served = custodian_server::serve(
             listener,
             custodian_server::router(app, &limits),
@@ -242,6 +256,11 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
         .await;
         if runner.await.is_err() {
             tracing::error!("the task runner stopped abnormally");
+        }
+        if let Some(sweeper) = sweeper {
+            if sweeper.await.is_err() {
+                tracing::error!("the retention sweep stopped abnormally");
+            }
         }
         match served {
             Ok(()) => {

@@ -42,6 +42,11 @@ pub enum Operation {
     AddAgent,
     ChangeAgent,
     RemoveAgent,
+    RetentionReport,
+    RetentionRun,
+    SetHold,
+    ReleaseHold,
+    ReviewRule,
 }
 
 /// How a key's bindings narrow an operation its role may call.
@@ -187,6 +192,14 @@ pub const RULES: &[Rule] = &[
     rule(Operation::AddAgent, &[Admin], Binding::None),
     rule(Operation::ChangeAgent, &[Admin], Binding::None),
     rule(Operation::RemoveAgent, &[Admin], Binding::None),
+    // Retention is the organisation's oversight: the DPO sees the report,
+    // sets and lifts legal holds and records reviews; running the sweep by
+    // hand (it erases) is an administrator's.
+    rule(Operation::RetentionReport, &[Admin, Dpo], Binding::None),
+    rule(Operation::RetentionRun, &[Admin], Binding::None),
+    rule(Operation::SetHold, &[Admin, Dpo], Binding::None),
+    rule(Operation::ReleaseHold, &[Admin, Dpo], Binding::None),
+    rule(Operation::ReviewRule, &[Admin, Dpo], Binding::None),
 ];
 
 const fn rule(operation: Operation, roles: &'static [Role], binding: Binding) -> Rule {
@@ -244,6 +257,11 @@ impl Operation {
             Operation::AddAgent => "agent.add",
             Operation::ChangeAgent => "agent.change",
             Operation::RemoveAgent => "agent.remove",
+            Operation::RetentionReport => "retention.report",
+            Operation::RetentionRun => "retention.run",
+            Operation::SetHold => "retention.hold",
+            Operation::ReleaseHold => "retention.release",
+            Operation::ReviewRule => "retention.review",
         }
     }
 }
@@ -308,7 +326,7 @@ mod tests {
             );
             assert!(!r.roles.is_empty(), "row {i} allows no one");
         }
-        assert_eq!(RULES.len(), 29);
+        assert_eq!(RULES.len(), 34);
     }
 
     #[test]

@@ -296,14 +296,35 @@ pub async fn collect_new(
         .map_err(|_| AppError::Internal(Internal::KeyGenerationFailed))?;
     let (fields, lookups) = seal_all(app, &key, &id, &checked, &provenance);
     let names: Vec<String> = checked.iter().map(|c| c.field.clone()).collect();
-    let batch = Batch {
-        ops: vec![WriteOp::CreateSubject {
+    // A new subject's expiries are known now: stored with it, so the
+    // sweep need not work them out (later changes mark them for it).
+    let expiry = crate::retention::assess(
+        app.retention(),
+        &custodian_vault::store::SubjectRecord {
             id,
-            wrapped_key: wrapped,
+            wrapped_key: None,
             created_at: at,
-            fields,
-            lookups,
-        }],
+            erased_at: None,
+            fields: fields.clone(),
+            state: Default::default(),
+        },
+        &[],
+        at,
+    )
+    .row;
+    let batch = Batch {
+        ops: vec![
+            WriteOp::CreateSubject {
+                id,
+                wrapped_key: wrapped,
+                created_at: at,
+                fields,
+                lookups,
+            },
+            WriteOp::Retention(custodian_vault::store::retention::RetentionOp::PutExpiry(
+                expiry,
+            )),
+        ],
         audit: vec![audit(principal, "collect", &req.purpose, id, at)],
         outbox: vec![
             Event::SubjectCreated {

@@ -76,6 +76,7 @@ impl From<AppError> for DrpError {
             | AppError::LastAdminKey
             | AppError::RequestChanged
             | AppError::AgentExists
+            | AppError::SweepBusy
             | AppError::LeaseLost => 409,
             AppError::Erased => 410,
             AppError::TooSoon(_) => 429,

@@ -73,6 +73,9 @@ pub enum AppError {
         transient: bool,
         detail: String,
     },
+    /// Another retention sweep holds the lease (on this node or another).
+    #[error("a retention sweep is already running; try again when it has finished")]
+    SweepBusy,
     /// A stored value could not be decoded. Never read as a default: a
     /// default can widen a permission. Names the table and row, never the
     /// value.
@@ -148,6 +151,7 @@ impl AppError {
                 transient: true, ..
             } => "connector_unavailable",
             AppError::Connector { .. } => "connector_failed",
+            AppError::SweepBusy => "sweep_running",
             AppError::Corrupt(_) => "corrupt_value",
             AppError::Internal(which) => which.code(),
         }
@@ -195,6 +199,10 @@ impl From<BatchError> for AppError {
             BatchError::LeaseLost => AppError::LeaseLost,
             BatchError::AgentExists => AppError::AgentExists,
             BatchError::AgentNotFound => AppError::NotFound("no agent with this id".into()),
+            BatchError::SweepBusy => AppError::SweepBusy,
+            BatchError::HoldNotFound => {
+                AppError::NotFound("no legal hold in force with this id".into())
+            }
             BatchError::Store(detail) => {
                 tracing::error!(code = "write_failed", error = %detail, "a write failed");
                 AppError::Internal(Internal::WriteFailed)

@@ -21,6 +21,7 @@ pub mod objection;
 pub mod read;
 pub mod receipt;
 pub mod requests;
+pub mod retention;
 pub mod rotation;
 #[cfg(feature = "openapi")]
 pub mod schema;
@@ -66,11 +67,16 @@ pub struct App {
     pub drp: Arc<drp::DrpSettings>,
     /// The policy's datasets that have a connection, by id.
     pub datasets: Arc<datasets::Datasets>,
+    /// The policy's retention, compiled per field.
+    retention: Arc<custodian_policy::retention::Retention>,
+    /// This node runs the retention sweep on a schedule.
+    pub retention_sweep: bool,
 }
 
 impl App {
     pub fn new(store: Store, keys: Keyring, policy: LoadedPolicy, policy_source: String) -> App {
         let drp = drp::DrpSettings::defaults(&policy, "127.0.0.1:8080");
+        let policy_document = policy.document.clone();
         App {
             drp: Arc::new(drp),
             store,
@@ -85,6 +91,10 @@ impl App {
             code_resend_gap: requests::unverified::DEFAULT_RESEND_GAP,
             requests_settled: Arc::new(tokio::sync::Notify::new()),
             datasets: Arc::new(datasets::Datasets::new()),
+            retention: Arc::new(custodian_policy::retention::Retention::new(
+                &policy_document,
+            )),
+            retention_sweep: false,
         }
     }
 
@@ -92,6 +102,19 @@ impl App {
     pub fn with_drp(mut self, settings: drp::DrpSettings) -> App {
         self.drp = Arc::new(settings);
         self
+    }
+
+    /// The same, saying whether this node runs the retention sweep on a
+    /// schedule (the published notice says data is erased automatically
+    /// only then).
+    pub fn with_retention_sweep(mut self, scheduled: bool) -> App {
+        self.retention_sweep = scheduled;
+        self
+    }
+
+    /// What this node does, for the statements the published notice makes.
+    pub fn capabilities(&self) -> custodian_policy::render::Capabilities {
+        running_capabilities(self.retention_sweep)
     }
 
     /// The same, sending mail through `mailer`.
@@ -256,13 +279,14 @@ impl App {
 }
 
 /// What this build does, for the statements the published notice may make
-/// about it: a statement appears only when the capability runs. Retention
-/// sweeps and direct change notices are not built yet; the audit chain is
-/// keyed with a secret from the key file, so one who can write the database
-/// cannot rewrite it unnoticed.
-pub fn running_capabilities() -> custodian_policy::render::Capabilities {
+/// about it: a statement appears only when the capability runs. The
+/// retention sweep runs when it is scheduled (`retention_sweep_interval`,
+/// on by default); direct change notices are not built yet; the audit chain
+/// is keyed with a secret from the key file, so one who can write the
+/// database cannot rewrite it unnoticed.
+pub fn running_capabilities(retention_sweep: bool) -> custodian_policy::render::Capabilities {
     custodian_policy::render::Capabilities {
-        retention_sweep: false,
+        retention_sweep,
         change_notices: false,
         tamper_evident_audit: true,
     }

@@ -24,6 +24,7 @@ pub mod period;
 pub mod render;
 pub mod requests;
 mod requests_clock;
+pub mod retention;
 pub mod rules;
 pub mod terms;
 pub mod validate;

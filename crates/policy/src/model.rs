@@ -338,6 +338,18 @@ pub struct RetentionRule {
     /// A legal obligation that keeps the data, even through an erasure request.
     #[serde(default)]
     pub legal_obligation: Option<String>,
+    /// For `from = "accounting-period-end"`: the last day of the
+    /// controller's accounting year, `MM-DD` (for example `03-31`).
+    #[serde(default)]
+    pub year_end: Option<At<String>>,
+    /// How often the rule is reviewed (promise P8), a period such as
+    /// `1 year`; 12 months when not given.
+    #[serde(default)]
+    pub review_every: Option<At<String>>,
+    /// When the rule was last reviewed, as written in the policy; a review
+    /// recorded later in the vault (`custodian retention review`) counts too.
+    #[serde(default)]
+    pub last_reviewed: Option<At<Day>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -226,6 +226,7 @@ vocabulary! {
         RelationshipEnd = "relationship-end", "from the end of the relationship", None;
         ConsentWithdrawal = "consent-withdrawal", "from when you withdraw consent", None;
         RequestClosed = "request-closed", "from when your request is closed", None;
+        ApplicationDecided = "application-decided", "from when your application is decided", None;
         AccountingPeriodEnd = "accounting-period-end", "from the end of the accounting period in which the transaction falls", None;
     }
 }

@@ -412,6 +412,46 @@ impl<'p> Checker<'p> {
                     "write a number and a unit, e.g. \"6 years\", \"13 months\" or \"30 days\"",
                 );
             }
+            if let Some(every) = &rule.review_every {
+                if Period::parse(every).is_none() {
+                    self.error(
+                        every.span(),
+                        format!(
+                            "retention rule `{}` has an unreadable review interval `{}`",
+                            rule.id, **every
+                        ),
+                        "write a number and a unit, e.g. \"1 year\" or \"6 months\"",
+                    );
+                }
+            }
+            match (&*rule.from, &rule.year_end) {
+                (RetentionEvent::AccountingPeriodEnd, None) => self.error(
+                    rule.from.span(),
+                    format!(
+                        "retention rule `{}` runs from the end of an accounting period but does not say when the accounting year ends",
+                        rule.id
+                    ),
+                    "add `year_end = \"MM-DD\"`, the last day of the accounting year (e.g. \"03-31\")",
+                ),
+                (RetentionEvent::AccountingPeriodEnd, Some(end))
+                    if crate::retention::parse_year_end(end).is_none() =>
+                {
+                    self.error(
+                        end.span(),
+                        format!("retention rule `{}` has an unreadable year end `{}`", rule.id, **end),
+                        "write the month and day as \"MM-DD\", e.g. \"03-31\"",
+                    )
+                }
+                (RetentionEvent::AccountingPeriodEnd, Some(_)) | (_, None) => {}
+                (_, Some(end)) => self.error(
+                    end.span(),
+                    format!(
+                        "retention rule `{}` gives a year end but does not run from the end of an accounting period",
+                        rule.id
+                    ),
+                    "remove `year_end`, or use `from = \"accounting-period-end\"`",
+                ),
+            }
             match (&*rule.from, &rule.relationship) {
                 (RetentionEvent::RelationshipEnd, None) => self.error(
                     rule.from.span(),

@@ -11,6 +11,7 @@ mod pages;
 mod problem;
 mod ratelimit;
 mod request_routes;
+mod retention_routes;
 mod routes;
 
 use axum::Router;
@@ -108,6 +109,20 @@ pub const ROUTES: &[(&str, &str, Access)] = {
             "GET",
             "/v1/requests/{id}/archive",
             Access::KeyOrSession(Op::ReadReport),
+        ),
+        ("GET", "/v1/retention/report", Key(Op::RetentionReport)),
+        ("POST", "/v1/retention/run", Key(Op::RetentionRun)),
+        ("GET", "/v1/retention/holds", Key(Op::RetentionReport)),
+        ("POST", "/v1/retention/holds", Key(Op::SetHold)),
+        (
+            "POST",
+            "/v1/retention/holds/{id}/release",
+            Key(Op::ReleaseHold),
+        ),
+        (
+            "POST",
+            "/v1/retention/rules/{rule}/reviewed",
+            Key(Op::ReviewRule),
         ),
         ("POST", "/v1/cookie-consent", Public),
         ("GET", "/v1/cookie-consent/renewal", Public),
@@ -212,7 +227,7 @@ impl Shared {
 
 pub fn router(app: App, limits: &Limits) -> Router {
     let state = State(Arc::new(Shared {
-        pages: pages::Published::render(&app.policy),
+        pages: pages::Published::render(&app.policy, &app.capabilities()),
         banner: banner::Banner::render(&app.policy),
         app,
         per_key: RateLimiter::new(limits.per_key),
@@ -225,6 +240,7 @@ pub fn router(app: App, limits: &Limits) -> Router {
         .merge(consent_routes::routes())
         .merge(request_routes::routes())
         .merge(drp_routes::routes())
+        .merge(retention_routes::routes())
         .merge(banner::routes())
         .merge(pages::routes())
         .merge(openapi::routes(&state.app))

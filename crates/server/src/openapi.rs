@@ -3,7 +3,7 @@
 
 use super::State;
 use super::problem::Problem;
-use super::{banner, consent_routes, drp_routes, pages, request_routes, routes};
+use super::{banner, consent_routes, drp_routes, pages, request_routes, retention_routes, routes};
 use axum::Router;
 use custodian_engine::collect::{
     Channel, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
@@ -54,6 +54,8 @@ use utoipa_swagger_ui::SwaggerUi;
         drp_routes::agent_status_slash, drp_routes::submit, drp_routes::submit_slash, drp_routes::status,
         drp_routes::status_slash, drp_routes::revoke, drp_routes::revoke_slash,
         drp_routes::list_agents, drp_routes::add_agent, drp_routes::change_agent, drp_routes::remove_agent,
+        retention_routes::retention_report, retention_routes::run_sweep, retention_routes::list_holds,
+        retention_routes::set_hold, retention_routes::release_hold, retention_routes::rule_reviewed,
     ),
     components(schemas(
         Problem, FieldProblem, CollectRequest, CollectResponse, Source, Channel, RelationshipRequest,
@@ -72,6 +74,12 @@ use utoipa_swagger_ui::SwaggerUi;
         custodian_engine::drp::AgentStatus, custodian_engine::drp::DrpStatus,
         custodian_engine::agents::NewAgent, custodian_engine::agents::AgentInfo,
         custodian_engine::agents::AgentChange, custodian_engine::agents::AgentStatusChange,
+        custodian_engine::retention::holds::HoldRequest, custodian_engine::retention::holds::HoldView,
+        custodian_engine::retention::holds::HoldScope,
+        custodian_engine::retention::report::RetentionReport, custodian_engine::retention::report::ExpiringDatum,
+        custodian_engine::retention::report::RuleReviewDue, custodian_engine::retention::report::HeldSubject,
+        custodian_engine::retention::report::ReviewRequest, custodian_engine::retention::report::ReviewRecorded,
+        custodian_engine::retention::sweep::SweepSummary,
     )),
     modifiers(&BearerKeys, &Contract),
 )]

@@ -22,7 +22,10 @@ pub struct Published {
 }
 
 impl Published {
-    pub fn render(policy: &LoadedPolicy) -> Published {
+    pub fn render(
+        policy: &LoadedPolicy,
+        capabilities: &custodian_policy::render::Capabilities,
+    ) -> Published {
         let doc = &policy.document;
         let index = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Custodian</title></head>\
@@ -37,7 +40,7 @@ impl Published {
             escape(&policy.compiled.version),
         );
         let (notice, cookie_policy) = (
-            notice::notice_with(doc, &custodian_engine::running_capabilities()),
+            notice::notice_with(doc, capabilities),
             cookies::cookie_policy(doc),
         );
         Published {

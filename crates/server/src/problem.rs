@@ -83,7 +83,8 @@ impl From<AppError> for Problem {
             | AppError::LastAdminKey
             | AppError::RequestChanged
             | AppError::AgentExists
-            | AppError::LeaseLost => StatusCode::CONFLICT,
+            | AppError::LeaseLost
+            | AppError::SweepBusy => StatusCode::CONFLICT,
             AppError::Erased => StatusCode::GONE,
             AppError::TooSoon(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable

@@ -278,6 +278,24 @@ fn request_for(
             None,
         ),
         ("DELETE", "/v1/agents/{id}") => ("/v1/agents/NO_SUCH_AGENT".into(), None, None),
+        ("POST", "/v1/retention/holds") => (
+            path.into(),
+            Some(
+                json!({"scope": "category", "target": "feedback", "reason": "a claim is pending"}),
+            ),
+            None,
+        ),
+        // An unknown hold: allowed roles get 404, the others 403.
+        ("POST", "/v1/retention/holds/{id}/release") => (
+            format!("/v1/retention/holds/{}/release", uuid::Uuid::nil()),
+            None,
+            None,
+        ),
+        ("POST", "/v1/retention/rules/{rule}/reviewed") => (
+            "/v1/retention/rules/feedback-1y/reviewed".into(),
+            Some(json!({"note": "still needed"})),
+            None,
+        ),
         ("GET", p) if p.starts_with("/v1/requests/{id}/") => {
             (p.replace("{id}", &f.request), None, None)
         }

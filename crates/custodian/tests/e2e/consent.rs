@@ -143,7 +143,7 @@ fn consent_is_per_channel_withdrawable_and_never_rewritten(v: Vault) {
     assert_eq!(events[0]["action"], "grant");
     assert_eq!(events[0]["ip_prefix"], "203.0.113.0");
     assert_eq!(events[0]["wording_sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(events[0]["policy_version"], "2.1");
+    assert_eq!(events[0]["policy_version"], "2.2");
     assert_eq!(events[1]["action"], "withdraw");
     assert!(
         !history.to_string().contains("203.0.113.45"),
@@ -586,9 +586,9 @@ fn a_material_change_asks_for_consent_again() {
     assert!(visitor.is_string());
     assert_eq!(first.stop(), Some(0));
 
-    // Version 2.2: the newsletter purpose now also uses postal addresses (material).
+    // Version 2.3: the newsletter purpose now also uses postal addresses (material).
     let changed = reference_text()
-        .replacen("version = \"2.1\"", "version = \"2.2\"", 1)
+        .replacen("version = \"2.2\"", "version = \"2.3\"", 1)
         .replacen("categories = [\"name\", \"email\", \"phone\"]\nsubjects = [\"customers\", \"prospects\"]", "categories = [\"name\", \"email\", \"phone\", \"postal-address\"]\nsubjects = [\"customers\", \"prospects\"]", 1);
     assert_ne!(changed, reference_text());
     let file = scratch.write("v21.toml", &changed);
@@ -612,10 +612,10 @@ fn a_material_change_asks_for_consent_again() {
     );
     // Cookie purposes did not change: the banner need not ask again.
     let renewal = second
-        .get("/v1/cookie-consent/renewal?since=2.1", None)
+        .get("/v1/cookie-consent/renewal?since=2.2", None)
         .json();
     assert_eq!(renewal["renew"], false);
-    // Consent given again under 2.2 is effective.
+    // Consent given again under 2.3 is effective.
     consent(
         &second,
         &admin,
@@ -630,7 +630,7 @@ fn a_material_change_asks_for_consent_again() {
     // The same version number with other content is refused.
     let sneaky = scratch.write(
         "sneaky.toml",
-        &changed.replacen("version = \"2.2\"", "version = \"2.1\"", 1),
+        &changed.replacen("version = \"2.3\"", "version = \"2.2\"", 1),
     );
     let out = run(&[
         "serve",
@@ -1219,7 +1219,7 @@ fn the_soft_opt_in_is_no_switch_that_makes_email_opt_out() {
             "[[purposes]]\nid = \"customer-offers\"\nname = \"Offers on what you bought from us\"\ndescription = \"Emailing our customers about our own products like those they bought.\"\nbasis = \"legitimate-interest\"\ninterest = \"Telling customers about products like theirs.\"\nlia = \"LIA-TEST\"\nmarketing = true\nsimilar_products = true\nchannels = [\"email\"]\ncategories = [\"name\", \"email\"]\nsubjects = [\"customers\"]\nretention = \"marketing-inactive-2y\"\n\n[[purposes]]\nid = \"job-applications\"",
             1,
         )
-        .replacen("version = \"2.1\"", "version = \"2.1-soft\"", 1);
+        .replacen("version = \"2.2\"", "version = \"2.2-soft\"", 1);
     let scratch = Scratch::new("soft-opt-in");
     let file = scratch.write("policy.toml", &policy);
     let out = run(&["policy", "check", file.to_str().unwrap()]);

@@ -56,6 +56,7 @@ mod policy;
 mod postgres;
 mod postgres_cluster;
 mod requests;
+mod retention;
 mod smtp;
 mod vault;
 

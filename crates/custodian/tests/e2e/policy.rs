@@ -9,7 +9,7 @@ fn check_accepts_the_reference_policy_with_a_one_line_summary() {
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 1);
     assert!(
-        stdout.contains("valid: policy 2.1 (uk-gdpr, effective 2026-12-01)"),
+        stdout.contains("valid: policy 2.2 (uk-gdpr, effective 2026-12-01)"),
         "{stdout}"
     );
     assert!(stdout.contains("21 purposes"), "{stdout}");
@@ -181,7 +181,7 @@ fn serve_uses_the_policy_file_it_is_given_and_refuses_a_broken_one() {
     let scratch = Scratch::new("serve");
     let edited = scratch.write(
         "p.toml",
-        &reference_text().replacen("version = \"2.1\"", "version = \"2.2\"", 1),
+        &reference_text().replacen("version = \"2.2\"", "version = \"2.3\"", 1),
     );
     let server = Server::start(&[
         "--data-dir",
@@ -190,7 +190,7 @@ fn serve_uses_the_policy_file_it_is_given_and_refuses_a_broken_one() {
         edited.to_str().unwrap(),
     ]);
     let body = server.get("/", None).body;
-    assert!(body.contains("Policy version 2.2."), "{body}");
+    assert!(body.contains("Policy version 2.3."), "{body}");
     assert_eq!(server.stop(), Some(0));
 
     let broken = scratch.write("broken.toml", "[policy]\nversion = 2\n");

@@ -45,6 +45,21 @@ impl Drop for Database {
     }
 }
 
+/// The first column of the first row of `query`, a count.
+pub(super) fn count(url: &str, query: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.query_one(query, &[]).await.unwrap().get::<_, i64>(0)
+    })
+}
+
 fn sql(url: &str, statement: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1062,6 +1062,9 @@ fn a_store_newer_than_the_build_is_refused() {
          DELETE FROM meta WHERE key = 'audit_keyed_from';
          DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
          DROP TABLE tasks; DROP INDEX audit_disclosures; DROP TABLE agents;
+         DROP TRIGGER retention_follows_new_subject; DROP TRIGGER retention_follows_subject;
+         DROP TABLE retention_due; DROP TABLE legal_holds; DROP TABLE retention_reviews;
+         DROP TABLE retention_sweep;
          UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     )
     .unwrap();

@@ -431,6 +431,7 @@ async fn erasure(app: &App, s: &SubjectRecord, at: i64) -> Result<Effects, AppEr
             rule.from.as_str()
         ))
     };
+    let holds = crate::retention::holds::active_holds(app, at).await?;
     let mut kept = Vec::new();
     let mut kept_fields = Vec::new();
     let new_key = app
@@ -451,10 +452,22 @@ async fn erasure(app: &App, s: &SubjectRecord, at: i64) -> Result<Effects, AppEr
                 None
             }
         });
-        if let Some((p, ground)) = ground {
+        // A legal hold keeps what it covers through the erasure; the
+        // answer says which hold and why, and the retention sweep erases
+        // it once the hold is released.
+        let held = crate::retention::holds::keeping(&holds, s.id, Some(&category), at);
+        let ground = match (ground, held) {
+            (Some((p, ground)), _) => Some((p.id.to_string(), ground)),
+            (None, Some(h)) => Some((
+                f.provenance.purpose.clone(),
+                format!("legal hold {}: {}", h.id, h.reason),
+            )),
+            (None, None) => None,
+        };
+        if let Some((purpose, ground)) = ground {
             kept.push(Kept {
                 field: f.name.clone(),
-                purpose: p.id.to_string(),
+                purpose,
                 ground,
             });
             kept_fields.push(StoredField {

@@ -8,6 +8,7 @@ pub mod notice;
 pub mod receipt;
 pub mod ropa;
 mod words;
+pub use words::retention_text;
 
 /// What the running configuration actually does, for the statements a
 /// notice may make about it. The default claims nothing: a statement about a

@@ -210,6 +210,10 @@ conformance!(
     an_erased_subject_answers_as_erased_everywhere,
     a_task_is_leased_once_and_finished_only_by_its_holder,
     agents_are_kept_found_by_token_and_undecodable_ones_are_corrupt,
+    retention_rows_follow_subject_writes_and_page_by_due_time,
+    expired_data_is_dropped_and_a_subject_left_with_nothing_is_shredded,
+    the_sweep_lease_is_held_by_one_owner_at_a_time,
+    releasing_a_hold_or_changing_retention_marks_rows_for_recomputation,
 );
 
 /// The message of a `Corrupt` error; anything else fails the test.
@@ -1112,10 +1116,15 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
     let mut json = vec![2u8];
     json.extend(serde_json::to_vec(&state).unwrap());
     let drop_trigger = match &f.raw {
-        Raw::Sqlite(_) => "DROP TRIGGER lookup_state_follows_subject;",
+        Raw::Sqlite(_) => {
+            "DROP TRIGGER lookup_state_follows_subject;
+             DROP TRIGGER retention_follows_new_subject; DROP TRIGGER retention_follows_subject;"
+        }
         Raw::Postgres(_) => {
             "DROP TRIGGER lookup_state_follows_subject ON subjects;
-             DROP FUNCTION lookup_state_follows_subject();"
+             DROP FUNCTION lookup_state_follows_subject();
+             DROP TRIGGER retention_follows_subject ON subjects;
+             DROP FUNCTION retention_follows_subject();"
         }
     };
     f.raw
@@ -1127,6 +1136,8 @@ async fn a_schema_2_store_gains_the_state_copies(f: Fixture) {
              DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
              DROP TABLE tasks; DROP INDEX audit_disclosures;
              DROP TABLE agents;
+             DROP TABLE retention_due; DROP TABLE legal_holds; DROP TABLE retention_reviews;
+             DROP TABLE retention_sweep;
              UPDATE subjects SET state = {};
              UPDATE meta SET value = '2' WHERE key = 'schema_version'",
             f.raw.blob(&json)
@@ -1780,4 +1791,326 @@ async fn agents_are_kept_found_by_token_and_undecodable_ones_are_corrupt(f: Fixt
     assert_eq!(f.store.agent_by_token(&[2; 32]).await.unwrap(), None);
     let v = f.store.verify_audit().await.unwrap();
     assert!(v.intact, "{v:?}");
+}
+
+fn retention(op: crate::store::retention::RetentionOp) -> Batch {
+    Batch {
+        ops: vec![WriteOp::Retention(op)],
+        ..Batch::default()
+    }
+}
+
+fn expiry_row(subject: Uuid, due_at: Option<i64>) -> crate::store::retention::ExpiryRow {
+    crate::store::retention::ExpiryRow {
+        subject,
+        due_at,
+        held_by: None,
+        data: vec![crate::store::retention::DatumExpiry {
+            field: "email".into(),
+            expires_at: due_at,
+            rule: "r".into(),
+            purpose: Some("p".into()),
+        }],
+    }
+}
+
+async fn retention_rows_follow_subject_writes_and_page_by_due_time(f: Fixture) {
+    use crate::store::retention::RetentionOp;
+    let ring = keyring();
+    let mut ids = Vec::new();
+    for (i, email) in ["a@example.org", "b@example.org", "c@example.org"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = create(&f.store, &ring, email).await.unwrap();
+        // A new subject's row asks for its expiries to be worked out.
+        assert_eq!(
+            f.store.expiry_of(id).await.unwrap().unwrap().due_at,
+            Some(0)
+        );
+        let due = 10 * (i as i64 + 1);
+        f.store
+            .write(retention(RetentionOp::PutExpiry(expiry_row(id, Some(due)))))
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(id);
+    }
+    let row = f.store.expiry_of(ids[0]).await.unwrap().unwrap();
+    assert_eq!(row, expiry_row(ids[0], Some(10)));
+    // Pages in due order, one at a time, up to `now`.
+    let first = f.store.due_page(25, None, 1).await.unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.subject).collect::<Vec<_>>(),
+        [ids[0]]
+    );
+    let second = f.store.due_page(25, Some((10, ids[0])), 1).await.unwrap();
+    assert_eq!(
+        second.iter().map(|r| r.subject).collect::<Vec<_>>(),
+        [ids[1]]
+    );
+    assert!(
+        f.store
+            .due_page(25, Some((20, ids[1])), 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A change of the subject's state (a relationship) marks it again.
+    f.store
+        .write(Batch {
+            ops: vec![WriteOp::PutRelationship {
+                subject: ids[2],
+                relationship: StoredRelationship {
+                    id: new_id(),
+                    kind: "account".into(),
+                    status: "active".into(),
+                    started_at: 1,
+                    ended_at: None,
+                    reference: None,
+                },
+            }],
+            ..Batch::default()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        f.store.expiry_of(ids[2]).await.unwrap().unwrap().due_at,
+        Some(0)
+    );
+    // Nothing due is never listed.
+    f.store
+        .write(retention(RetentionOp::PutExpiry(expiry_row(ids[2], None))))
+        .await
+        .unwrap()
+        .unwrap();
+    let all = f.store.due_page(i64::MAX, None, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+async fn expired_data_is_dropped_and_a_subject_left_with_nothing_is_shredded(f: Fixture) {
+    use crate::store::retention::RetentionOp;
+    let ring = keyring();
+    let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
+    let hash = ring.blind_index("email", "ada@example.org");
+    f.store
+        .write(retention(RetentionOp::DropData {
+            subject: id,
+            fields: vec!["email".into()],
+            shred: false,
+            at: 5,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.store.agent("TEST_AGENT").await.unwrap(), None);
+    assert_eq!(f.store.agent_by_token(&[2; 32]).await.unwrap(), None);
+    let v = f.store.verify_audit().await.unwrap();
+    assert!(v.intact, "{v:?}");
+    let s = f.store.subject(id).await.unwrap().unwrap();
+    assert_eq!(
+        s.fields.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+        ["full_name"]
+    );
+    assert!(s.wrapped_key.is_some());
+    // The address's lookup went with it.
+    assert!(
+        f.store
+            .subject_by_lookup("email", &hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    f.store
+        .write(retention(RetentionOp::DropData {
+            subject: id,
+            fields: vec!["full_name".into()],
+            shred: true,
+            at: 6,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    let s = f.store.subject(id).await.unwrap().unwrap();
+    assert!(s.wrapped_key.is_none() && s.fields.is_empty());
+    assert_eq!(s.erased_at, Some(6));
+    assert!(f.store.expiry_of(id).await.unwrap().is_none());
+    // Again, and for a subject that does not exist: nothing changes, no error.
+    for subject in [id, new_id()] {
+        f.store
+            .write(retention(RetentionOp::DropData {
+                subject,
+                fields: Vec::new(),
+                shred: true,
+                at: 7,
+            }))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        f.store.subject(id).await.unwrap().unwrap().erased_at,
+        Some(6)
+    );
+}
+
+async fn the_sweep_lease_is_held_by_one_owner_at_a_time(f: Fixture) {
+    use crate::store::retention::RetentionOp;
+    let claim = |owner: &str, now: i64, until: i64| {
+        retention(RetentionOp::ClaimSweep {
+            owner: owner.into(),
+            now,
+            lease_until: until,
+        })
+    };
+    let renew = |owner: &str, now: i64, until: i64| {
+        retention(RetentionOp::RenewSweep {
+            owner: owner.into(),
+            now,
+            lease_until: until,
+        })
+    };
+    assert_eq!(
+        f.store.write(claim("a", 100, 200)).await.unwrap(),
+        Ok(ok_claim())
+    );
+    assert_eq!(
+        f.store.write(claim("b", 150, 250)).await.unwrap(),
+        Err(BatchError::SweepBusy)
+    );
+    assert_eq!(
+        f.store.write(renew("b", 150, 250)).await.unwrap(),
+        Err(BatchError::LeaseLost)
+    );
+    f.store.write(renew("a", 150, 300)).await.unwrap().unwrap();
+    // A lease that ran out (its holder died) may be taken over; the old
+    // holder's next batch is then refused.
+    f.store.write(claim("b", 301, 400)).await.unwrap().unwrap();
+    assert_eq!(
+        f.store.write(renew("a", 302, 500)).await.unwrap(),
+        Err(BatchError::LeaseLost)
+    );
+    f.store
+        .write(retention(RetentionOp::EndSweep {
+            owner: "b".into(),
+            at: 350,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    let state = f.store.sweep_state().await.unwrap();
+    assert_eq!((state.owner, state.last_run_at), (None, Some(350)));
+    f.store.write(claim("c", 351, 400)).await.unwrap().unwrap();
+}
+
+fn ok_claim() -> Committed {
+    Committed {
+        audit_seqs: Vec::new(),
+        preferences: None,
+        claimed: Vec::new(),
+    }
+}
+
+async fn releasing_a_hold_or_changing_retention_marks_rows_for_recomputation(f: Fixture) {
+    use crate::store::retention::{LegalHold, RetentionOp};
+    let ring = keyring();
+    let held = create(&f.store, &ring, "held@example.org").await.unwrap();
+    let other = create(&f.store, &ring, "other@example.org").await.unwrap();
+    let hold = LegalHold {
+        id: new_id(),
+        scope: "category".into(),
+        target: "email".into(),
+        reason: "a claim".into(),
+        set_by: "key:dpo".into(),
+        set_at: 1,
+        ends_at: None,
+        released_at: None,
+        released_by: None,
+    };
+    f.store
+        .write(retention(RetentionOp::PutHold(hold.clone())))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.store.holds().await.unwrap(), vec![hold.clone()]);
+    let mut row = expiry_row(held, None);
+    row.held_by = Some(hold.id);
+    f.store
+        .write(retention(RetentionOp::PutExpiry(row)))
+        .await
+        .unwrap()
+        .unwrap();
+    f.store
+        .write(retention(RetentionOp::PutExpiry(expiry_row(
+            other,
+            Some(500),
+        ))))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        f.store.held_page(None, 10).await.unwrap(),
+        vec![(held, Some(hold.id))]
+    );
+    let release = || {
+        retention(RetentionOp::ReleaseHold {
+            id: hold.id,
+            at: 9,
+            by: "key:dpo".into(),
+        })
+    };
+    f.store.write(release()).await.unwrap().unwrap();
+    assert_eq!(
+        f.store.expiry_of(held).await.unwrap().unwrap().due_at,
+        Some(0)
+    );
+    assert_eq!(
+        f.store.expiry_of(other).await.unwrap().unwrap().due_at,
+        Some(500)
+    );
+    assert_eq!(
+        f.store.write(release()).await.unwrap(),
+        Err(BatchError::HoldNotFound)
+    );
+    let released = f.store.holds().await.unwrap();
+    assert_eq!(released[0].released_at, Some(9));
+    assert!(!released[0].is_active(10));
+    // A policy whose retention differs marks every row; the same one, none.
+    let policy = |fingerprint: &str| {
+        retention(RetentionOp::PolicyRetention {
+            fingerprint: fingerprint.into(),
+        })
+    };
+    f.store.write(policy("one")).await.unwrap().unwrap();
+    assert_eq!(
+        f.store.expiry_of(other).await.unwrap().unwrap().due_at,
+        Some(0)
+    );
+    f.store
+        .write(retention(RetentionOp::PutExpiry(expiry_row(
+            other,
+            Some(500),
+        ))))
+        .await
+        .unwrap()
+        .unwrap();
+    f.store.write(policy("one")).await.unwrap().unwrap();
+    assert_eq!(
+        f.store.expiry_of(other).await.unwrap().unwrap().due_at,
+        Some(500)
+    );
+    f.store
+        .write(retention(RetentionOp::Reviewed(
+            crate::store::retention::RuleReview {
+                rule: "feedback-1y".into(),
+                reviewed_at: 11,
+                reviewed_by: "key:dpo".into(),
+                note: None,
+            },
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.store.reviews().await.unwrap().len(), 1);
 }

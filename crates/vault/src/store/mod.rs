@@ -16,6 +16,7 @@ pub mod consent;
 mod database_url;
 mod postgres;
 pub mod requests;
+pub mod retention;
 mod sqlite;
 mod types;
 
@@ -29,7 +30,7 @@ use crate::crypto::WrappedKey;
 use uuid::Uuid;
 
 /// The schema version this build knows. A database at a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +77,10 @@ pub enum BatchError {
     AgentExists,
     #[error("no agent with this id")]
     AgentNotFound,
+    #[error("a retention sweep is already running")]
+    SweepBusy,
+    #[error("no legal hold in force with this id")]
+    HoldNotFound,
     #[error(
         "policy version {0} was recorded before with different content; give the changed policy a new version"
     )]
@@ -498,6 +503,68 @@ impl Store {
         match self {
             Store::Sqlite(s) => off_the_workers(s, move |s| s.agents()).await,
             Store::Postgres(s) => Box::pin(s.agents()).await,
+        }
+    }
+}
+
+/// Retention: the expiry index, legal holds, rule reviews, the sweep's lease.
+impl Store {
+    /// Index rows due at `now`, in due order after `after` (due time and
+    /// subject of the last row of the previous page), at most `limit`: an
+    /// index range scan, so its cost follows what is due, not what is held.
+    pub async fn due_page(
+        &self,
+        now: types::Micros,
+        after: Option<(types::Micros, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<retention::ExpiryRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.due_page(now, after, limit)).await,
+            Store::Postgres(s) => Box::pin(s.due_page(now, after, limit)).await,
+        }
+    }
+
+    /// Subjects some of whose due data a legal hold keeps, with the hold.
+    pub async fn held_page(
+        &self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Option<Uuid>)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => off_the_workers(s, move |s| s.held_page(after, limit)).await,
+            Store::Postgres(s) => Box::pin(s.held_page(after, limit)).await,
+        }
+    }
+
+    pub async fn expiry_of(
+        &self,
+        subject: Uuid,
+    ) -> Result<Option<retention::ExpiryRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.expiry_of(subject),
+            Store::Postgres(s) => Box::pin(s.expiry_of(subject)).await,
+        }
+    }
+
+    /// Every legal hold, in force or not, oldest first.
+    pub async fn holds(&self) -> Result<Vec<retention::LegalHold>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.holds(),
+            Store::Postgres(s) => Box::pin(s.holds()).await,
+        }
+    }
+
+    pub async fn reviews(&self) -> Result<Vec<retention::RuleReview>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.reviews(),
+            Store::Postgres(s) => Box::pin(s.reviews()).await,
+        }
+    }
+
+    pub async fn sweep_state(&self) -> Result<retention::SweepState, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.sweep_state(),
+            Store::Postgres(s) => Box::pin(s.sweep_state()).await,
         }
     }
 }

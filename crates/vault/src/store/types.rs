@@ -339,6 +339,8 @@ pub enum WriteOp {
     Request(super::requests::RequestOp),
     /// Authorized agents of the Data Rights Protocol.
     Agent(super::agents::AgentOp),
+    /// Expiries, legal holds, rule reviews and the sweep's lease.
+    Retention(super::retention::RetentionOp),
 }
 
 /// Everything one request writes: applied together or not at all.

@@ -17,6 +17,7 @@ mod agents;
 mod connect;
 mod reads;
 mod requests;
+mod retention;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey};
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_keyed_audit.sql"),
     include_str!("../../../migrations/postgres/0006_requests.sql"),
     include_str!("../../../migrations/postgres/0007_agents.sql"),
+    include_str!("../../../migrations/postgres/0008_retention.sql"),
 ];
 const MAX_GROUP: usize = 512;
 /// Read connections per node, made as needed.

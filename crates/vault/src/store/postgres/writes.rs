@@ -125,6 +125,7 @@ async fn apply_batch(
                 .await?
                 .map(|folded| preferences = Some(folded)),
             WriteOp::Request(op) => super::requests::apply(c, op, &mut claimed).await?,
+            WriteOp::Retention(op) => Box::pin(super::retention::apply(c, op)).await?,
             other => apply_op(c, other).await?,
         };
         if let Err(e) = applied {
@@ -159,7 +160,7 @@ async fn apply_batch(
     )))
 }
 
-type OpResult = Result<Result<(), BatchError>, tokio_postgres::Error>;
+pub(super) type OpResult = Result<Result<(), BatchError>, tokio_postgres::Error>;
 
 /// A read inside a write that found a stored value it cannot decode.
 fn batch_err(e: &StoreError) -> BatchError {
@@ -368,6 +369,7 @@ async fn apply_op(c: &tokio_postgres::Transaction<'_>, op: &WriteOp) -> OpResult
         // Applied by `apply_batch`, which collects what a claim leases.
         WriteOp::Request(op) => Box::pin(super::requests::apply(c, op, &mut Vec::new())).await,
         WriteOp::Agent(op) => Box::pin(super::agents::apply(c, op)).await,
+        WriteOp::Retention(op) => Box::pin(super::retention::apply(c, op)).await,
         WriteOp::Suppress {
             kind,
             hash,

@@ -13,6 +13,7 @@ pub(super) mod agents;
 mod checkpoint;
 mod reads;
 pub(super) mod requests;
+pub(super) mod retention;
 mod writes;
 
 use crate::audit::{self, AuditEntry, AuditKey, GENESIS};
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0005_keyed_audit.sql"),
     include_str!("../../../migrations/sqlite/0006_requests.sql"),
     include_str!("../../../migrations/sqlite/0007_agents.sql"),
+    include_str!("../../../migrations/sqlite/0008_retention.sql"),
 ];
 /// The most batches one group transaction takes.
 const MAX_GROUP: usize = 512;

@@ -89,6 +89,7 @@ fn apply_batch(
         match op {
             WriteOp::RecordConsent(event) => preferences = Some(record_consent(c, event)?),
             WriteOp::Request(op) => super::requests::apply(c, op, &mut claimed)?,
+            WriteOp::Retention(op) => super::retention::apply(c, op)?,
             other => apply_op(c, other)?,
         }
     }
@@ -341,6 +342,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<(), BatchError> {
         // Applied by `apply_batch`, which collects what a claim leases.
         WriteOp::Request(op) => super::requests::apply(c, op, &mut Vec::new()),
         WriteOp::Agent(op) => super::agents::apply(c, op),
+        WriteOp::Retention(op) => super::retention::apply(c, op),
         WriteOp::Suppress {
             kind,
             hash,
