@@ -157,7 +157,7 @@ fn migrate_and_schema_checks_on_postgres() {
     let keys = scratch.arg("keys.toml");
     let out = run(&["migrate", "--database-url", &db.url, "--key-file", &keys]);
     assert!(
-        text(&out.stdout).contains("migrated from version 0 to 6"),
+        text(&out.stdout).contains("migrated from version 0 to 7"),
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)

@@ -33,7 +33,7 @@ fn tls_verify_full_works_and_a_certificate_that_does_not_match_is_refused() {
     ));
     let out = run(&["migrate", "--database-url", &url, "--key-file", &keys]);
     assert!(
-        text(&out.stdout).contains("migrated from version 0 to 6"),
+        text(&out.stdout).contains("migrated from version 0 to 7"),
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)

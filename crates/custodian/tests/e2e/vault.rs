@@ -999,7 +999,7 @@ fn a_store_newer_than_the_build_is_refused() {
         text(&out.stderr)
     );
     db.execute(
-        "UPDATE meta SET value = '6' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
         [],
     )
     .unwrap();
@@ -1017,12 +1017,13 @@ fn a_store_newer_than_the_build_is_refused() {
          DELETE FROM meta WHERE key = 'audit_keyed_from';
          DROP TABLE requests; DROP TABLE request_reports; DROP TABLE request_sessions;
          DROP TABLE tasks; DROP INDEX audit_disclosures;
+         DROP TABLE agents;
          UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     )
     .unwrap();
     let out = run(&["migrate", "--data-dir", &data]);
     assert!(
-        text(&out.stdout).contains("schema migrated from version 2 to 6"),
+        text(&out.stdout).contains("schema migrated from version 2 to 7"),
         "{}",
         text(&out.stdout)
     );
