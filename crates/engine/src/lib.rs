@@ -57,6 +57,8 @@ pub struct App {
     pub marketing_counts: Arc<marketing::Counts>,
     /// Who this business is in the Data Rights Protocol, and where it is reached.
     pub drp: Arc<drp::DrpSettings>,
+    /// Authorized agents recently found by their tokens.
+    pub agent_cache: Arc<drp::AgentCache>,
 }
 
 impl App {
@@ -64,6 +66,7 @@ impl App {
         let drp = drp::DrpSettings::defaults(&policy, "127.0.0.1:8080");
         App {
             drp: Arc::new(drp),
+            agent_cache: Arc::new(drp::AgentCache::default()),
             store,
             keys: Arc::new(keys),
             policy: Arc::new(policy),
