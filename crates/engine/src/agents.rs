@@ -178,6 +178,7 @@ pub async fn add_as(
         outbox: vec![],
     };
     written(app.store.write(batch).await)?;
+    app.agent_cache.forget();
     Ok(AgentInfo::from(&record))
 }
 
@@ -235,6 +236,7 @@ pub async fn change_as(
         outbox: vec![],
     };
     written(app.store.write(batch).await)?;
+    app.agent_cache.forget();
     let record = app
         .store
         .agent(id)
@@ -267,5 +269,7 @@ pub async fn remove_as(
         audit: vec![entry(actor, "agent.remove", id, at)],
         outbox: vec![],
     };
-    written(app.store.write(batch).await).map(drop)
+    written(app.store.write(batch).await)?;
+    app.agent_cache.forget();
+    Ok(())
 }

@@ -12,14 +12,55 @@ use crate::{App, AppError};
 use custodian_policy::drp::{self as rules, Claims};
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::{random_bytes, sha256};
-use custodian_vault::signed::{Signed, SignedError};
+use custodian_vault::signed::{Signed, SignedError, VerifyKey};
 use custodian_vault::store::agents::{AgentOp, AgentRecord};
 use custodian_vault::store::{Batch, WriteOp};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 pub use crate::requests::drp::{DrpStatus, revoke, status, submit};
+
+/// How long an agent found by its token is trusted before the store is
+/// asked again: a suspension made on another node takes effect within
+/// this time (on this node, at once).
+const AGENT_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An agent as its token names it, with its key decompressed once.
+#[derive(Clone)]
+pub(crate) struct KnownAgent {
+    pub record: AgentRecord,
+    pub key: VerifyKey,
+}
+
+/// Agents by the SHA-256 of their tokens, and when each was read.
+#[derive(Default)]
+pub struct AgentCache(std::sync::Mutex<HashMap<[u8; 32], (KnownAgent, std::time::Instant)>>);
+
+impl AgentCache {
+    fn get(&self, hash: &[u8; 32]) -> Option<KnownAgent> {
+        let cache = self.0.lock().ok()?;
+        let (agent, at) = cache.get(hash)?;
+        (at.elapsed() < AGENT_CACHE).then(|| agent.clone())
+    }
+
+    fn put(&self, hash: [u8; 32], agent: KnownAgent) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(hash, (agent, std::time::Instant::now()));
+        }
+    }
+
+    /// After any change to an agent through this node.
+    pub fn forget(&self) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.clear();
+        }
+    }
+}
 
 /// What this business answers as.
 #[derive(Debug, Clone)]
@@ -252,18 +293,18 @@ fn claims(message: &Map<String, Value>) -> Result<Claims, DrpError> {
 /// Nothing is audited here: the caller audits the refusal.
 pub(crate) fn open(
     app: &App,
-    agent: &AgentRecord,
+    agent: &KnownAgent,
     body: &str,
     with_claims: bool,
     now: OffsetDateTime,
 ) -> Result<Map<String, Value>, DrpError> {
     let signed = Signed::decode(body).map_err(signed_refusal)?;
-    let bytes = signed.verify(&agent.verify_key).map_err(signed_refusal)?;
+    let bytes = signed.verify_with(&agent.key).map_err(signed_refusal)?;
     let message: Map<String, Value> = serde_json::from_slice(bytes)
         .map_err(|_| malformed("the signed message is not a JSON object"))?;
     if with_claims {
         let claims = claims(&message)?;
-        rules::check_claims(&claims, &agent.id, &app.drp.business_id, now)
+        rules::check_claims(&claims, &agent.record.id, &app.drp.business_id, now)
             .map_err(claim_refusal)?;
     }
     Ok(message)
@@ -295,7 +336,11 @@ pub async fn register(
         if agent.status != "active" {
             return Err(suspended());
         }
-        open(app, &agent, body, true, now)?;
+        let known = KnownAgent {
+            key: VerifyKey::from_bytes(&agent.verify_key).map_err(signed_refusal)?,
+            record: agent.clone(),
+        };
+        open(app, &known, body, true, now)?;
         Ok(agent)
     }
     .await;
@@ -323,6 +368,7 @@ pub async fn register(
         outbox: vec![],
     };
     written(app.store.write(batch).await)?;
+    app.agent_cache.forget();
     Ok(Registered {
         agent_id: agent.id,
         token,
@@ -331,12 +377,12 @@ pub async fn register(
 
 /// The agent a bearer token names, if it is active. A missing or unknown
 /// token, or a suspended agent's, is refused and audited under `action`.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     app: &App,
     token: Option<&str>,
     action: &str,
     now: OffsetDateTime,
-) -> Result<AgentRecord, DrpError> {
+) -> Result<KnownAgent, DrpError> {
     let unknown = || {
         DrpError::new(
             401,
@@ -344,14 +390,26 @@ pub async fn authenticate(
             "a token from this business's POST /v1/agent/{id} is required",
         )
     };
-    let found = match token.filter(|t| t.starts_with("drp_")) {
-        Some(t) => app.store.agent_by_token(&sha256(t.as_bytes())).await?,
-        None => None,
+    let Some(token) = token.filter(|t| t.starts_with("drp_")) else {
+        return Err(refuse(app, None, action, unknown(), now).await);
     };
-    match found {
+    let hash = sha256(token.as_bytes());
+    let known = match app.agent_cache.get(&hash) {
+        Some(known) => Some(known),
+        None => match app.store.agent_by_token(&hash).await? {
+            Some(record) => {
+                let key = VerifyKey::from_bytes(&record.verify_key).map_err(signed_refusal)?;
+                let known = KnownAgent { record, key };
+                app.agent_cache.put(hash, known.clone());
+                Some(known)
+            }
+            None => None,
+        },
+    };
+    match known {
         None => Err(refuse(app, None, action, unknown(), now).await),
-        Some(a) if a.status != "active" => {
-            Err(refuse(app, Some(&a.id), action, suspended(), now).await)
+        Some(a) if a.record.status != "active" => {
+            Err(refuse(app, Some(&a.record.id), action, suspended(), now).await)
         }
         Some(a) => Ok(a),
     }
@@ -374,7 +432,7 @@ pub async fn agent_status(
     now: OffsetDateTime,
 ) -> Result<AgentStatus, DrpError> {
     const ACTION: &str = "drp.agent";
-    let agent = authenticate(app, token, ACTION, now).await?;
+    let agent = authenticate(app, token, ACTION, now).await?.record;
     if agent.id != agent_id {
         let refusal = DrpError::new(
             403,

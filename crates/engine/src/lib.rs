@@ -71,6 +71,8 @@ pub struct App {
     retention: Arc<custodian_policy::retention::Retention>,
     /// This node runs the retention sweep on a schedule.
     pub retention_sweep: bool,
+    /// Authorized agents recently found by their tokens.
+    pub agent_cache: Arc<drp::AgentCache>,
 }
 
 impl App {
@@ -79,6 +81,7 @@ impl App {
         let policy_document = policy.document.clone();
         App {
             drp: Arc::new(drp),
+            agent_cache: Arc::new(drp::AgentCache::default()),
             store,
             keys: Arc::new(keys),
             policy: Arc::new(policy),

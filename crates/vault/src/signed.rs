@@ -48,11 +48,30 @@ impl Signed {
     /// The message, if the signature verifies with `verify_key`. Strict
     /// verification: no malleable or small-order signatures and keys.
     pub fn verify(&self, verify_key: &[u8; 32]) -> Result<&[u8], SignedError> {
-        let key = VerifyingKey::from_bytes(verify_key).map_err(|_| SignedError::BadKey)?;
+        self.verify_with(&VerifyKey::from_bytes(verify_key)?)
+    }
+
+    /// The same with a key already decompressed (a caller that verifies
+    /// many messages of one agent keeps it: decompressing costs a field
+    /// inversion each time).
+    pub fn verify_with(&self, key: &VerifyKey) -> Result<&[u8], SignedError> {
         let signature = Signature::from_bytes(&self.signature);
-        key.verify_strict(&self.message, &signature)
+        key.0
+            .verify_strict(&self.message, &signature)
             .map_err(|_| SignedError::BadSignature)?;
         Ok(&self.message)
+    }
+}
+
+/// An Ed25519 public key, decompressed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyKey(VerifyingKey);
+
+impl VerifyKey {
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<VerifyKey, SignedError> {
+        VerifyingKey::from_bytes(bytes)
+            .map(VerifyKey)
+            .map_err(|_| SignedError::BadKey)
     }
 }
 

@@ -8,14 +8,13 @@
 use super::stored::{AgentLink, Identity, Request};
 use super::{Intake, advance, entry, intake, request_event};
 use crate::collect::micros;
-use crate::drp::{DrpError, authenticate, open, refuse};
+use crate::drp::{DrpError, KnownAgent, authenticate, open, refuse};
 use crate::error::written;
 use crate::{App, AppError};
 use custodian_policy::drp::{self as rules, Action};
 use custodian_policy::requests::{self as clock, RequestEvent, RequestState};
 use custodian_policy::terms::FieldType;
 use custodian_policy::values;
-use custodian_vault::store::agents::AgentRecord;
 use custodian_vault::store::requests::RequestOp;
 use custodian_vault::store::{Batch, WriteOp};
 use serde::Serialize;
@@ -182,9 +181,10 @@ pub async fn submit(
     now: OffsetDateTime,
 ) -> Result<DrpStatus, DrpError> {
     const ACTION: &str = "drp.request";
-    let agent = authenticate(app, token, ACTION, now).await?;
+    let known = authenticate(app, token, ACTION, now).await?;
+    let agent = &known.record;
     let checked = async {
-        let message = open(app, &agent, body, true, now)?;
+        let message = open(app, &known, body, true, now)?;
         let action = action_of(app, &message)?;
         let email = message
             .get("email")
@@ -262,7 +262,7 @@ pub async fn submit(
 /// refused (403), one that does not exist is not found (404).
 async fn own_request(
     app: &App,
-    agent: &AgentRecord,
+    agent: &custodian_vault::store::agents::AgentRecord,
     id: &str,
     action: &str,
     now: OffsetDateTime,
@@ -295,7 +295,7 @@ pub async fn status(
     now: OffsetDateTime,
 ) -> Result<DrpStatus, DrpError> {
     const ACTION: &str = "drp.status";
-    let agent = authenticate(app, token, ACTION, now).await?;
+    let agent = authenticate(app, token, ACTION, now).await?.record;
     let r = own_request(app, &agent, id, ACTION, now).await?;
     Ok(status_of(app, &r, now))
 }
@@ -311,13 +311,14 @@ pub async fn revoke(
     now: OffsetDateTime,
 ) -> Result<DrpStatus, DrpError> {
     const ACTION: &str = "drp.revoke";
-    let agent = authenticate(app, token, ACTION, now).await?;
-    let mut r = own_request(app, &agent, id, ACTION, now).await?;
+    let known: KnownAgent = authenticate(app, token, ACTION, now).await?;
+    let agent = &known.record;
+    let mut r = own_request(app, agent, id, ACTION, now).await?;
     // The protocol's revoke message need not carry the claims; when it
     // does, they are checked like any other message's.
-    let opened = open(app, &agent, body, false, now).and_then(|message| {
+    let opened = open(app, &known, body, false, now).and_then(|message| {
         if message.contains_key("agent-id") || message.contains_key("expires-at") {
-            open(app, &agent, body, true, now).map(drop)
+            open(app, &known, body, true, now).map(drop)
         } else {
             Ok(())
         }
