@@ -37,13 +37,16 @@ pub fn parse_within(text: &str) -> Option<Period> {
     if let Some(p) = Period::parse(text) {
         return Some(p);
     }
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    // The last character is the unit; it may be any character at all, so
+    // the text is cut at a character boundary, never at a byte count.
+    let last = text.chars().next_back()?;
+    let number = text.strip_suffix(last)?;
     let amount: u32 = number.parse().ok()?;
-    let unit = match unit {
-        "d" => Unit::Days,
-        "w" => Unit::Weeks,
-        "m" => Unit::Months,
-        "y" => Unit::Years,
+    let unit = match last {
+        'd' => Unit::Days,
+        'w' => Unit::Weeks,
+        'm' => Unit::Months,
+        'y' => Unit::Years,
         _ => return None,
     };
     (amount > 0 && amount <= 1200).then_some(Period { amount, unit })
@@ -302,4 +305,30 @@ pub async fn review_as(
         reviewed_by: actor.to_string(),
         next_due,
     })
+}
+
+#[cfg(test)]
+mod within_tests {
+    use super::parse_within;
+    use custodian_policy::period::Unit;
+
+    #[test]
+    fn within_is_a_number_and_a_unit_or_words() {
+        let p = parse_within("30d").map(|p| (p.amount, p.unit));
+        assert_eq!(p, Some((30, Unit::Days)));
+        let p = parse_within(" 6 months ").map(|p| (p.amount, p.unit));
+        assert_eq!(p, Some((6, Unit::Months)));
+        for bad in ["", "d", "0d", "1201d", "30x", "-1d", "3.5w"] {
+            assert!(parse_within(bad).is_none(), "{bad}");
+        }
+    }
+
+    /// Found by Schemathesis: a unit of more than one byte cut the text
+    /// inside a character, and the handler panicked.
+    #[test]
+    fn any_text_is_refused_without_a_panic() {
+        for odd in ["\u{80}", "3\u{80}", "é", "1é", "日本", "\u{10FFFF}"] {
+            assert!(parse_within(odd).is_none(), "{odd}");
+        }
+    }
 }
