@@ -1197,3 +1197,78 @@ fn a_million_rows_stream_under_a_memory_bound() {
         grown >> 20
     );
 }
+
+/// A system that fails for good (here MariaDB's `carts` table is missing)
+/// leaves the request in progress with the failure shown; once someone has
+/// put it right, staff retry the failed task and the request completes.
+#[test]
+fn a_system_that_failed_for_good_is_retried_by_staff_once_it_is_fixed() {
+    let Some(sys) = systems("connectors end-to-end") else {
+        return;
+    };
+    sys.seed(2);
+    sys.my.exec("DROP TABLE carts");
+    let v = start(&sys, &[]);
+    let a = agent(&v);
+    let request = submit(&v, &a, "erasure", &email(1));
+    let maria = |view: &Value| {
+        view["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| t["system"] == "shop-maria")
+            .unwrap_or(Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let r = v
+            .server
+            .get(&format!("/v1/requests/{request}"), Some(&v.admin))
+            .json();
+        if maria(&r)["state"] == "failed" || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(view["state"], "in-progress", "{view}");
+    assert_eq!(maria(&view)["state"], "failed", "{view}");
+    // Nothing was erased in MariaDB: its transaction rolled back whole.
+    assert_eq!(
+        sys.my.rows("SELECT email FROM customers WHERE id = 1")[0][0],
+        Some(email(1))
+    );
+    let manage = |key: &str| {
+        v.server.post(
+            &format!("/v1/requests/{request}/manage"),
+            Some(key),
+            &json!({"action": "retry-failed"}),
+        )
+    };
+    // Only staff who steer requests retry (the agent takes them in).
+    assert_eq!(manage(&a).status, 403);
+    sys.my.exec(
+        "CREATE TABLE carts (id BIGINT PRIMARY KEY, customer_id BIGINT NOT NULL, items VARCHAR(200), FOREIGN KEY (customer_id) REFERENCES customers (id))",
+    );
+    sys.my
+        .exec("INSERT INTO carts VALUES (1, 1, 'basket of 1'), (2, 2, 'basket of 2')");
+    let r = manage(&v.admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "partially-completed", "{done}");
+    assert_eq!(maria(&done)["state"], "done", "{done}");
+    assert_eq!(
+        sys.my.rows("SELECT email FROM customers WHERE id = 1")[0][0],
+        None
+    );
+    assert_eq!(
+        sys.my
+            .rows("SELECT CAST(count(*) AS CHAR) FROM carts WHERE customer_id = 1")[0][0],
+        Some("0".to_string())
+    );
+    // Nothing is left to retry on a closed request.
+    let r = manage(&v.admin);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let audit = v.server.get("/v1/audit/verify", Some(&v.admin)).json();
+    assert_eq!(audit["intact"], true, "{audit}");
+}

@@ -74,6 +74,10 @@ pub enum ManageAction {
     Resume,
     /// The fee arrived `on` that date (the clock starts no earlier).
     FeeReceived,
+    /// The request's failed tasks run again, their attempts counted afresh:
+    /// for a system that failed for good (a missing table, a refused
+    /// credential) once someone has put it right.
+    RetryFailed,
 }
 
 /// A staff action on a request's course. Which of the other fields an
@@ -278,7 +282,7 @@ pub async fn report(
 }
 
 /// A staff action on a request's course: cancel, refuse, extend, pause,
-/// resume, or record the fee.
+/// resume, record the fee, or retry the tasks that failed.
 pub async fn manage(
     app: &App,
     principal: &Principal,
@@ -297,6 +301,7 @@ pub async fn manage(
     let mut r = Request::from_record(record)?;
     let expected = r.record.version;
     let mut outbox = Vec::new();
+    let mut retry = Vec::new();
     let what = match action.action {
         ManageAction::Cancel => {
             advance(&mut r, RequestEvent::Cancel)?;
@@ -370,14 +375,45 @@ pub async fn manage(
             r.meta.fee_at = Some(micros(on.midnight().assume_utc()));
             "request.fee"
         }
+        ManageAction::RetryFailed => {
+            if r.state != RequestState::InProgress {
+                return Err(AppError::ForbiddenCode {
+                    code: "invalid_transition",
+                    detail: format!(
+                        "the request is {}: only a request in progress has tasks to retry",
+                        r.state.as_str()
+                    ),
+                });
+            }
+            let failed = app
+                .store
+                .tasks_of(id)
+                .await?
+                .iter()
+                .filter(|t| t.state == "failed")
+                .count();
+            if failed == 0 {
+                return Err(AppError::Invalid(
+                    "no task of this request has failed".into(),
+                ));
+            }
+            retry.push(WriteOp::Request(RequestOp::RetryFailedTasks {
+                request: id,
+                run_after: at,
+            }));
+            "request.retry"
+        }
     };
     recompute_due(app, &mut r)?;
     let record = r.to_record(at)?;
+    let retried = !retry.is_empty();
+    let mut ops = vec![WriteOp::Request(RequestOp::Update {
+        record: record.clone(),
+        expected_version: expected,
+    })];
+    ops.append(&mut retry);
     let batch = Batch {
-        ops: vec![WriteOp::Request(RequestOp::Update {
-            record: record.clone(),
-            expected_version: expected,
-        })],
+        ops,
         audit: vec![entry(
             &principal.actor(),
             what,
@@ -389,6 +425,9 @@ pub async fn manage(
         outbox,
     };
     written(app.store.write(batch).await)?;
+    if retried {
+        app.tasks_queued.notify_one();
+    }
     r.record = record;
     view(app, r, now).await
 }

@@ -210,6 +210,7 @@ conformance!(
     an_erased_subject_answers_as_erased_everywhere,
     a_task_is_leased_once_and_finished_only_by_its_holder,
     agents_are_kept_found_by_token_and_undecodable_ones_are_corrupt,
+    failed_tasks_are_retried_and_done_ones_are_left,
     retention_rows_follow_subject_writes_and_page_by_due_time,
     expired_data_is_dropped_and_a_subject_left_with_nothing_is_shredded,
     the_sweep_lease_is_held_by_one_owner_at_a_time,
@@ -1659,6 +1660,89 @@ async fn a_task_is_leased_once_and_finished_only_by_its_holder(f: Fixture) {
             .claimed
             .is_empty()
     );
+}
+
+/// Staff retry a request's failed tasks: only those, back to pending with
+/// their attempts counted afresh, claimable again; a done task stays done.
+async fn failed_tasks_are_retried_and_done_ones_are_left(f: Fixture) {
+    use crate::store::requests::{RequestOp, TaskOutcome};
+    let request = new_id();
+    let now = now_micros();
+    for system in ["vault", "shop"] {
+        f.store
+            .write(request_op(RequestOp::CreateTask {
+                request,
+                system: system.into(),
+                run_after: now,
+            }))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let claim = |at: i64| {
+        request_op(RequestOp::ClaimTasks {
+            owner: "a".into(),
+            now: at,
+            lease_until: at + 1_000_000,
+            limit: 10,
+        })
+    };
+    let claimed = f.store.write(claim(now)).await.unwrap().unwrap().claimed;
+    assert_eq!(claimed.len(), 2);
+    for t in &claimed {
+        let outcome = if t.system == "vault" {
+            TaskOutcome::Done
+        } else {
+            TaskOutcome::Failed {
+                error: "connector_failed: no such table".into(),
+            }
+        };
+        f.store
+            .write(request_op(RequestOp::FinishTask {
+                id: t.id,
+                owner: "a".into(),
+                outcome,
+            }))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert!(
+        f.store
+            .write(claim(now + 10))
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed
+            .is_empty(),
+        "a failed task is not claimed"
+    );
+    f.store
+        .write(request_op(RequestOp::RetryFailedTasks {
+            request,
+            run_after: now + 20,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tasks = f.store.tasks_of(request).await.unwrap();
+    tasks.sort_by(|a, b| a.system.cmp(&b.system));
+    assert_eq!(
+        tasks
+            .iter()
+            .map(|t| (t.system.as_str(), t.state.as_str(), t.attempts))
+            .collect::<Vec<_>>(),
+        vec![("shop", "pending", 0), ("vault", "done", 1)]
+    );
+    let again = f
+        .store
+        .write(claim(now + 30))
+        .await
+        .unwrap()
+        .unwrap()
+        .claimed;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].system.as_str(), again[0].attempts), ("shop", 1));
 }
 
 /// Authorized agents: created once, found by id and by their token's hash,

@@ -136,6 +136,13 @@ pub enum RequestOp {
         subject: Uuid,
         restricted: bool,
     },
+    /// Staff retry a request's failed tasks: each goes back to pending, due
+    /// at `run_after`, with its attempts counted afresh and its last error
+    /// kept for display until it runs again.
+    RetryFailedTasks {
+        request: Uuid,
+        run_after: Micros,
+    },
 }
 
 /// Which requests a list wants.

@@ -154,6 +154,15 @@ pub(super) async fn apply(
             }
             Ok(Ok(()))
         }
+        RequestOp::RetryFailedTasks { request, run_after } => {
+            c.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0, run_after = $2, lease_owner = NULL, lease_until = NULL
+                 WHERE request_id = $1 AND state = 'failed'",
+                &[request, run_after],
+            )
+            .await?;
+            Ok(Ok(()))
+        }
         RequestOp::FinishTask { id, owner, outcome } => {
             let (state, error, run_after) = outcome_columns(outcome);
             let changed = c

@@ -210,6 +210,16 @@ pub(super) fn apply(
             }
             Ok(())
         }
+        RequestOp::RetryFailedTasks { request, run_after } => {
+            c.prepare_cached(
+                "UPDATE tasks SET state = 'pending', attempts = 0, run_after = ?2, lease_owner = NULL, lease_until = NULL
+                 WHERE request_id = ?1 AND state = 'failed'",
+            )
+            .map_err(store_err)?
+            .execute(params![request.as_bytes().as_slice(), run_after])
+            .map_err(store_err)?;
+            Ok(())
+        }
         RequestOp::FinishTask { id, owner, outcome } => {
             let (state, error, run_after) = outcome_columns(outcome);
             let changed = c
