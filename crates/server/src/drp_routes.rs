@@ -11,28 +11,32 @@ use axum::Router;
 use axum::extract::{Path, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use custodian_engine::agents::{self, AgentChange, AgentInfo, NewAgent};
 use custodian_engine::drp::{self, AgentStatus, Discovery, DrpError, DrpStatus, Registered};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+/// The protocol's paths, each also served (and documented) with a trailing
+/// slash by the same handlers.
+pub const WITH_TRAILING_SLASH: [&str; 3] = [
+    "/v1/agent/{id}",
+    "/v1/data-rights-request",
+    "/v1/data-rights-request/{id}",
+];
+
 pub fn routes() -> Router<State> {
-    Router::new()
-        .route("/.well-known/data-rights.json", get(discovery))
-        .route("/v1/agent/{id}", post(register).get(agent_status))
-        .route(
-            "/v1/agent/{id}/",
-            post(register_slash).get(agent_status_slash),
-        )
-        .route("/v1/data-rights-request", post(submit))
-        .route("/v1/data-rights-request/", post(submit_slash))
-        .route("/v1/data-rights-request/{id}", get(status).delete(revoke))
-        .route(
-            "/v1/data-rights-request/{id}/",
-            get(status_slash).delete(revoke_slash),
-        )
+    let [agent, requests, request] = WITH_TRAILING_SLASH;
+    let both = |router: Router<State>, path: &str, methods: MethodRouter<State>| {
+        router
+            .route(path, methods.clone())
+            .route(&format!("{path}/"), methods)
+    };
+    let router = Router::new().route("/.well-known/data-rights.json", get(discovery));
+    let router = both(router, agent, post(register).get(agent_status));
+    let router = both(router, requests, post(submit));
+    both(router, request, get(status).delete(revoke))
         .route("/v1/agents", get(list_agents).post(add_agent))
         .route("/v1/agents/{id}", axum::routing::delete(remove_agent))
         .route("/v1/agents/{id}/status", post(change_agent))
@@ -133,10 +137,6 @@ pub async fn discovery(AxumState(s): AxumState<State>) -> axum::Json<Discovery> 
     axum::Json(drp::discovery(&s.app))
 }
 
-async fn do_register(s: &State, id: &str, body: &str) -> DrpAnswer<Registered> {
-    Ok(axum::Json(drp::register(&s.app, id, body, now()).await?))
-}
-
 /// An authorized agent registers ("pair-wise key setup"): the body is its
 /// signed message naming itself and this business; the answer is its
 /// bearer token, shown once (stored as a hash).
@@ -155,30 +155,7 @@ pub async fn register(
     Path(id): Path<String>,
     Signed(body): Signed,
 ) -> DrpAnswer<Registered> {
-    do_register(&s, &id, &body).await
-}
-
-/// The same, with a trailing slash.
-#[utoipa::path(post, path = "/v1/agent/{id}/", tag = "data rights protocol",
-    params(("id" = String, Path, description = "The agent's id")),
-    request_body(content = String, content_type = "text/plain", description = "base64(Ed25519 signature || JSON)"),
-    responses(
-        (status = 200, body = Registered),
-        (status = 400, body = DrpProblem), (status = 403, body = DrpProblem),
-        (status = 404, body = DrpProblem), (status = 503, body = DrpProblem),
-    ))]
-pub async fn register_slash(
-    AxumState(s): AxumState<State>,
-    Path(id): Path<String>,
-    Signed(body): Signed,
-) -> DrpAnswer<Registered> {
-    do_register(&s, &id, &body).await
-}
-
-async fn do_agent_status(s: &State, headers: &HeaderMap, id: &str) -> DrpAnswer<AgentStatus> {
-    Ok(axum::Json(
-        drp::agent_status(&s.app, token(headers), id, now()).await?,
-    ))
+    Ok(axum::Json(drp::register(&s.app, &id, &body, now()).await?))
 }
 
 /// Whether the agent's token is still good.
@@ -194,28 +171,8 @@ pub async fn agent_status(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> DrpAnswer<AgentStatus> {
-    do_agent_status(&s, &headers, &id).await
-}
-
-/// The same, with a trailing slash.
-#[utoipa::path(get, path = "/v1/agent/{id}/", tag = "data rights protocol",
-    params(("id" = String, Path, description = "The agent's id")),
-    security(("agent_token" = [])),
-    responses(
-        (status = 200, body = AgentStatus),
-        (status = 401, body = DrpProblem), (status = 403, body = DrpProblem), (status = 503, body = DrpProblem),
-    ))]
-pub async fn agent_status_slash(
-    AxumState(s): AxumState<State>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> DrpAnswer<AgentStatus> {
-    do_agent_status(&s, &headers, &id).await
-}
-
-async fn do_submit(s: &State, headers: &HeaderMap, body: &str) -> DrpAnswer<DrpStatus> {
     Ok(axum::Json(
-        drp::submit(&s.app, token(headers), body, now()).await?,
+        drp::agent_status(&s.app, token(&headers), &id, now()).await?,
     ))
 }
 
@@ -237,29 +194,8 @@ pub async fn submit(
     headers: HeaderMap,
     Signed(body): Signed,
 ) -> DrpAnswer<DrpStatus> {
-    do_submit(&s, &headers, &body).await
-}
-
-/// The same, with a trailing slash.
-#[utoipa::path(post, path = "/v1/data-rights-request/", tag = "data rights protocol",
-    security(("agent_token" = [])),
-    request_body(content = String, content_type = "text/plain", description = "base64(Ed25519 signature || JSON)"),
-    responses(
-        (status = 200, body = DrpStatus),
-        (status = 400, body = DrpProblem), (status = 401, body = DrpProblem),
-        (status = 403, body = DrpProblem), (status = 503, body = DrpProblem),
-    ))]
-pub async fn submit_slash(
-    AxumState(s): AxumState<State>,
-    headers: HeaderMap,
-    Signed(body): Signed,
-) -> DrpAnswer<DrpStatus> {
-    do_submit(&s, &headers, &body).await
-}
-
-async fn do_status(s: &State, headers: &HeaderMap, id: &str) -> DrpAnswer<DrpStatus> {
     Ok(axum::Json(
-        drp::status(&s.app, token(headers), id, now()).await?,
+        drp::submit(&s.app, token(&headers), &body, now()).await?,
     ))
 }
 
@@ -278,29 +214,8 @@ pub async fn status(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> DrpAnswer<DrpStatus> {
-    do_status(&s, &headers, &id).await
-}
-
-/// The same, with a trailing slash.
-#[utoipa::path(get, path = "/v1/data-rights-request/{id}/", tag = "data rights protocol",
-    params(("id" = String, Path, description = "The request id")),
-    security(("agent_token" = [])),
-    responses(
-        (status = 200, body = DrpStatus),
-        (status = 401, body = DrpProblem), (status = 403, body = DrpProblem),
-        (status = 404, body = DrpProblem), (status = 503, body = DrpProblem),
-    ))]
-pub async fn status_slash(
-    AxumState(s): AxumState<State>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> DrpAnswer<DrpStatus> {
-    do_status(&s, &headers, &id).await
-}
-
-async fn do_revoke(s: &State, headers: &HeaderMap, id: &str, body: &str) -> DrpAnswer<DrpStatus> {
     Ok(axum::Json(
-        drp::revoke(&s.app, token(headers), id, body, now()).await?,
+        drp::status(&s.app, token(&headers), &id, now()).await?,
     ))
 }
 
@@ -323,27 +238,9 @@ pub async fn revoke(
     Path(id): Path<String>,
     Signed(body): Signed,
 ) -> DrpAnswer<DrpStatus> {
-    do_revoke(&s, &headers, &id, &body).await
-}
-
-/// The same, with a trailing slash.
-#[utoipa::path(delete, path = "/v1/data-rights-request/{id}/", tag = "data rights protocol",
-    params(("id" = String, Path, description = "The request id")),
-    security(("agent_token" = [])),
-    request_body(content = String, content_type = "text/plain", description = "base64(Ed25519 signature || JSON)"),
-    responses(
-        (status = 200, description = "Revoked", body = DrpStatus),
-        (status = 400, body = DrpProblem), (status = 401, body = DrpProblem),
-        (status = 403, body = DrpProblem), (status = 404, body = DrpProblem),
-        (status = 409, body = DrpProblem), (status = 503, body = DrpProblem),
-    ))]
-pub async fn revoke_slash(
-    AxumState(s): AxumState<State>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Signed(body): Signed,
-) -> DrpAnswer<DrpStatus> {
-    do_revoke(&s, &headers, &id, &body).await
+    Ok(axum::Json(
+        drp::revoke(&s.app, token(&headers), &id, &body, now()).await?,
+    ))
 }
 
 type Answer<T> = Result<T, Problem>;

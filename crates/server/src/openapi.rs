@@ -50,9 +50,8 @@ use utoipa_swagger_ui::SwaggerUi;
         openapi_json,
         request_routes::submit, request_routes::list, request_routes::read, request_routes::verify, request_routes::resend_code,
         request_routes::manage, request_routes::report_json, request_routes::report_html, request_routes::archive,
-        drp_routes::discovery, drp_routes::register, drp_routes::register_slash, drp_routes::agent_status,
-        drp_routes::agent_status_slash, drp_routes::submit, drp_routes::submit_slash, drp_routes::status,
-        drp_routes::status_slash, drp_routes::revoke, drp_routes::revoke_slash,
+        drp_routes::discovery, drp_routes::register, drp_routes::agent_status,
+        drp_routes::submit, drp_routes::status, drp_routes::revoke,
         drp_routes::list_agents, drp_routes::add_agent, drp_routes::change_agent, drp_routes::remove_agent,
         retention_routes::retention_report, retention_routes::run_sweep, retention_routes::list_holds,
         retention_routes::set_hold, retention_routes::release_hold, retention_routes::rule_reviewed,
@@ -81,7 +80,7 @@ use utoipa_swagger_ui::SwaggerUi;
         custodian_engine::retention::report::ReviewRequest, custodian_engine::retention::report::ReviewRecorded,
         custodian_engine::retention::sweep::SweepSummary,
     )),
-    modifiers(&BearerKeys, &Contract),
+    modifiers(&BearerKeys, &TrailingSlash, &Contract),
 )]
 pub struct ApiDoc;
 
@@ -119,6 +118,28 @@ impl utoipa::Modify for BearerKeys {
                     .build(),
             ),
         );
+    }
+}
+
+/// The protocol's paths are served with and without a trailing slash by the
+/// same handlers; the document lists both, the second a copy of the first
+/// with operation ids of their own.
+struct TrailingSlash;
+
+impl utoipa::Modify for TrailingSlash {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for path in drp_routes::WITH_TRAILING_SLASH {
+            let Some(mut item) = openapi.paths.paths.get(path).cloned() else {
+                continue;
+            };
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                op.operation_id = op.operation_id.as_ref().map(|id| format!("{id}_slash"));
+            }
+            openapi.paths.paths.insert(format!("{path}/"), item);
+        }
     }
 }
 
