@@ -470,6 +470,26 @@ fn portal(v: &Vault) -> String {
     r.json()["key"].as_str().unwrap().to_string()
 }
 
+/// A request from the portal (no identity check): its id, once taken in.
+fn from_portal(v: &Vault, key: &str, kind: &str, email: &str) -> String {
+    let r = v.server.post(
+        "/v1/requests",
+        Some(key),
+        &json!({"kind": kind, "email": email}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// The code in the first message to `address` after the first `seen`
+/// messages, within ten seconds.
+fn code_mailed(mailbox: &super::mailbox::Mailbox, address: &str, seen: usize) -> String {
+    mailbox
+        .wait_for(address, seen, std::time::Duration::from_secs(10))
+        .and_then(|m| m.code())
+        .unwrap()
+}
+
 /// From the portal: a code by email, a session for the right code, and the
 /// session sees this person's requests and reports only.
 fn a_code_by_email_verifies_and_the_session_follows_only_its_own_requests(backend: Backend) {
@@ -562,21 +582,8 @@ fn too_many_wrong_codes_lock_the_request(backend: Backend) {
     let s = &v.server;
     collect(s, &v.admin, &ada());
     let key = portal(&v);
-    let r = s.post(
-        "/v1/requests",
-        Some(&key),
-        &json!({"kind": "erasure", "email": "ada.lovelace@example.org"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let request = r.json()["id"].as_str().unwrap().to_string();
-    let code = mailbox
-        .wait_for(
-            "ada.lovelace@example.org",
-            0,
-            std::time::Duration::from_secs(10),
-        )
-        .and_then(|m| m.code())
-        .unwrap();
+    let request = from_portal(&v, &key, "erasure", "ada.lovelace@example.org");
+    let code = code_mailed(&mailbox, "ada.lovelace@example.org", 0);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for left in (0..5).rev() {
         let r = s.post(
@@ -717,18 +724,9 @@ fn a_code_sent_again_replaces_the_first(backend: Backend) {
     let s = &v.server;
     collect(s, &v.admin, &ada());
     let key = portal(&v);
-    let r = s.post(
-        "/v1/requests",
-        Some(&key),
-        &json!({"kind": "access", "email": "ada.lovelace@example.org"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let request = r.json()["id"].as_str().unwrap().to_string();
     let ada_mail = "ada.lovelace@example.org";
-    let first = mailbox
-        .wait_for(ada_mail, 0, std::time::Duration::from_secs(10))
-        .and_then(|m| m.code())
-        .unwrap();
+    let request = from_portal(&v, &key, "access", ada_mail);
+    let first = code_mailed(&mailbox, ada_mail, 0);
     let resend = || {
         s.post(
             &format!("/v1/requests/{request}/resend-code"),
@@ -744,10 +742,7 @@ fn a_code_sent_again_replaces_the_first(backend: Backend) {
     let r = resend();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["state"], "awaiting-verification");
-    let second = mailbox
-        .wait_for(ada_mail, 1, std::time::Duration::from_secs(10))
-        .and_then(|m| m.code())
-        .unwrap();
+    let second = code_mailed(&mailbox, ada_mail, 1);
     if first != second {
         let r = s.post(
             &format!("/v1/requests/{request}/verify"),
@@ -782,17 +777,8 @@ fn a_request_never_verified_expires(backend: Backend) {
     };
     let s = &v.server;
     let key = portal(&v);
-    let r = s.post(
-        "/v1/requests",
-        Some(&key),
-        &json!({"kind": "erasure", "email": "someone@example.org"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let request = r.json()["id"].as_str().unwrap().to_string();
-    let code = mailbox
-        .wait_for("someone@example.org", 0, std::time::Duration::from_secs(10))
-        .and_then(|m| m.code())
-        .unwrap();
+    let request = from_portal(&v, &key, "erasure", "someone@example.org");
+    let code = code_mailed(&mailbox, "someone@example.org", 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let state = loop {
         let view = s
