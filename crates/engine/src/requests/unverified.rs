@@ -115,9 +115,9 @@ pub async fn resend_code(
 }
 
 /// Expires the requests received before `now - older_than` that still await
-/// verification (or were only received); returns how many. Safe on several
-/// nodes at once: each update names the version it read, and a request
-/// another node moved first is left to it.
+/// verification; returns how many. Safe on several nodes at once: each
+/// update names the version it read, and a request another node moved
+/// first is left to it.
 pub async fn expire_unverified(
     app: &App,
     older_than: std::time::Duration,
@@ -128,57 +128,55 @@ pub async fn expire_unverified(
     let mut expired = 0;
     // A request is received and moved on in one transaction, so only those
     // awaiting verification can be waiting.
-    {
-        let state = RequestState::AwaitingVerification;
-        let mut after = None;
-        loop {
-            let page = app
-                .store
-                .requests(&RequestFilter {
-                    state: Some(state.as_str().into()),
-                    after,
-                    limit: EXPIRY_BATCH,
-                    ..RequestFilter::default()
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            let full = i64::try_from(page.len()).unwrap_or(0) >= EXPIRY_BATCH;
-            for record in page {
-                if record.received_at > cutoff {
-                    continue;
-                }
-                let mut r = Request::from_record(record)?;
-                let expected = r.record.version;
-                r.meta.code = None;
-                advance(&mut r, RequestEvent::Expire)?;
-                let batch = Batch {
-                    ops: vec![WriteOp::Request(RequestOp::Update {
-                        record: r.to_record(at)?,
-                        expected_version: expected,
-                    })],
-                    audit: vec![entry(
-                        "system",
-                        "request.expire",
-                        r.record.subject,
-                        "expired",
-                        Some("not verified in time".into()),
-                        at,
-                    )],
-                    outbox: vec![request_event(&r, at)],
-                };
-                match app.store.write(batch).await {
-                    Ok(Ok(_)) => expired += 1,
-                    // Verified (or expired) elsewhere in the meantime.
-                    Ok(Err(BatchError::RequestChanged)) => {}
-                    other => {
-                        written(other)?;
-                    }
+    let waiting = RequestState::AwaitingVerification.as_str();
+    let mut after = None;
+    loop {
+        let page = app
+            .store
+            .requests(&RequestFilter {
+                state: Some(waiting.into()),
+                after,
+                limit: EXPIRY_BATCH,
+                ..RequestFilter::default()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let full = i64::try_from(page.len()).unwrap_or(0) >= EXPIRY_BATCH;
+        for record in page {
+            if record.received_at > cutoff {
+                continue;
+            }
+            let mut r = Request::from_record(record)?;
+            let expected = r.record.version;
+            r.meta.code = None;
+            advance(&mut r, RequestEvent::Expire)?;
+            let batch = Batch {
+                ops: vec![WriteOp::Request(RequestOp::Update {
+                    record: r.to_record(at)?,
+                    expected_version: expected,
+                })],
+                audit: vec![entry(
+                    "system",
+                    "request.expire",
+                    r.record.subject,
+                    "expired",
+                    Some("not verified in time".into()),
+                    at,
+                )],
+                outbox: vec![request_event(&r, at)],
+            };
+            match app.store.write(batch).await {
+                Ok(Ok(_)) => expired += 1,
+                // Verified (or expired) elsewhere in the meantime.
+                Ok(Err(BatchError::RequestChanged)) => {}
+                other => {
+                    written(other)?;
                 }
             }
-            if !full {
-                break;
-            }
+        }
+        if !full {
+            break;
         }
     }
     Ok(expired)
