@@ -355,10 +355,11 @@ pub async fn collect_new(
 pub async fn collect_more(
     app: &App,
     principal: &Principal,
-    subject: Uuid,
+    subject: crate::ids::SubjectId,
     req: CollectRequest,
     now: OffsetDateTime,
 ) -> Result<CollectResponse, AppError> {
+    let subject = subject.uuid();
     let purpose = app
         .authorize_for(
             principal,
@@ -420,13 +421,7 @@ pub async fn collect_more(
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "kebab-case")]
-pub enum RelationshipStatus {
-    Active,
-    Ended,
-}
+pub use custodian_vault::store::RelationshipStatus;
 
 /// A relationship (account, order, contract, ...): grounds a contract basis
 /// and starts retention clocks.
@@ -483,10 +478,11 @@ fn parse_time(text: &str, field: &str) -> Result<i64, AppError> {
 pub async fn put_relationship(
     app: &App,
     principal: &Principal,
-    subject: Uuid,
+    subject: crate::ids::SubjectId,
     req: RelationshipRequest,
     now: OffsetDateTime,
 ) -> Result<RelationshipResponse, AppError> {
+    let subject = subject.uuid();
     app.authorize(principal, Operation::PutRelationship, now)
         .await?;
     if principal.role == Role::Service {
@@ -540,17 +536,13 @@ pub async fn put_relationship(
         ));
     }
     let id = req.id.unwrap_or_else(new_id);
-    let status = match req.status {
-        RelationshipStatus::Active => "active",
-        RelationshipStatus::Ended => "ended",
-    };
     let batch = Batch {
         ops: vec![WriteOp::PutRelationship {
             subject,
             relationship: StoredRelationship {
                 id,
                 kind: req.kind.clone(),
-                status: status.into(),
+                status: req.status,
                 started_at,
                 ended_at,
                 reference: req.reference.clone(),
@@ -566,7 +558,7 @@ pub async fn put_relationship(
                 subject,
                 relationship: id,
                 kind: req.kind.clone(),
-                status: status.to_string(),
+                status: req.status.as_str().to_string(),
             }
             .outbox(at),
         ],

@@ -14,6 +14,7 @@ use custodian_policy::terms::{ChannelMode, FieldType, LegalBasis};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::{new_id, sha256};
+use custodian_vault::store::StoredConsentStatus;
 use custodian_vault::store::{
     Batch, ConsentAction, ConsentEvent, GrantBlocked, Holder, Preferences, SubjectRecord, WriteOp,
 };
@@ -184,10 +185,7 @@ pub struct ConsentHistory {
 }
 
 pub fn valid_visitor_id(id: &str) -> bool {
-    (16..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    crate::ids::VisitorId::is_well_formed(id)
 }
 
 fn invalid(field: &str, code: &'static str, detail: impl Into<String>) -> AppError {
@@ -676,8 +674,8 @@ pub async fn preferences(
             let (status, effective) = match (objected, recorded, *p.basis) {
                 (true, _, _) => ("objected".to_string(), false),
                 (false, Some(c), LegalBasis::Consent) => (
-                    c.status.clone(),
-                    c.status == "given" && !needs_renewal && !expired,
+                    c.status.as_str().to_string(),
+                    c.status == StoredConsentStatus::Given && !needs_renewal && !expired,
                 ),
                 (false, None, LegalBasis::Consent) => ("not-given".to_string(), false),
                 // Email and SMS without consent: only a soft opt-in (whose
@@ -689,7 +687,10 @@ pub async fn preferences(
                         .is_some_and(|c| c.needs_opt_in_under_pecr()) =>
                 {
                     match recorded {
-                        Some(c) => (c.status.clone(), c.status == "soft-opt-in"),
+                        Some(c) => (
+                            c.status.as_str().to_string(),
+                            c.status == StoredConsentStatus::SoftOptIn,
+                        ),
                         None => ("not-given".to_string(), false),
                     }
                 }

@@ -216,9 +216,10 @@ pub async fn list_all(app: &App) -> Result<Vec<KeyInfo>, AppError> {
 pub async fn revoke(
     app: &App,
     principal: &Principal,
-    id: &str,
+    id: &crate::ids::KeyId,
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
+    let id = id.as_str();
     app.authorize(principal, Operation::RevokeKey, now).await?;
     revoke_as(app, &principal.actor(), id, now).await
 }

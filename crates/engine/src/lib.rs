@@ -14,6 +14,7 @@ pub mod disclose;
 pub mod drp;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod keys;
 pub mod mail;
 pub mod marketing;

@@ -21,7 +21,6 @@ use custodian_vault::crypto::{new_id, sha256};
 use custodian_vault::store::{Batch, ConsentAction, ConsentEvent, WriteOp};
 use serde::Deserialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// The longest filing reference kept (it goes into the audit in clear, so
 /// it must name a document, never describe the person).
@@ -68,10 +67,11 @@ fn refused(field: &str, code: &'static str, detail: impl Into<String>) -> AppErr
 pub async fn record(
     app: &App,
     principal: &Principal,
-    subject: Uuid,
+    subject: crate::ids::SubjectId,
     req: CompellingGrounds,
     now: OffsetDateTime,
 ) -> Result<ConsentResponse, AppError> {
+    let subject = subject.uuid();
     app.authorize_for(
         principal,
         Operation::RecordCompellingGrounds,

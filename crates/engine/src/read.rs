@@ -14,7 +14,9 @@ use custodian_policy::decision::{
 use custodian_policy::terms::{Channel, FieldType, RestrictionGround};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
-use custodian_vault::store::{Batch, StoredConsent, SubjectRecord, SubjectStateRecord};
+use custodian_vault::store::{
+    Batch, StoredConsent, StoredConsentStatus, SubjectRecord, SubjectStateRecord,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
@@ -149,12 +151,12 @@ pub fn state_of(
             .consents
             .iter()
             .filter_map(|c| {
-                let status = match c.status.as_str() {
+                let status = match c.status {
                     _ if stale(c) => ConsentStatus::Invalidated,
-                    "given" => ConsentStatus::Given,
-                    "withdrawn" => ConsentStatus::Withdrawn,
-                    "soft-opt-in" => ConsentStatus::RefusalOffered,
-                    _ => ConsentStatus::Refused,
+                    StoredConsentStatus::Given => ConsentStatus::Given,
+                    StoredConsentStatus::Withdrawn => ConsentStatus::Withdrawn,
+                    StoredConsentStatus::SoftOptIn => ConsentStatus::RefusalOffered,
+                    StoredConsentStatus::Refused => ConsentStatus::Refused,
                 };
                 Some(ConsentState {
                     purpose: policy.purpose(&c.purpose)?,
@@ -473,10 +475,11 @@ async fn decide_and_open(
 pub async fn read(
     app: &App,
     principal: &Principal,
-    id: Uuid,
+    id: crate::ids::SubjectId,
     q: ReadQuery,
     now: OffsetDateTime,
 ) -> Result<ReadResponse, AppError> {
+    let id = id.uuid();
     let pix = app
         .authorize_for(principal, Operation::ReadSubject, &q.purpose, Some(id), now)
         .await?;

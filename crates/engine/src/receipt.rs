@@ -11,7 +11,6 @@ use custodian_policy::render::receipt::documents;
 use custodian_vault::crypto::{canonical_json as canonical, verify_ed25519};
 use custodian_vault::store::ConsentEvent;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 /// A signed bundle: `{receipt, record, signature}`.
 pub fn sign(app: &App, event: &ConsentEvent) -> Result<Value, AppError> {
@@ -42,9 +41,10 @@ pub fn sign(app: &App, event: &ConsentEvent) -> Result<Value, AppError> {
 pub async fn receipt(
     app: &App,
     principal: &Principal,
-    id: Uuid,
+    id: crate::ids::ConsentEventId,
     now: time::OffsetDateTime,
 ) -> Result<Value, AppError> {
+    let id = id.uuid();
     app.authorize(principal, Operation::ConsentReceipt, now)
         .await?;
     let Some(event) = app.store.consent_event(id).await? else {

@@ -170,14 +170,58 @@ impl ConsentEvent {
     }
 }
 
+/// Where the consent for one purpose and channel stands. Stored as its
+/// name, as it always was, so ledgers folded before this type read
+/// unchanged; any other stored name is refused as corrupt, never read as a
+/// status (a default could turn a refusal into consent or back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum StoredConsentStatus {
+    Given,
+    Withdrawn,
+    Refused,
+    /// A refusal offered at collection and not taken (the soft opt-in of
+    /// PECR reg. 22(3)): not consent.
+    SoftOptIn,
+}
+
+impl StoredConsentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredConsentStatus::Given => "given",
+            StoredConsentStatus::Withdrawn => "withdrawn",
+            StoredConsentStatus::Refused => "refused",
+            StoredConsentStatus::SoftOptIn => "soft-opt-in",
+        }
+    }
+}
+
+impl From<StoredConsentStatus> for &'static str {
+    fn from(status: StoredConsentStatus) -> Self {
+        status.as_str()
+    }
+}
+
+impl TryFrom<String> for StoredConsentStatus {
+    type Error = &'static str;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        match name.as_str() {
+            "given" => Ok(StoredConsentStatus::Given),
+            "withdrawn" => Ok(StoredConsentStatus::Withdrawn),
+            "refused" => Ok(StoredConsentStatus::Refused),
+            "soft-opt-in" => Ok(StoredConsentStatus::SoftOptIn),
+            _ => Err("a consent status is given, withdrawn, refused or soft-opt-in"),
+        }
+    }
+}
+
 /// The current consent for one purpose and channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredConsent {
     pub purpose: String,
     pub channel: Option<String>,
-    /// given, withdrawn, refused, or soft-opt-in (a refusal offered at
-    /// collection and not taken: not consent)
-    pub status: String,
+    pub status: StoredConsentStatus,
     pub at: Micros,
     pub policy_version: String,
     pub event: Uuid,
@@ -340,29 +384,33 @@ impl Preferences {
                 for i in ended.into_iter().rev() {
                     self.objections.remove(i);
                 }
-                self.set(e, purpose, "given");
+                self.set(e, purpose, StoredConsentStatus::Given);
             }
             (ConsentAction::SoftOptIn, Some(purpose)) => {
                 let objected = self
                     .covering(purpose, e.channel.as_deref())
                     .any(|o| !o.is_gpc());
                 if !objected {
-                    self.set(e, purpose, "soft-opt-in");
+                    self.set(e, purpose, StoredConsentStatus::SoftOptIn);
                 }
             }
-            (ConsentAction::Withdraw, Some(purpose)) => self.set(e, purpose, "withdrawn"),
-            (ConsentAction::Refuse, Some(purpose)) => self.set(e, purpose, "refused"),
+            (ConsentAction::Withdraw, Some(purpose)) => {
+                self.set(e, purpose, StoredConsentStatus::Withdrawn)
+            }
+            (ConsentAction::Refuse, Some(purpose)) => {
+                self.set(e, purpose, StoredConsentStatus::Refused)
+            }
             (ConsentAction::Grant | ConsentAction::Refuse | ConsentAction::SoftOptIn, None) => {}
         }
     }
 
-    fn set(&mut self, e: &ConsentEvent, purpose: &str, status: &str) {
+    fn set(&mut self, e: &ConsentEvent, purpose: &str, status: StoredConsentStatus) {
         self.consents
             .retain(|c| !(c.purpose == purpose && c.channel == e.channel));
         self.consents.push(StoredConsent {
             purpose: purpose.to_string(),
             channel: e.channel.clone(),
-            status: status.into(),
+            status,
             at: e.at,
             policy_version: e.policy_version.clone(),
             event: e.id,
@@ -388,10 +436,12 @@ impl Preferences {
         };
         // The objection ends the consents within its scope.
         for c in &mut self.consents {
-            if (c.status == "given" || c.status == "soft-opt-in")
-                && objection.covers(&c.purpose, c.channel.as_deref(), c.channel.is_some())
+            if matches!(
+                c.status,
+                StoredConsentStatus::Given | StoredConsentStatus::SoftOptIn
+            ) && objection.covers(&c.purpose, c.channel.as_deref(), c.channel.is_some())
             {
-                c.status = "withdrawn".into();
+                c.status = StoredConsentStatus::Withdrawn;
                 c.at = e.at;
                 c.event = e.id;
                 c.policy_version = e.policy_version.clone();

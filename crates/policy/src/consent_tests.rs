@@ -83,7 +83,7 @@ fn an_objection_to_all_marketing_ends_marketing_consents_only() {
     ));
     p.apply(&event(ConsentAction::Object, None, None, 3));
     assert_eq!(status(&p, NEWS, "email"), Some("withdrawn"));
-    assert_eq!(p.consents[1].status, "given");
+    assert_eq!(p.consents[1].status.as_str(), "given");
     // The person's own later grant lifts it for that purpose and channel only.
     p.apply(&event(ConsentAction::Grant, Some(NEWS), Some("email"), 4));
     assert_eq!(status(&p, NEWS, "email"), Some("given"));
@@ -260,7 +260,7 @@ proptest! {
             prop_assert!(!replayed.consents[i + 1..].iter().any(|d| d.purpose == c.purpose && d.channel == c.channel));
         }
         // No consent is given where an objection in force reaches it.
-        for c in replayed.consents.iter().filter(|c| c.status == "given" || c.status == "soft-opt-in") {
+        for c in replayed.consents.iter().filter(|c| matches!(c.status, StoredConsentStatus::Given | StoredConsentStatus::SoftOptIn)) {
             prop_assert!(!replayed.objected(&c.purpose, c.channel.as_deref(), c.channel.is_some()), "{:?} under {:?}", c, replayed.objections);
         }
     }

@@ -1,7 +1,7 @@
 //! Consent, marketing checks, receipts and the banner's public endpoints.
 
 use super::State;
-use super::extract::{Caller, Json, Query};
+use super::extract::{Caller, Id, Json, Query};
 use super::problem::Problem;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -14,6 +14,7 @@ use custodian_engine::consent::{
     self, ConsentHistory, ConsentRequest, ConsentResponse, LinkRequest,
 };
 use custodian_engine::cookies::{self, CookieChoice, CookieChoiceResponse};
+use custodian_engine::ids::{ConsentEventId, SubjectId};
 use custodian_engine::marketing::{
     self, CheckAnswer, CheckQuery, SuppressRequest, SuppressResponse,
 };
@@ -25,7 +26,6 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 type Answer<T> = Result<T, Problem>;
 
@@ -85,11 +85,10 @@ pub async fn record_consent(
 pub async fn subject_consents(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<SubjectId>,
 ) -> Answer<axum::Json<ConsentHistory>> {
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::SubjectNotFound)?;
     Ok(axum::Json(
-        consent::history(&s.app, &p, Holder::Subject(id), now()).await?,
+        consent::history(&s.app, &p, Holder::Subject(id.uuid()), now()).await?,
     ))
 }
 
@@ -102,10 +101,9 @@ pub async fn subject_consents(
 pub async fn compelling_grounds(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<SubjectId>,
     Json(req): Json<CompellingGrounds>,
 ) -> Answer<(StatusCode, axum::Json<ConsentResponse>)> {
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::SubjectNotFound)?;
     Ok((
         StatusCode::CREATED,
         axum::Json(objection::record(&s.app, &p, id, req, now()).await?),
@@ -148,10 +146,8 @@ pub async fn link_visitor(
 pub async fn consent_receipt(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<ConsentEventId>,
 ) -> Answer<axum::Json<serde_json::Value>> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| AppError::NotFound("no consent event with this id".into()))?;
     Ok(axum::Json(receipt::receipt(&s.app, &p, id, now()).await?))
 }
 

@@ -225,3 +225,29 @@ mod tests {
         assert_eq!(super::syntax_place("no place"), "");
     }
 }
+
+/// A path's one id, parsed into its type (`SubjectId`, `RequestId`, ...):
+/// a segment that does not parse answers the type's own "not found".
+pub struct Id<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Id<T>
+where
+    T: std::str::FromStr<Err = AppError> + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(text) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| {
+                    Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "the path does not name anything here",
+                    )
+                })?;
+        text.parse::<T>().map(Id).map_err(Problem::from)
+    }
+}

@@ -2,20 +2,19 @@
 //! and running the sweep by hand. Handlers translate; the engine decides.
 
 use super::State;
-use super::extract::{Caller, Json, Query};
+use super::extract::{Caller, Id, Json, Query};
 use super::problem::Problem;
 use axum::Router;
 use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use custodian_engine::AppError;
+use custodian_engine::ids::HoldId;
 use custodian_engine::retention::holds::{self, HoldRequest, HoldView};
 use custodian_engine::retention::report::{
     self, ReportQuery, RetentionReport, ReviewRecorded, ReviewRequest,
 };
 use custodian_engine::retention::sweep::{self, SweepQuery, SweepSummary};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 type Answer<T> = Result<T, Problem>;
 
@@ -92,10 +91,8 @@ pub async fn set_hold(
 pub async fn release_hold(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<HoldId>,
 ) -> Answer<axum::Json<HoldView>> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| AppError::NotFound("no legal hold in force with this id".into()))?;
     Ok(axum::Json(
         holds::release_hold(&s.app, &p, id, now()).await?,
     ))

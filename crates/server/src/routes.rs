@@ -2,10 +2,10 @@
 //! the parsed input to a use case and translates the answer.
 
 use super::State;
-use super::extract::{Caller, Json, Query};
+use super::extract::{Caller, Id, Json, Query};
 use super::problem::Problem;
 use axum::Router;
-use axum::extract::{Path, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use custodian_engine::AppError;
@@ -13,11 +13,11 @@ use custodian_engine::collect::{
     self, CollectRequest, CollectResponse, RelationshipRequest, RelationshipResponse,
 };
 use custodian_engine::disclose::{self, DisclosureRequest, DisclosureResponse};
+use custodian_engine::ids::{KeyId, SubjectId};
 use custodian_engine::keys::{self, KeyInfo, NewKeyRequest, NewKeyResponse};
 use custodian_engine::read::{self, LookupQuery, ReadQuery, ReadResponse};
 use custodian_vault::audit::Verification;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 type Answer<T> = Result<T, Problem>;
 
@@ -33,10 +33,6 @@ pub fn api() -> Router<State> {
         .route("/v1/audit/verify", get(verify_audit))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-}
-
-fn subject_id(text: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(text).map_err(|_| AppError::SubjectNotFound)
 }
 
 fn now() -> OffsetDateTime {
@@ -75,10 +71,9 @@ pub async fn create_subject(
 pub async fn add_data(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<SubjectId>,
     Json(req): Json<CollectRequest>,
 ) -> Answer<axum::Json<CollectResponse>> {
-    let id = subject_id(&id)?;
     Ok(axum::Json(
         collect::collect_more(&s.app, &p, id, req, now()).await?,
     ))
@@ -95,10 +90,9 @@ pub async fn add_data(
 pub async fn put_relationship(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<SubjectId>,
     Json(req): Json<RelationshipRequest>,
 ) -> Answer<(StatusCode, axum::Json<RelationshipResponse>)> {
-    let id = subject_id(&id)?;
     let r = collect::put_relationship(&s.app, &p, id, req, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(r)))
 }
@@ -114,10 +108,9 @@ pub async fn put_relationship(
 pub async fn read_subject(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<SubjectId>,
     Query(q): Query<ReadQuery>,
 ) -> Answer<axum::Json<ReadResponse>> {
-    let id = subject_id(&id)?;
     Ok(axum::Json(read::read(&s.app, &p, id, q, now()).await?))
 }
 
@@ -186,7 +179,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<KeyId>,
 ) -> Answer<StatusCode> {
     keys::revoke(&s.app, &p, &id, now()).await?;
     s.forget_keys();

@@ -400,6 +400,47 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     );
     let r = s.get("/v1/subjects/not-a-uuid?purpose=security", Some(&v.admin));
     assert_eq!(r.status, 404);
+    // A path segment that is not an id of its kind names nothing: each
+    // route answers its own "not found", before reading a body.
+    for (method, path, detail) in [
+        ("POST", "/v1/subjects/nope/data", "no subject with this id"),
+        (
+            "POST",
+            "/v1/subjects/nope/relationships",
+            "no subject with this id",
+        ),
+        (
+            "GET",
+            "/v1/subjects/nope/consents",
+            "no subject with this id",
+        ),
+        (
+            "POST",
+            "/v1/subjects/nope/compelling-grounds",
+            "no subject with this id",
+        ),
+        (
+            "GET",
+            "/v1/consents/nope/receipt",
+            "no consent event with this id",
+        ),
+        ("DELETE", "/v1/keys/nope", "no key with this id"),
+        ("DELETE", "/v1/keys/ck_a%20b", "no key with this id"),
+        (
+            "POST",
+            "/v1/retention/holds/nope/release",
+            "no legal hold in force with this id",
+        ),
+        ("GET", "/v1/requests/nope", "no request with this id"),
+    ] {
+        let r = s.request(method, path, Some(&v.admin), Some("{}"));
+        assert_eq!(
+            (r.status, r.json()["detail"].as_str()),
+            (404, Some(detail)),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
     let r = s.get(
         "/v1/subjects/01890000-0000-7000-8000-000000000000?purpose=security&colour=red",
         Some(&v.admin),

@@ -204,9 +204,10 @@ pub async fn set_hold_as(
 pub async fn release_hold(
     app: &App,
     principal: &Principal,
-    id: Uuid,
+    id: crate::ids::HoldId,
     now: OffsetDateTime,
 ) -> Result<HoldView, AppError> {
+    let id = id.uuid();
     app.authorize(principal, Operation::ReleaseHold, now)
         .await?;
     release_hold_as(app, &principal.actor(), id, now).await

@@ -19,8 +19,8 @@ use crate::App;
 use custodian_policy::retention::{
     ConsentFact, DatumFacts, Expiry, RelationshipFact, Retention, SubjectFacts,
 };
-use custodian_vault::store::SubjectRecord;
 use custodian_vault::store::retention::{DatumExpiry, ExpiryRow, LegalHold};
+use custodian_vault::store::{RelationshipStatus, StoredConsentStatus, SubjectRecord};
 use uuid::Uuid;
 
 pub use holds::HoldScope;
@@ -36,12 +36,12 @@ pub fn facts_of(record: &SubjectRecord) -> SubjectFacts {
             started_at: r.started_at,
             ended_at: r
                 .ended_at
-                .or_else(|| (r.status == "ended").then_some(r.started_at)),
+                .or_else(|| (r.status == RelationshipStatus::Ended).then_some(r.started_at)),
         })
         .collect();
     let mut consents: Vec<ConsentFact> = Vec::new();
     for c in &state.preferences.consents {
-        let live = c.status == "given" || c.status == "renewed";
+        let live = c.status == StoredConsentStatus::Given;
         match consents.iter_mut().find(|f| f.purpose == c.purpose) {
             // One channel still live keeps the purpose's consent live.
             Some(f) => {

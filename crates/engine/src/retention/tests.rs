@@ -5,6 +5,7 @@ use super::holds::{self, HoldRequest, HoldScope};
 use super::report;
 use super::sweep::{self, SweepSettings, SweepSummary};
 use crate::collect::{self, CollectRequest, RelationshipRequest};
+use crate::ids::SubjectId;
 use crate::{App, AppError, Principal, Role};
 use custodian_vault::audit::AuditKey;
 use custodian_vault::crypto::{Kek, Keyring, Secret, new_id};
@@ -110,7 +111,7 @@ async fn relationship_with(
         "id": id,
     }))
     .unwrap();
-    collect::put_relationship(app, &admin(), subject, req, at)
+    collect::put_relationship(app, &admin(), SubjectId::new(subject), req, at)
         .await
         .unwrap()
         .id
@@ -173,7 +174,7 @@ async fn each_kind_of_clock_erases_its_data_when_it_runs_out_and_not_before() {
         json!({"purpose": "postal-marketing", "data": {"postal_address": "1 Road"}}),
     )
     .unwrap();
-    collect::collect_more(&app, &admin(), postal, more, moved)
+    collect::collect_more(&app, &admin(), SubjectId::new(postal), more, moved)
         .await
         .unwrap();
     // A request closed: an enquiry is kept two years after it was answered.

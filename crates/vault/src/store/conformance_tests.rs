@@ -454,7 +454,7 @@ async fn relationships_are_added_and_replaced(f: Fixture) {
     let mut relationship = StoredRelationship {
         id: new_id(),
         kind: "account".into(),
-        status: "active".into(),
+        status: RelationshipStatus::Active,
         started_at: 1,
         ended_at: None,
         reference: Some("ACC-1".into()),
@@ -472,7 +472,7 @@ async fn relationships_are_added_and_replaced(f: Fixture) {
         .await
         .unwrap()
         .unwrap();
-    relationship.status = "ended".into();
+    relationship.status = RelationshipStatus::Ended;
     relationship.ended_at = Some(2);
     f.store
         .write(put(relationship.clone()))
@@ -751,7 +751,7 @@ async fn consent_events_fold_into_preferences(f: Fixture) {
     let subject = f.store.subject(id).await.unwrap().unwrap();
     let prefs = &subject.state.preferences;
     assert_eq!(prefs.consents.len(), 1);
-    assert_eq!(prefs.consents[0].status, "withdrawn");
+    assert_eq!(prefs.consents[0].status.as_str(), "withdrawn");
     assert_eq!(prefs.objections.len(), 1);
     // The ledger keeps every event, in order, as recorded.
     let events = f.store.consent_events(&Holder::Subject(id)).await.unwrap();
@@ -794,7 +794,7 @@ async fn visitors_keep_choices_and_hand_them_on(f: Fixture) {
         .unwrap()
         .unwrap();
     let found = f.store.visitor(visitor).await.unwrap().unwrap();
-    assert_eq!(found.preferences.consents[0].status, "given");
+    assert_eq!(found.preferences.consents[0].status.as_str(), "given");
     assert!(found.subject.is_none());
     let id = create(&f.store, &ring, "ada@example.org").await.unwrap();
     let moved = ConsentEvent {
@@ -957,8 +957,8 @@ async fn stored_preferences_equal_a_replay_of_the_ledger(f: Fixture) {
             .find(|c| c.channel.as_deref() == Some(ch))
             .map(|c| c.status.clone())
     };
-    assert_eq!(status("sms").as_deref(), Some("withdrawn"));
-    assert_eq!(status("email").as_deref(), Some("given"));
+    assert_eq!(status("sms").map(|s| s.as_str()), Some("withdrawn"));
+    assert_eq!(status("email").map(|s| s.as_str()), Some("given"));
     assert!(prefs.objected("news", Some("sms"), true));
     assert!(!prefs.objected("news", Some("email"), true));
     assert_eq!(prefs.objections[0].lifted.len(), 1);
@@ -1041,7 +1041,7 @@ async fn lookup_rows_carry_the_subjects_current_state(f: Fixture) {
     let relationship = StoredRelationship {
         id: new_id(),
         kind: "account".into(),
-        status: "active".into(),
+        status: RelationshipStatus::Active,
         started_at: 1,
         ended_at: None,
         reference: None,
@@ -1948,7 +1948,7 @@ async fn retention_rows_follow_subject_writes_and_page_by_due_time(f: Fixture) {
                 relationship: StoredRelationship {
                     id: new_id(),
                     kind: "account".into(),
-                    status: "active".into(),
+                    status: RelationshipStatus::Active,
                     started_at: 1,
                     ended_at: None,
                     reference: None,

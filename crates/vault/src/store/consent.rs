@@ -9,7 +9,7 @@
 use super::Micros;
 pub use custodian_policy::consent::{
     ConsentAction, ConsentEvent, GrantBlocked, Holder, Lifted, Preferences, StoredConsent,
-    StoredObjection,
+    StoredConsentStatus, StoredObjection,
 };
 use uuid::Uuid;
 

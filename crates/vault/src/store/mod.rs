@@ -11,9 +11,68 @@
 //! batch runs in its own savepoint, so one request's failure does not touch
 //! another's, and every caller is answered only after the transaction commits.
 
+/// Every migration, in order, named once for both backends: each has its
+/// own SQL file per name under `migrations/<backend>/` (a backend without
+/// the file does not compile). The store's schema version is their count.
+macro_rules! migrations {
+    ($backend:literal) => {
+        &[
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0001_init.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0002_consent.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0003_lookup_state.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0004_kek_index.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0005_keyed_audit.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0006_requests.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0007_agents.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $backend,
+                "/0008_retention.sql"
+            )),
+        ]
+    };
+}
+
 pub mod agents;
 pub mod consent;
 mod database_url;
+mod group;
 mod postgres;
 pub mod requests;
 pub mod retention;

@@ -44,11 +44,48 @@ pub struct HistoricField {
 pub struct StoredRelationship {
     pub id: Uuid,
     pub kind: String,
-    /// `active` or `ended`.
-    pub status: String,
+    pub status: RelationshipStatus,
     pub started_at: Micros,
     pub ended_at: Option<Micros>,
     pub reference: Option<String>,
+}
+
+/// Where a relationship stands. Stored as its name (`active`, `ended`), as
+/// it always was, so rows written before this type read unchanged; any
+/// other stored name is refused as corrupt, never read as either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case", try_from = "String", into = "&'static str")]
+pub enum RelationshipStatus {
+    Active,
+    Ended,
+}
+
+impl RelationshipStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelationshipStatus::Active => "active",
+            RelationshipStatus::Ended => "ended",
+        }
+    }
+}
+
+impl From<RelationshipStatus> for &'static str {
+    fn from(status: RelationshipStatus) -> Self {
+        status.as_str()
+    }
+}
+
+impl TryFrom<String> for RelationshipStatus {
+    type Error = &'static str;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        match name.as_str() {
+            "active" => Ok(RelationshipStatus::Active),
+            "ended" => Ok(RelationshipStatus::Ended),
+            _ => Err("a relationship status is `active` or `ended`"),
+        }
+    }
 }
 
 /// A subject's state, as the decision needs it: relationships, restriction,
@@ -415,14 +452,34 @@ pub(crate) fn purposes_json(purposes: &[String]) -> Result<String, super::BatchE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::consent::{Preferences, StoredConsent, StoredObjection};
+    use crate::store::consent::{Preferences, StoredConsent, StoredConsentStatus, StoredObjection};
+
+    #[test]
+    fn a_relationship_status_is_stored_as_the_name_it_always_was() {
+        for (status, name) in [
+            (RelationshipStatus::Active, "active"),
+            (RelationshipStatus::Ended, "ended"),
+        ] {
+            assert_eq!(
+                postcard::to_allocvec(&status).ok(),
+                postcard::to_allocvec(name).ok()
+            );
+            assert_eq!(
+                postcard::from_bytes::<RelationshipStatus>(&postcard::to_allocvec(name).unwrap())
+                    .ok(),
+                Some(status)
+            );
+        }
+        let stored = postcard::to_allocvec("paused").unwrap();
+        assert!(postcard::from_bytes::<RelationshipStatus>(&stored).is_err());
+    }
 
     fn state() -> SubjectStateRecord {
         SubjectStateRecord {
             relationships: vec![StoredRelationship {
                 id: Uuid::from_u128(7),
                 kind: "account".into(),
-                status: "active".into(),
+                status: RelationshipStatus::Active,
                 started_at: 1,
                 ended_at: None,
                 reference: Some("ACC-1".into()),
@@ -432,7 +489,7 @@ mod tests {
                 consents: vec![StoredConsent {
                     purpose: "requested-communications".into(),
                     channel: Some("email".into()),
-                    status: "given".into(),
+                    status: StoredConsentStatus::Given,
                     at: 1_796_063_600_809_384,
                     policy_version: "2.0".into(),
                     event: Uuid::from_u128(9),

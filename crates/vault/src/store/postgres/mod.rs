@@ -26,33 +26,18 @@ use connect::{Connector, Health, Pool, describe, is_connection_error};
 use sqlite::StoredRow;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_postgres::types::{FromSql, Type, WasNull, WrongType};
 use tokio_postgres::{Client, GenericClient, Row};
 use writes::writer_loop;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-    include_str!("../../../migrations/postgres/0002_consent.sql"),
-    include_str!("../../../migrations/postgres/0003_lookup_state.sql"),
-    include_str!("../../../migrations/postgres/0004_kek_index.sql"),
-    include_str!("../../../migrations/postgres/0005_keyed_audit.sql"),
-    include_str!("../../../migrations/postgres/0006_requests.sql"),
-    include_str!("../../../migrations/postgres/0007_agents.sql"),
-    include_str!("../../../migrations/postgres/0008_retention.sql"),
-];
-const MAX_GROUP: usize = 512;
+const MIGRATIONS: &[&str] = migrations!("postgres");
 /// Read connections per node, made as needed.
 const READERS: usize = 16;
 /// Serialises migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6375_7374_6f64;
 
-type Reply = oneshot::Sender<Result<Result<Committed, BatchError>, StoreError>>;
-
-struct Job {
-    batch: Batch,
-    reply: Reply,
-}
+use super::group::{Job, Queue};
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -180,13 +165,7 @@ impl PgStore {
     }
 
     pub async fn write(&self, batch: Batch) -> Result<Result<Committed, BatchError>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.inner
-            .writer
-            .send(Job { batch, reply })
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        Queue::submit(&self.inner.writer, batch).await
     }
 }
 
@@ -259,4 +238,10 @@ fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize, at: &Place) -> Result<T, StoreE
         };
         at.corrupt(sqlite::StoredRow::column(r, i), why)
     })
+}
+
+#[cfg(test)]
+#[test]
+fn the_schema_version_counts_the_migrations() {
+    assert_eq!(i64::try_from(MIGRATIONS.len()).ok(), Some(SCHEMA_VERSION));
 }

@@ -2,6 +2,7 @@
 //! batch is applied inside the group's transaction.
 
 use super::*;
+use crate::store::group::{Head, Outcome, Queue, committed};
 
 pub(super) async fn writer_loop(
     mut client: Client,
@@ -11,13 +12,7 @@ pub(super) async fn writer_loop(
     health: Arc<Health>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+        let jobs = Queue::gather(first, &mut rx);
         if client.is_closed() {
             match connector.connect().await {
                 Ok((c, _task)) => {
@@ -26,37 +21,27 @@ pub(super) async fn writer_loop(
                 }
                 Err(e) => {
                     health.down(&describe(&e));
-                    for job in jobs {
-                        let _ = job.reply.send(Err(StoreError::Unavailable(
-                            "the writer lost its connection".into(),
-                        )));
-                    }
+                    Queue::fail(jobs, || {
+                        StoreError::Unavailable("the writer lost its connection".into())
+                    });
                     continue;
                 }
             }
         }
         match commit_group(&mut client, &jobs, &audit_key).await {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
+            Ok(outcomes) => Queue::answer(jobs, outcomes),
             // The connection or the server went away mid-group: nothing of
             // the group is known to have committed, and the next group
             // reconnects. A 503, and the store's one line in the log.
             Err(e) if is_connection_error(&e) => {
                 let why = describe(&e);
                 health.down(&why);
-                for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Unavailable(why.clone())));
-                }
+                Queue::fail(jobs, || StoreError::Unavailable(why.clone()));
             }
             Err(e) => {
                 let why = describe(&e);
                 tracing::error!(error = %why, "group commit failed; every request in it is answered with an error");
-                for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Backend(why.clone())));
-                }
+                Queue::fail(jobs, || StoreError::Backend(why.clone()));
             }
         }
     }
@@ -66,24 +51,23 @@ async fn commit_group(
     client: &mut Client,
     jobs: &[Job],
     audit_key: &AuditKey,
-) -> Result<Vec<Result<Committed, BatchError>>, tokio_postgres::Error> {
+) -> Result<Vec<Outcome>, tokio_postgres::Error> {
     let mut tx = client.transaction().await?;
-    let head = match load_head(&tx, true).await? {
-        Ok(head) => head,
+    let mut head = match load_head(&tx, true).await? {
+        Ok(head) => Head::new(head),
         Err(e) => {
             // Nothing is chained onto a head that cannot be read.
             tracing::error!(error = %e, "the audit head cannot be read; every request in the group is refused");
             return Ok(jobs.iter().map(|_| Err(batch_err(&e))).collect());
         }
     };
-    let mut current = head;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let sp = tx.savepoint("batch").await?;
-        match apply_batch(&sp, &job.batch, current, audit_key).await {
+        match apply_batch(&sp, &job.batch, head.current(), audit_key).await {
             Ok(Ok((committed, new_head))) => {
                 sp.commit().await?;
-                current = new_head;
+                head.advance(new_head);
                 outcomes.push(Ok(committed));
             }
             Ok(Err(e)) => {
@@ -98,10 +82,10 @@ async fn commit_group(
             }
         }
     }
-    if current != head {
+    if let Some((seq, hash)) = head.moved() {
         tx.execute(
             "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
-            &[&current.0, &current.1.as_slice()],
+            &[&seq, &hash.as_slice()],
         )
         .await?;
     }
@@ -149,15 +133,7 @@ async fn apply_batch(
         )
         .await?;
     }
-    let new_head = entries.last().map_or(head, |e| (e.seq, e.hash));
-    Ok(Ok((
-        Committed {
-            audit_seqs: entries.iter().map(|e| e.seq).collect(),
-            preferences,
-            claimed,
-        },
-        new_head,
-    )))
+    Ok(Ok(committed(&entries, head, preferences, claimed)))
 }
 
 pub(super) type OpResult = Result<Result<(), BatchError>, tokio_postgres::Error>;

@@ -27,29 +27,13 @@ pub(super) use reads::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use writes::writer_loop;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-    include_str!("../../../migrations/sqlite/0002_consent.sql"),
-    include_str!("../../../migrations/sqlite/0003_lookup_state.sql"),
-    include_str!("../../../migrations/sqlite/0004_kek_index.sql"),
-    include_str!("../../../migrations/sqlite/0005_keyed_audit.sql"),
-    include_str!("../../../migrations/sqlite/0006_requests.sql"),
-    include_str!("../../../migrations/sqlite/0007_agents.sql"),
-    include_str!("../../../migrations/sqlite/0008_retention.sql"),
-];
-/// The most batches one group transaction takes.
-const MAX_GROUP: usize = 512;
+const MIGRATIONS: &[&str] = migrations!("sqlite");
 const READERS: usize = 8;
 
-type Reply = oneshot::Sender<Result<Result<Committed, BatchError>, StoreError>>;
-
-struct Job {
-    batch: Batch,
-    reply: Reply,
-}
+use super::group::{Job, Queue};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -251,13 +235,7 @@ impl SqliteStore {
     }
 
     pub async fn write(&self, batch: Batch) -> Result<Result<Committed, BatchError>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.inner
-            .writer
-            .send(Job { batch, reply })
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        Queue::submit(&self.inner.writer, batch).await
     }
 
     /// Runs `f` on a pooled read-only connection.
@@ -302,4 +280,10 @@ fn read_head(c: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
     head_row(rows.next()?).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, Box::new(e))
     })
+}
+
+#[cfg(test)]
+#[test]
+fn the_schema_version_counts_the_migrations() {
+    assert_eq!(i64::try_from(MIGRATIONS.len()).ok(), Some(SCHEMA_VERSION));
 }

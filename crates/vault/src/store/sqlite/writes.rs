@@ -2,6 +2,7 @@
 //! batch is applied inside the group's transaction.
 
 use super::*;
+use crate::store::group::{Head, Outcome, Queue, committed};
 
 pub(super) fn writer_loop(
     mut conn: Connection,
@@ -10,32 +11,22 @@ pub(super) fn writer_loop(
     audit_key: &AuditKey,
 ) {
     while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+        let jobs = Queue::gather(first, &mut rx);
         match commit_group(&mut conn, &jobs, audit_key) {
             Ok(outcomes) => {
                 // Full means a checkpoint is already due.
                 let _ = checkpointer.try_send(());
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
+                Queue::answer(jobs, outcomes);
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; every request in it is answered with an error");
-                for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
-                }
+                Queue::fail(jobs, || StoreError::Backend(e.to_string()));
             }
         }
     }
 }
 
-type Outcomes = Vec<Result<Committed, BatchError>>;
+type Outcomes = Vec<Outcome>;
 
 /// One group transaction. The chain head is read inside it, so another process
 /// writing to the same file (the CLI creating a key) extends the same chain.
@@ -45,15 +36,14 @@ fn commit_group(
     audit_key: &AuditKey,
 ) -> rusqlite::Result<Outcomes> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let head = read_head(&tx)?;
+    let mut head = Head::new(read_head(&tx)?);
     let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut current = head;
     for job in jobs {
         let mut sp = tx.savepoint()?;
-        match apply_batch(&sp, &job.batch, current, audit_key) {
+        match apply_batch(&sp, &job.batch, head.current(), audit_key) {
             Ok((committed, new_head)) => {
                 sp.commit()?;
-                current = new_head;
+                head.advance(new_head);
                 outcomes.push(Ok(committed));
             }
             Err(e) => {
@@ -63,10 +53,10 @@ fn commit_group(
             }
         }
     }
-    if current != head {
+    if let Some((seq, hash)) = head.moved() {
         tx.execute(
             "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1",
-            params![current.0, current.1.as_slice()],
+            params![seq, hash.as_slice()],
         )?;
     }
     tx.commit()?;
@@ -132,15 +122,7 @@ fn apply_batch(
             ])
             .map_err(store_err)?;
     }
-    let new_head = entries.last().map_or(head, |e| (e.seq, e.hash));
-    Ok((
-        Committed {
-            audit_seqs: entries.iter().map(|e| e.seq).collect(),
-            preferences,
-            claimed,
-        },
-        new_head,
-    ))
+    Ok(committed(&entries, head, preferences, claimed))
 }
 
 /// Loads a subject's fields and state for an update; refuses a missing or erased subject.
