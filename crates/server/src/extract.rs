@@ -161,6 +161,32 @@ pub fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// A path's one id, parsed into its type (`SubjectId`, `RequestId`, ...):
+/// a segment that does not parse answers the type's own "not found".
+pub struct Id<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Id<T>
+where
+    T: std::str::FromStr<Err = AppError> + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(text) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| {
+                    Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "the path does not name anything here",
+                    )
+                })?;
+        text.parse::<T>().map(Id).map_err(Problem::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -223,31 +249,5 @@ mod tests {
             " (line 1, column 2)"
         );
         assert_eq!(super::syntax_place("no place"), "");
-    }
-}
-
-/// A path's one id, parsed into its type (`SubjectId`, `RequestId`, ...):
-/// a segment that does not parse answers the type's own "not found".
-pub struct Id<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for Id<T>
-where
-    T: std::str::FromStr<Err = AppError> + Send,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(text) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| {
-                    Problem::new(
-                        StatusCode::NOT_FOUND,
-                        "not_found",
-                        "the path does not name anything here",
-                    )
-                })?;
-        text.parse::<T>().map(Id).map_err(Problem::from)
     }
 }

@@ -955,7 +955,7 @@ async fn stored_preferences_equal_a_replay_of_the_ledger(f: Fixture) {
             .consents
             .iter()
             .find(|c| c.channel.as_deref() == Some(ch))
-            .map(|c| c.status.clone())
+            .map(|c| c.status)
     };
     assert_eq!(status("sms").map(|s| s.as_str()), Some("withdrawn"));
     assert_eq!(status("email").map(|s| s.as_str()), Some("given"));
