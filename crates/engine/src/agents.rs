@@ -7,6 +7,7 @@ use super::collect::micros;
 use super::error::written;
 use super::read::rfc3339;
 use super::{App, AppError, Operation, Principal};
+use crate::audit_action::AuditAction;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::signed::parse_verify_key;
 use custodian_vault::store::agents::{AgentOp, AgentRecord};
@@ -99,7 +100,7 @@ pub struct AgentChange {
     pub action: AgentStatusChange,
 }
 
-fn entry(actor: &str, action: &str, agent: &str, at: i64) -> AuditDraft {
+fn entry(actor: &str, action: AuditAction, agent: &str, at: i64) -> AuditDraft {
     AuditDraft {
         at,
         actor: actor.to_string(),
@@ -167,7 +168,7 @@ pub async fn add_as(
         created_at: at,
         updated_at: at,
     };
-    let mut audit = entry(actor, "agent.add", &req.id, at);
+    let mut audit = entry(actor, AuditAction::AgentAdd, &req.id, at);
     audit.reason = Some(format!(
         "agent={} trust_identity={}",
         req.id, req.trust_identity
@@ -223,8 +224,8 @@ pub async fn change_as(
 ) -> Result<AgentInfo, AppError> {
     let at = micros(now);
     let action = match change {
-        AgentStatusChange::Suspend => "agent.suspend",
-        AgentStatusChange::Activate => "agent.activate",
+        AgentStatusChange::Suspend => AuditAction::AgentSuspend,
+        AgentStatusChange::Activate => AuditAction::AgentActivate,
     };
     let batch = Batch {
         ops: vec![WriteOp::Agent(AgentOp::SetStatus {
@@ -266,7 +267,7 @@ pub async fn remove_as(
     let at = micros(now);
     let batch = Batch {
         ops: vec![WriteOp::Agent(AgentOp::Remove { id: id.to_string() })],
-        audit: vec![entry(actor, "agent.remove", id, at)],
+        audit: vec![entry(actor, AuditAction::AgentRemove, id, at)],
         outbox: vec![],
     };
     written(app.store.write(batch).await)?;

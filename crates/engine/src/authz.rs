@@ -8,6 +8,7 @@
 //! by the caller through [`crate::App::refuse`].
 
 use super::{AppError, Principal, Role};
+use crate::audit_action::AuditAction;
 
 /// Every use case a key can call. The public routes (health, the banner's
 /// endpoints, the published documents) are not here: they take no key.
@@ -227,41 +228,41 @@ pub fn rule_for(operation: Operation) -> Rule {
 
 impl Operation {
     /// The audit action of a refusal of this operation.
-    pub fn action(self) -> &'static str {
+    pub fn action(self) -> AuditAction {
         match self {
-            Operation::CollectNew => "collect",
-            Operation::AddData => "collect.more",
-            Operation::PutRelationship => "relationship",
-            Operation::ReadSubject => "read",
-            Operation::LookupSubject => "lookup",
-            Operation::Disclose => "disclose",
-            Operation::RecordConsent => "consent.record",
-            Operation::RecordCompellingGrounds => "objection.compelling-grounds",
-            Operation::ConsentReceipt => "consent.receipt",
-            Operation::SubjectConsents | Operation::VisitorConsents => "consent.history",
-            Operation::LinkVisitor => "consent.link-visitor",
-            Operation::MarketingCheck => "marketing.check",
-            Operation::CampaignCheck => "marketing.campaign",
-            Operation::Suppress => "marketing.suppress",
-            Operation::SubmitRequest => "request.receive",
-            Operation::ResendCode => "request.code",
-            Operation::ReadRequest => "request.read",
-            Operation::ListRequests => "request.list",
-            Operation::ReadReport => "request.report",
-            Operation::ManageRequest => "request.manage",
-            Operation::ListKeys => "key.list",
-            Operation::CreateKey => "key.create",
-            Operation::RevokeKey => "key.revoke",
-            Operation::VerifyAudit => "audit.verify",
-            Operation::ListAgents => "agent.list",
-            Operation::AddAgent => "agent.add",
-            Operation::ChangeAgent => "agent.change",
-            Operation::RemoveAgent => "agent.remove",
-            Operation::RetentionReport => "retention.report",
-            Operation::RetentionRun => "retention.run",
-            Operation::SetHold => "retention.hold",
-            Operation::ReleaseHold => "retention.release",
-            Operation::ReviewRule => "retention.review",
+            Operation::CollectNew => AuditAction::Collect,
+            Operation::AddData => AuditAction::CollectMore,
+            Operation::PutRelationship => AuditAction::Relationship,
+            Operation::ReadSubject => AuditAction::Read,
+            Operation::LookupSubject => AuditAction::Lookup,
+            Operation::Disclose => AuditAction::Disclosure,
+            Operation::RecordConsent => AuditAction::ConsentRecord,
+            Operation::RecordCompellingGrounds => AuditAction::ObjectionCompellingGrounds,
+            Operation::ConsentReceipt => AuditAction::ConsentReceipt,
+            Operation::SubjectConsents | Operation::VisitorConsents => AuditAction::ConsentHistory,
+            Operation::LinkVisitor => AuditAction::ConsentLinkVisitor,
+            Operation::MarketingCheck => AuditAction::MarketingCheck,
+            Operation::CampaignCheck => AuditAction::MarketingCampaign,
+            Operation::Suppress => AuditAction::MarketingSuppress,
+            Operation::SubmitRequest => AuditAction::RequestReceive,
+            Operation::ResendCode => AuditAction::RequestCode,
+            Operation::ReadRequest => AuditAction::RequestRead,
+            Operation::ListRequests => AuditAction::RequestList,
+            Operation::ReadReport => AuditAction::RequestReport,
+            Operation::ManageRequest => AuditAction::RequestManage,
+            Operation::ListKeys => AuditAction::KeyList,
+            Operation::CreateKey => AuditAction::KeyCreate,
+            Operation::RevokeKey => AuditAction::KeyRevoke,
+            Operation::VerifyAudit => AuditAction::AuditVerify,
+            Operation::ListAgents => AuditAction::AgentList,
+            Operation::AddAgent => AuditAction::AgentAdd,
+            Operation::ChangeAgent => AuditAction::AgentChange,
+            Operation::RemoveAgent => AuditAction::AgentRemove,
+            Operation::RetentionReport => AuditAction::RetentionReport,
+            Operation::RetentionRun => AuditAction::RetentionRun,
+            Operation::SetHold => AuditAction::RetentionHold,
+            Operation::ReleaseHold => AuditAction::RetentionRelease,
+            Operation::ReviewRule => AuditAction::RetentionReview,
         }
     }
 }

@@ -9,6 +9,7 @@ use super::consent::suppression_kind;
 use super::marketing::{self, Scope, Target, address_label};
 use super::read::state_for;
 use super::{App, AppError, Principal};
+use crate::audit_action::AuditAction;
 use custodian_policy::terms::FieldType;
 use custodian_policy::values;
 use std::collections::{HashMap, HashSet};
@@ -100,7 +101,7 @@ impl Campaign {
         let entry = custodian_vault::audit::AuditDraft {
             at: super::collect::micros(self.at),
             actor: self.principal.actor(),
-            action: "marketing.campaign-check".into(),
+            action: AuditAction::MarketingCampaignCheck.into(),
             purpose: None,
             subject: None,
             decision: if complete { "checked" } else { "incomplete" }.into(),

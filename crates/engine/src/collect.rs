@@ -5,6 +5,7 @@
 use super::error::Internal;
 use super::error::{FieldProblem, written};
 use super::{App, AppError, Operation, Principal, Role};
+use crate::audit_action::AuditAction;
 use crate::events::Event;
 use custodian_policy::compiled::PurposeIx;
 use custodian_policy::terms::FieldType;
@@ -246,7 +247,13 @@ fn seal_all(
     (fields, lookups)
 }
 
-fn audit(principal: &Principal, action: &str, purpose: &str, subject: Uuid, at: i64) -> AuditDraft {
+fn audit(
+    principal: &Principal,
+    action: AuditAction,
+    purpose: &str,
+    subject: Uuid,
+    at: i64,
+) -> AuditDraft {
     AuditDraft {
         at,
         actor: principal.actor(),
@@ -325,7 +332,7 @@ pub async fn collect_new(
                 expiry,
             )),
         ],
-        audit: vec![audit(principal, "collect", &req.purpose, id, at)],
+        audit: vec![audit(principal, AuditAction::Collect, &req.purpose, id, at)],
         outbox: vec![
             Event::SubjectCreated {
                 subject: id,
@@ -340,7 +347,7 @@ pub async fn collect_new(
     // Refused, the new id was never stored: the entry names no subject.
     let refused = AuditDraft {
         subject: None,
-        ..audit(principal, "collect", &req.purpose, id, at)
+        ..audit(principal, AuditAction::Collect, &req.purpose, id, at)
     };
     write_collection(app, batch, refused).await?;
     Ok(CollectResponse {
@@ -386,9 +393,9 @@ pub async fn collect_more(
         .filter(|n| record.fields.iter().any(|f| &f.name == *n))
         .collect();
     let action = if rectified.is_empty() {
-        "collect"
+        AuditAction::Collect
     } else {
-        "rectify"
+        AuditAction::Rectify
     };
     let batch = Batch {
         ops: vec![WriteOp::PutFields {
@@ -397,7 +404,7 @@ pub async fn collect_more(
             lookups,
             at,
         }],
-        audit: vec![audit(principal, action, &req.purpose, subject, at)],
+        audit: vec![audit(principal, action.clone(), &req.purpose, subject, at)],
         outbox: vec![
             Event::SubjectUpdated {
                 subject,
@@ -549,9 +556,8 @@ pub async fn put_relationship(
             },
         }],
         audit: vec![AuditDraft {
-            action: "relationship".into(),
             purpose: None,
-            ..audit(principal, "relationship", "", subject, at)
+            ..audit(principal, AuditAction::Relationship, "", subject, at)
         }],
         outbox: vec![
             Event::RelationshipRecorded {

@@ -6,6 +6,7 @@ use super::collect::micros;
 use super::consent::valid_visitor_id;
 use super::error::{FieldProblem, written};
 use super::{App, AppError};
+use crate::audit_action::AuditAction;
 use custodian_policy::terms::CookieCategory;
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
@@ -198,7 +199,7 @@ pub async fn record_choice(
         audit: vec![AuditDraft {
             at,
             actor: "banner".into(),
-            action: "consent.cookies".into(),
+            action: AuditAction::ConsentCookies.into(),
             purpose: None,
             subject: None,
             decision: "recorded".into(),

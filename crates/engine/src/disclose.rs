@@ -7,6 +7,7 @@ use super::collect::micros;
 use super::error::written;
 use super::read::{Refusal, actor_of, open_allowed, outcome, refusals, subject_state, wanted};
 use super::{App, AppError, Operation, Principal, Role};
+use crate::audit_action::AuditAction;
 use custodian_policy::decision::{self, Actor, Request};
 use custodian_policy::disclosure::{GateRefusal, records_gate};
 use custodian_policy::terms::{DisclosureForm, FieldType};
@@ -80,7 +81,7 @@ fn refusal_entry(
     AuditDraft {
         at,
         actor: principal.actor(),
-        action: format!("disclose:{}", req.recipient),
+        action: AuditAction::Disclose(req.recipient.clone()).into(),
         purpose: Some(req.purpose.clone()),
         subject: None,
         decision: "refused".into(),
@@ -183,7 +184,7 @@ pub async fn disclose(
             audit.push(AuditDraft {
                 at,
                 actor: principal.actor(),
-                action: format!("disclose:{}", req.recipient),
+                action: AuditAction::Disclose(req.recipient.clone()).into(),
                 purpose: Some(req.purpose.clone()),
                 subject: Some(*id),
                 decision: "not_found".into(),
@@ -223,7 +224,7 @@ pub async fn disclose(
         audit.push(AuditDraft {
             at,
             actor: principal.actor(),
-            action: format!("disclose:{}", req.recipient),
+            action: AuditAction::Disclose(req.recipient.clone()).into(),
             purpose: Some(req.purpose.clone()),
             subject: Some(*id),
             decision: word.into(),

@@ -6,6 +6,7 @@
 //! length). Every refusal is audited and changes nothing else. The requests
 //! themselves join the register (`requests::drp`).
 
+use crate::audit_action::AuditAction;
 use crate::collect::micros;
 use crate::error::written;
 use crate::{App, AppError};
@@ -192,11 +193,17 @@ fn actor(agent: Option<&str>) -> String {
     }
 }
 
-fn draft(agent: Option<&str>, action: &str, decision: &str, reason: String, at: i64) -> AuditDraft {
+fn draft(
+    agent: Option<&str>,
+    action: &AuditAction,
+    decision: &str,
+    reason: String,
+    at: i64,
+) -> AuditDraft {
     AuditDraft {
         at,
         actor: actor(agent),
-        action: action.into(),
+        action: action.name(),
         purpose: None,
         subject: None,
         decision: decision.into(),
@@ -209,7 +216,7 @@ fn draft(agent: Option<&str>, action: &str, decision: &str, reason: String, at: 
 pub(crate) async fn refuse(
     app: &App,
     agent: Option<&str>,
-    action: &str,
+    action: &AuditAction,
     refusal: DrpError,
     now: OffsetDateTime,
 ) -> DrpError {
@@ -323,7 +330,7 @@ pub async fn register(
     body: &str,
     now: OffsetDateTime,
 ) -> Result<Registered, DrpError> {
-    const ACTION: &str = "drp.register";
+    const ACTION: &AuditAction = &AuditAction::DrpRegister;
     let result = async {
         // Decoding comes first in the protocol's order; the key follows
         // from the agent the path names.
@@ -380,7 +387,7 @@ pub async fn register(
 pub(crate) async fn authenticate(
     app: &App,
     token: Option<&str>,
-    action: &str,
+    action: &AuditAction,
     now: OffsetDateTime,
 ) -> Result<KnownAgent, DrpError> {
     let unknown = || {
@@ -431,7 +438,7 @@ pub async fn agent_status(
     agent_id: &str,
     now: OffsetDateTime,
 ) -> Result<AgentStatus, DrpError> {
-    const ACTION: &str = "drp.agent";
+    const ACTION: &AuditAction = &AuditAction::DrpAgent;
     let agent = authenticate(app, token, ACTION, now).await?.record;
     if agent.id != agent_id {
         let refusal = DrpError::new(

@@ -5,6 +5,7 @@ use super::auth::new_token;
 use super::collect::micros;
 use super::error::written;
 use super::{App, AppError, Operation, Principal, Role};
+use crate::audit_action::AuditAction;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::store::{ApiKeyRecord, Batch, WriteOp};
 use serde::{Deserialize, Serialize};
@@ -76,7 +77,7 @@ impl From<&ApiKeyRecord> for KeyInfo {
     }
 }
 
-fn entry(actor: &str, action: &str, key: &str, at: i64) -> AuditDraft {
+fn entry(actor: &str, action: AuditAction, key: &str, at: i64) -> AuditDraft {
     AuditDraft {
         at,
         actor: actor.to_string(),
@@ -179,7 +180,7 @@ pub async fn create_as(
     };
     let batch = Batch {
         ops: vec![WriteOp::CreateApiKey(record)],
-        audit: vec![entry(actor, "key.create", &token.id, at)],
+        audit: vec![entry(actor, AuditAction::KeyCreate, &token.id, at)],
         outbox: vec![],
     };
     written(app.store.write(batch).await)?;
@@ -237,7 +238,7 @@ pub async fn revoke_as(
             id: id.to_string(),
             at,
         }],
-        audit: vec![entry(actor, "key.revoke", id, at)],
+        audit: vec![entry(actor, AuditAction::KeyRevoke, id, at)],
         outbox: vec![],
     };
     written(app.store.write(batch).await).map(|_| ())

@@ -3,6 +3,7 @@
 //! [`AppError`]; the HTTP layer only translates.
 
 pub mod agents;
+pub mod audit_action;
 pub mod auth;
 pub mod authz;
 pub mod campaign;

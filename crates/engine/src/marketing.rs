@@ -6,6 +6,7 @@
 use super::consent::suppression_kind;
 use super::read::{actor_of, state_for, subject_state};
 use super::{App, AppError, Operation, Principal, Role};
+use crate::audit_action::AuditAction;
 use custodian_policy::compiled::{FieldSet, PurposeIx};
 use custodian_policy::decision::{self, Reason, Request};
 use custodian_policy::terms::{Channel, ChannelMode, FieldType};
@@ -468,7 +469,7 @@ pub async fn suppress(
         audit: vec![custodian_vault::audit::AuditDraft {
             at,
             actor: principal.actor(),
-            action: "marketing.suppress".into(),
+            action: AuditAction::MarketingSuppress.into(),
             purpose: None,
             subject: None,
             decision: "recorded".into(),
@@ -560,7 +561,7 @@ pub async fn record_tps_import(
     let entry = custodian_vault::audit::AuditDraft {
         at: super::collect::micros(now),
         actor: "cli".into(),
-        action: "marketing.tps-import".into(),
+        action: AuditAction::MarketingTpsImport.into(),
         purpose: None,
         subject: None,
         decision: "recorded".into(),

@@ -6,6 +6,7 @@ use super::collect::micros;
 use super::error::Internal;
 use super::error::written;
 use super::{App, AppError, Operation, Principal, reasons_text};
+use crate::audit_action::AuditAction;
 use custodian_policy::compiled::{CompiledPolicy, FieldSet, PurposeIx};
 use custodian_policy::decision::{
     self, Actor, ConsentState, ConsentStatus, Decision, Objection, Reason, RelationshipState,
@@ -414,7 +415,7 @@ async fn decide_and_open(
         let entry = AuditDraft {
             at: micros(now),
             actor: principal.actor(),
-            action: "read".into(),
+            action: AuditAction::Read.into(),
             purpose: Some(purpose.to_string()),
             subject: Some(record.id),
             decision: "refused".into(),
@@ -455,7 +456,7 @@ async fn decide_and_open(
     let entry = AuditDraft {
         at: micros(now),
         actor: principal.actor(),
-        action: "read".into(),
+        action: AuditAction::Read.into(),
         purpose: Some(purpose.to_string()),
         subject: Some(record.id),
         decision: word.into(),
@@ -489,7 +490,7 @@ pub async fn read(
         let entry = AuditDraft {
             at: micros(now),
             actor: principal.actor(),
-            action: "read".into(),
+            action: AuditAction::Read.into(),
             purpose: Some(q.purpose.clone()),
             subject: Some(id),
             decision: "not_found".into(),
@@ -565,7 +566,7 @@ pub async fn lookup(
     let entry = AuditDraft {
         at: micros(now),
         actor: principal.actor(),
-        action: "lookup".into(),
+        action: AuditAction::Lookup.into(),
         purpose: Some(q.purpose.clone()),
         subject: None,
         decision: "not_found".into(),

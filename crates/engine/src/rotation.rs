@@ -5,6 +5,7 @@
 //! touches the store.
 
 use super::{App, AppError};
+use crate::audit_action::AuditAction;
 use custodian_vault::audit::AuditDraft;
 use custodian_vault::crypto::CryptoError;
 use custodian_vault::store::{Batch, WriteOp};
@@ -53,7 +54,7 @@ pub async fn rewrap_all(
             audit: vec![AuditDraft {
                 at: super::collect::micros(now()),
                 actor: actor.to_string(),
-                action: "keys.rewrap".into(),
+                action: AuditAction::KeysRewrap.into(),
                 purpose: None,
                 subject: None,
                 decision: "recorded".into(),

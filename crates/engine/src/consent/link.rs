@@ -92,7 +92,7 @@ pub async fn link_visitor(
         audit: vec![AuditDraft {
             at,
             actor: principal.actor(),
-            action: "consent.link-visitor".into(),
+            action: AuditAction::ConsentLinkVisitor.into(),
             purpose: None,
             subject: Some(req.subject),
             decision: "recorded".into(),

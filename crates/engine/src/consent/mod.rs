@@ -10,6 +10,7 @@ use super::error::Internal;
 use super::error::{FieldProblem, written};
 use super::read::rfc3339;
 use super::{App, AppError, Operation, Principal, Role};
+use crate::audit_action::AuditAction;
 use custodian_policy::terms::{ChannelMode, FieldType, LegalBasis};
 use custodian_policy::values;
 use custodian_vault::audit::AuditDraft;
@@ -545,7 +546,7 @@ pub async fn record(
         audit: vec![AuditDraft {
             at,
             actor: principal.actor(),
-            action: format!("consent.{}", event.action.as_str()),
+            action: AuditAction::ConsentEvent(event.action).into(),
             purpose: req.purpose.clone(),
             subject: req.subject,
             decision: "recorded".into(),

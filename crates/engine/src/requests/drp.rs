@@ -7,6 +7,7 @@
 
 use super::stored::{AgentLink, Identity, Request};
 use super::{Intake, advance, entry, intake, request_event};
+use crate::audit_action::AuditAction;
 use crate::collect::micros;
 use crate::drp::{DrpError, KnownAgent, authenticate, open, refuse};
 use crate::error::written;
@@ -180,7 +181,7 @@ pub async fn submit(
     body: &str,
     now: OffsetDateTime,
 ) -> Result<DrpStatus, DrpError> {
-    const ACTION: &str = "drp.request";
+    const ACTION: &AuditAction = &AuditAction::DrpRequest;
     let known = authenticate(app, token, ACTION, now).await?;
     let agent = &known.record;
     let checked = async {
@@ -264,7 +265,7 @@ async fn own_request(
     app: &App,
     agent: &custodian_vault::store::agents::AgentRecord,
     id: &str,
-    action: &str,
+    action: &AuditAction,
     now: OffsetDateTime,
 ) -> Result<Request, DrpError> {
     let not_found = || refused_here(404, "not_found", "no request with this id");
@@ -294,7 +295,7 @@ pub async fn status(
     id: &str,
     now: OffsetDateTime,
 ) -> Result<DrpStatus, DrpError> {
-    const ACTION: &str = "drp.status";
+    const ACTION: &AuditAction = &AuditAction::DrpStatus;
     let agent = authenticate(app, token, ACTION, now).await?.record;
     let r = own_request(app, &agent, id, ACTION, now).await?;
     Ok(status_of(app, &r, now))
@@ -310,7 +311,7 @@ pub async fn revoke(
     body: &str,
     now: OffsetDateTime,
 ) -> Result<DrpStatus, DrpError> {
-    const ACTION: &str = "drp.revoke";
+    const ACTION: &AuditAction = &AuditAction::DrpRevoke;
     let known: KnownAgent = authenticate(app, token, ACTION, now).await?;
     let agent = &known.record;
     let mut r = own_request(app, agent, id, ACTION, now).await?;

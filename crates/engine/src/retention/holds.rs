@@ -5,6 +5,7 @@
 //! expiries it kept.
 
 use super::super::error::written;
+use crate::audit_action::AuditAction;
 use crate::collect::micros;
 use crate::read::rfc3339;
 use crate::{App, AppError, Operation, Principal};
@@ -144,7 +145,7 @@ fn checked(app: &App, req: &HoldRequest, at: i64) -> Result<Option<i64>, AppErro
     Ok(ends_at)
 }
 
-fn entry(actor: &str, action: &str, hold: &LegalHold, at: i64) -> AuditDraft {
+fn entry(actor: &str, action: AuditAction, hold: &LegalHold, at: i64) -> AuditDraft {
     AuditDraft {
         at,
         actor: actor.to_string(),
@@ -194,7 +195,7 @@ pub async fn set_hold_as(
     };
     let batch = Batch {
         ops: vec![WriteOp::Retention(RetentionOp::PutHold(hold.clone()))],
-        audit: vec![entry(actor, "retention.hold", &hold, at)],
+        audit: vec![entry(actor, AuditAction::RetentionHold, &hold, at)],
         outbox: Vec::new(),
     };
     written(app.store.write(batch).await)?;
@@ -234,7 +235,7 @@ pub async fn release_hold_as(
             at,
             by: actor.to_string(),
         })],
-        audit: vec![entry(actor, "retention.release", &hold, at)],
+        audit: vec![entry(actor, AuditAction::RetentionRelease, &hold, at)],
         outbox: Vec::new(),
     };
     written(app.store.write(batch).await)?;
