@@ -111,6 +111,7 @@ fn refusals(v: &Vault, datasets: &[&str]) -> BTreeMap<String, String> {
 
 fn assert_refused(errors: &BTreeMap<String, String>, dataset: &str, says: &[&str]) {
     let err = &errors[dataset];
+    let _ = writeln!(std::io::stderr(), "refused as expected: {err}");
     for word in says {
         assert!(
             err.contains(word),
