@@ -1,6 +1,6 @@
 //! MariaDB and MySQL datasets: a pool per dataset (TLS when the URL asks,
-//! with `require_ssl=true`), rows streamed as the server sends them,
-//! erasure in one transaction.
+//! with `require_ssl=true`, or `ssl_ca=PATH` for a CA of one's own), rows
+//! streamed as the server sends them, erasure in one transaction.
 
 use crate::postgres::send;
 use crate::relational::{Dialect, Param, Planner, Statement, kept, scrub};

@@ -364,7 +364,8 @@ fn a_mariadb_dataset_over_verified_tls_is_reached_and_a_wrong_certificate_refuse
     let ca = my.dir.join("ca.pem");
     let other_ca = my.dir.join("other-ca.pem");
 
-    // Without TLS the server refuses: a working connection went over TLS.
+    // The server refuses TCP without TLS (`shop-plain` below): a request
+    // that reaches the dataset went over TLS.
     let v = server_with(
         &[(
             "shop-maria",
