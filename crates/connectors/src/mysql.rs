@@ -1,6 +1,6 @@
 //! MariaDB and MySQL datasets: a pool per dataset (TLS when the URL asks,
-//! with `require_ssl=true`), rows streamed as the server sends them,
-//! erasure in one transaction.
+//! with `require_ssl=true`, or `ssl_ca=PATH` for a CA of one's own), rows
+//! streamed as the server sends them, erasure in one transaction.
 
 use crate::postgres::send;
 use crate::relational::{Dialect, Param, Planner, Statement, kept, scrub};
@@ -29,13 +29,9 @@ impl Mysql {
         url: &str,
         hash_key: [u8; 32],
     ) -> Result<Mysql, ConnectorError> {
-        // The URL's parser quotes what it rejects, which may be a password.
-        let opts = Opts::from_url(url)
-            .map_err(|_| ConnectorError::permanent("the MariaDB/MySQL URL is not usable"))?;
         let constraints = PoolConstraints::new(0, 4)
             .ok_or_else(|| ConnectorError::permanent("the pool's bounds"))?;
-        let opts = OptsBuilder::from_opts(opts)
-            .pool_opts(PoolOpts::default().with_constraints(constraints));
+        let opts = options(url)?.pool_opts(PoolOpts::default().with_constraints(constraints));
         Ok(Mysql {
             declared,
             policy,
@@ -55,6 +51,75 @@ impl Mysql {
     async fn conn(&self) -> Result<mysql_async::Conn, ConnectorError> {
         self.pool.get_conn().await.map_err(|e| failed(&e))
     }
+}
+
+/// The connection's options from its URL, with the root certificate of
+/// `ssl_ca` (see [`take_ssl_ca`]).
+pub(crate) fn options(url: &str) -> Result<OptsBuilder, ConnectorError> {
+    let (url, ssl_ca) = take_ssl_ca(url);
+    // The URL's parser quotes what it rejects, which may be a password.
+    let opts = Opts::from_url(&url)
+        .map_err(|_| ConnectorError::permanent("the MariaDB/MySQL URL is not usable"))?;
+    let ssl = match ssl_ca {
+        Some(ca) => Some(
+            opts.ssl_opts()
+                .cloned()
+                .unwrap_or_default()
+                .with_root_certs(vec![std::path::PathBuf::from(ca).into()]),
+        ),
+        None => opts.ssl_opts().cloned(),
+    };
+    Ok(OptsBuilder::from_opts(opts).ssl_opts(ssl))
+}
+
+/// The URL without its `ssl_ca` parameter, and that parameter: the file of
+/// the root certificate(s) a server's certificate must chain to (MySQL's
+/// `--ssl-ca`), which the client library takes only in code. It turns TLS
+/// on, as `require_ssl=true` does.
+fn take_ssl_ca(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut ca = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.strip_prefix("ssl_ca=") {
+            Some(path) => {
+                ca = Some(percent_decode(path));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, ca)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub struct My;
@@ -214,5 +279,31 @@ impl Dataset for Mysql {
                 kept: kept(&self.policy, &self.declared),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssl_ca_is_taken_out_of_the_url() {
+        assert_eq!(
+            take_ssl_ca(
+                "mysql://u:p@h:1/db?require_ssl=true&ssl_ca=%2Ftmp%2Fca.pem&prefer_socket=false"
+            ),
+            (
+                "mysql://u:p@h:1/db?require_ssl=true&prefer_socket=false".to_string(),
+                Some("/tmp/ca.pem".to_string())
+            )
+        );
+        assert_eq!(
+            take_ssl_ca("mysql://h/db?ssl_ca=/a/b.pem"),
+            ("mysql://h/db".to_string(), Some("/a/b.pem".to_string()))
+        );
+        assert_eq!(
+            take_ssl_ca("mysql://h/db"),
+            ("mysql://h/db".to_string(), None)
+        );
     }
 }

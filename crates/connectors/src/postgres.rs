@@ -48,9 +48,26 @@ impl Postgres {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, ConnectorError> {
         self.pool.get().await.map_err(|e| {
-            ConnectorError::transient(format!("no connection: {}", scrub(&e.to_string())))
+            ConnectorError::transient(format!("no connection: {}", scrub(&with_causes(&e))))
         })
     }
+}
+
+/// An error with its causes, each once: the pool's own text for a failed
+/// TLS handshake is "error performing TLS handshake"; its causes say why
+/// (the certificate's issuer, or the name it is not valid for).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 pub struct Pg;

@@ -86,8 +86,7 @@ async fn postgres(url: &str) -> Result<LiveSchema, ConnectorError> {
 #[cfg(feature = "mysql")]
 async fn mysql(url: &str) -> Result<LiveSchema, ConnectorError> {
     use mysql_async::prelude::Queryable;
-    let opts = mysql_async::Opts::from_url(url)
-        .map_err(|_| ConnectorError::permanent("the MariaDB/MySQL URL is not usable"))?;
+    let opts = crate::mysql::options(url)?;
     let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| {
         ConnectorError::transient(format!("MariaDB/MySQL: {}", scrub(&e.to_string())))
     })?;

@@ -167,33 +167,50 @@ impl Cluster {
     /// A CA, a server certificate it issues for localhost and 127.0.0.1,
     /// and a second CA that issues nothing.
     fn make_certificates(&self) {
-        use rcgen::{
-            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
-            KeyUsagePurpose,
-        };
-        let ca = |name: &str| {
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-        };
-        let issuer = ca("Custodian test CA");
-        let other = ca("Another CA");
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(&self.ca, issuer.pem()).unwrap();
-        std::fs::write(&self.other_ca, other.pem()).unwrap();
-        std::fs::write(self.dir.join("server.crt"), cert.pem()).unwrap();
-        let key_path = self.dir.join("server.key");
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        make_certificates(&self.dir, &["localhost", "127.0.0.1"]);
     }
+
+    /// A connection string over the cluster's Unix socket (trusted, no
+    /// TLS), for a test's own setup of its tables.
+    pub fn socket_config(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.display(),
+            self.port
+        )
+    }
+}
+
+/// In `dir`: `ca.pem` (a CA of the test's own), `server.crt` and
+/// `server.key` (a server certificate it issues for `names`), and
+/// `other-ca.pem` (a CA that issues nothing).
+pub fn make_certificates(dir: &Path, names: &[&str]) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let ca = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    };
+    let issuer = ca("Custodian test CA");
+    let other = ca("Another CA");
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), issuer.pem()).unwrap();
+    std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), cert.pem()).unwrap();
+    let key_path = dir.join("server.key");
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 impl Drop for Cluster {
@@ -235,7 +252,7 @@ fn server_bindir() -> Option<PathBuf> {
     versions.pop().map(|(_, dir)| dir)
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }

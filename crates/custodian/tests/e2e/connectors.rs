@@ -33,7 +33,7 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-type Rows = Vec<Vec<Option<String>>>;
+pub type Rows = Vec<Vec<Option<String>>>;
 
 /// Both databases' customers and every Redis key with its hash.
 type Snapshot = (
@@ -50,7 +50,7 @@ pub struct PgDb {
 }
 
 impl PgDb {
-    fn create(admin: &str) -> PgDb {
+    pub fn create(admin: &str) -> PgDb {
         let name = unique("custodian_shop");
         pg_exec(admin, &format!("CREATE DATABASE {name}"));
         let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
@@ -287,7 +287,7 @@ pub fn seed_sql(from: u64, to: u64) -> Vec<String> {
 }
 
 /// The shop's tables as a dataset of `system` on `connection`.
-fn shop(id: &str, system: &str, connection: &str) -> String {
+pub fn shop(id: &str, system: &str, connection: &str) -> String {
     format!(
         r#"
 [[datasets]]
@@ -438,7 +438,7 @@ impl Systems {
     }
 }
 
-fn agent(v: &Vault) -> String {
+pub fn agent(v: &Vault) -> String {
     let r = v
         .server
         .post("/v1/keys", Some(&v.admin), &json!({"role": "agent"}));
@@ -446,7 +446,7 @@ fn agent(v: &Vault) -> String {
     r.json()["key"].as_str().unwrap().to_string()
 }
 
-fn submit(v: &Vault, key: &str, kind: &str, email: &str) -> String {
+pub fn submit(v: &Vault, key: &str, kind: &str, email: &str) -> String {
     let body = json!({
         "kind": kind, "email": email,
         "identity": {"method": "security-questions", "evidence": "answered two security questions"},
@@ -457,7 +457,7 @@ fn submit(v: &Vault, key: &str, kind: &str, email: &str) -> String {
 }
 
 /// The request once all its tasks have run (at most thirty seconds).
-fn finished(v: &Vault, id: &str) -> Value {
+pub fn finished(v: &Vault, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = v
@@ -1098,7 +1098,7 @@ erase = {{ method = "DELETE", url = "/users/{{email}}" }}
 }
 
 /// The server's peak resident memory so far (VmHWM), in bytes.
-fn peak_memory(pid: u32) -> u64 {
+pub fn peak_memory(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status
         .lines()

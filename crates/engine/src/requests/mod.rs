@@ -9,6 +9,7 @@
 
 pub(crate) mod drp;
 mod register;
+pub mod report_stream;
 pub mod stored;
 pub mod systems;
 pub mod tasks;

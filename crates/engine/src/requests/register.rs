@@ -2,6 +2,7 @@
 //! its filters, reports, a staff member's steering of a request's course,
 //! and the view of a request that every answer gives.
 
+use super::report_stream::ReportStream;
 use super::stored::{self, Outcome, Refusal, Request};
 use super::{
     RequestView, TaskView, advance, division, entry, parse_date, recompute_due, request_event,
@@ -239,14 +240,17 @@ pub async fn list(
     Ok(out)
 }
 
-/// A report (json, html, or the portability archive), opened.
+/// A report (json, html, or the portability archive), opened, with the
+/// datasets' parts after the vault's report, served as a stream: the
+/// refusals (who may see it, whether it exists) and the audit entry come
+/// before it.
 pub async fn report(
     app: &App,
     asker: Asker<'_>,
     id: Uuid,
     format: &str,
     now: OffsetDateTime,
-) -> Result<Vec<u8>, AppError> {
+) -> Result<ReportStream, AppError> {
     let record = app
         .store
         .request(id)
@@ -274,11 +278,14 @@ pub async fn report(
             .await,
     )?;
     let bytes = stored::open_report(app, &record, format, &sealed)?;
-    if format != "json" {
-        return Ok(bytes);
-    }
     let r = Request::from_record(record)?;
-    super::systems::with_systems(app, &r.record, r.meta.outcome.as_ref(), bytes).await
+    let systems = r
+        .meta
+        .outcome
+        .as_ref()
+        .map(|o| o.systems.clone())
+        .unwrap_or_default();
+    ReportStream::new(app, r.record, format, bytes, &systems)
 }
 
 /// A staff action on a request's course: cancel, refuse, extend, pause,

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod cookies;
+pub mod dataset_rows;
 pub mod notice;
 pub mod receipt;
 pub mod ropa;
@@ -204,7 +205,7 @@ fn inline_html(text: &str) -> String {
         .join(" ")
 }
 
-fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {
