@@ -110,8 +110,16 @@ pub fn drift(d: &Dataset, live: &LiveSchema) -> Vec<Drift> {
                 }
             }
         }
+        // The restriction mark is no personal data, but it must exist.
+        let mark = t.restrict.as_ref().map(|m| m.column.as_str());
+        if let Some(m) = mark.filter(|m| !columns.contains_key(m)) {
+            out.push(Drift::Gone {
+                table: t.name.to_string(),
+                column: m.to_string(),
+            });
+        }
         for column in columns.keys() {
-            if !t.fields.iter().any(|f| f.name.as_str() == *column) {
+            if !t.fields.iter().any(|f| f.name.as_str() == *column) && mark != Some(*column) {
                 out.push(Drift::Undeclared {
                     table: t.name.to_string(),
                     column: (*column).to_string(),

@@ -33,7 +33,7 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-type Rows = Vec<Vec<Option<String>>>;
+pub type Rows = Vec<Vec<Option<String>>>;
 
 /// Both databases' customers and every Redis key with its hash.
 type Snapshot = (
@@ -438,7 +438,7 @@ impl Systems {
     }
 }
 
-fn agent(v: &Vault) -> String {
+pub fn agent(v: &Vault) -> String {
     let r = v
         .server
         .post("/v1/keys", Some(&v.admin), &json!({"role": "agent"}));
@@ -446,7 +446,7 @@ fn agent(v: &Vault) -> String {
     r.json()["key"].as_str().unwrap().to_string()
 }
 
-fn submit(v: &Vault, key: &str, kind: &str, email: &str) -> String {
+pub fn submit(v: &Vault, key: &str, kind: &str, email: &str) -> String {
     let body = json!({
         "kind": kind, "email": email,
         "identity": {"method": "security-questions", "evidence": "answered two security questions"},
@@ -457,7 +457,7 @@ fn submit(v: &Vault, key: &str, kind: &str, email: &str) -> String {
 }
 
 /// The request once all its tasks have run (at most thirty seconds).
-fn finished(v: &Vault, id: &str) -> Value {
+pub fn finished(v: &Vault, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = v
@@ -471,7 +471,7 @@ fn finished(v: &Vault, id: &str) -> Value {
     }
 }
 
-fn person(i: u64) -> Value {
+pub fn person(i: u64) -> Value {
     json!({
         "purpose": "account-management",
         "source": {"channel": "web"},
@@ -479,7 +479,7 @@ fn person(i: u64) -> Value {
     })
 }
 
-fn start(sys: &Systems, extra: &[&str]) -> Vault {
+pub fn start(sys: &Systems, extra: &[&str]) -> Vault {
     let scratch = Scratch::new("connectors");
     let data = scratch.arg("data");
     let server = sys.server(&scratch, &data, extra);

@@ -49,6 +49,7 @@ mod authz;
 mod browser;
 mod cluster;
 mod connectors;
+mod connectors_rights;
 mod consent;
 mod drp;
 mod mailbox;

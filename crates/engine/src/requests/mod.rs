@@ -7,10 +7,12 @@
 //! who records the check they did. Every transition is audited with who
 //! made it.
 
+pub mod archive;
 pub(crate) mod drp;
 mod register;
 pub mod stored;
 pub mod systems;
+mod systems_rights;
 pub mod tasks;
 pub mod unverified;
 mod work;
