@@ -140,8 +140,8 @@ impl Http {
         let request = request
             .body(Full::new(body.cloned().unwrap_or_default()))
             .map_err(|_| {
-            ConnectorError::permanent(format!("resource `{resource}`: the URL is not usable"))
-        })?;
+                ConnectorError::permanent(format!("resource `{resource}`: the URL is not usable"))
+            })?;
         let answer = async {
             let response = self.client.request(request).await.map_err(|e| {
                 let why = if e.is_connect() {
@@ -342,8 +342,9 @@ impl Dataset for Http {
                     Some(n) => applied.changed.push((r.name.to_string(), n)),
                     None if !values.is_empty() => applied.by_hand.push(ByHand {
                         what: r.name.to_string(),
-                        why: "no rectify endpoint declared: not rectified automatically: act by hand"
-                            .into(),
+                        why:
+                            "no rectify endpoint declared: not rectified automatically: act by hand"
+                                .into(),
                     }),
                     None => {}
                 }

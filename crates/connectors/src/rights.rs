@@ -71,7 +71,10 @@ impl<D: Dialect> Planner<'_, D> {
             let mut sets = Vec::new();
             for (column, value) in &fields {
                 params.push(Param::Text(value.clone()));
-                sets.push(format!("{column} = {}", self.dialect.placeholder(params.len())));
+                sets.push(format!(
+                    "{column} = {}",
+                    self.dialect.placeholder(params.len())
+                ));
             }
             let Some(cond) = self.condition(t, &mut params, &mut Vec::new()) else {
                 continue;
@@ -146,7 +149,9 @@ impl<D: Dialect> Planner<'_, D> {
                     let p = self.dialect.placeholder(params.len());
                     self.dialect.differs(&column, &p)
                 }
-                Some(v) => self.dialect.differs(&column, &literal(v).unwrap_or_default()),
+                Some(v) => self
+                    .dialect
+                    .differs(&column, &literal(v).unwrap_or_default()),
             };
             plan.marks.push(Statement {
                 table: t.name.to_string(),
@@ -224,7 +229,11 @@ fields = [
     fn a_rectification_is_one_guarded_update_per_table() {
         let d = dataset();
         let who = who();
-        let planner = Planner { dataset: &d, dialect: Pg, who: &who };
+        let planner = Planner {
+            dataset: &d,
+            dialect: Pg,
+            who: &who,
+        };
         let corrections: Corrections = [
             ("email".to_string(), "new@x.org".to_string()),
             ("full_name".to_string(), "Ann".to_string()),
@@ -244,7 +253,11 @@ fields = [
     fn a_restriction_marks_what_declares_a_mark_and_counts_the_rest() {
         let d = dataset();
         let who = who();
-        let planner = Planner { dataset: &d, dialect: Pg, who: &who };
+        let planner = Planner {
+            dataset: &d,
+            dialect: Pg,
+            who: &who,
+        };
         let set = planner.restrict(true);
         assert_eq!(
             set.marks[0].sql,

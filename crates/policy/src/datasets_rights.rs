@@ -78,10 +78,17 @@ pub fn validate(policy: &Policy, d: &Dataset, out: &mut Vec<Diagnostic>) {
         if mark.column.trim().is_empty() {
             out.push(Diagnostic::new(
                 mark.column.span(),
-                format!("table `{}` marks restriction in a column without a name", *t.name),
+                format!(
+                    "table `{}` marks restriction in a column without a name",
+                    *t.name
+                ),
                 "name the column, such as `restrict = { column = \"processing_restricted\" }`",
             ));
-        } else if t.fields.iter().any(|f| f.name.as_str() == mark.column.as_str()) {
+        } else if t
+            .fields
+            .iter()
+            .any(|f| f.name.as_str() == mark.column.as_str())
+        {
             out.push(Diagnostic::new(
                 mark.column.span(),
                 format!(

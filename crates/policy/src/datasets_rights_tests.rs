@@ -54,7 +54,11 @@ fn expect_one(from: &str, to: &str, message: &str, at: &str) {
     let edited = DECLARED.replacen(from, to, 1);
     let errors = errors(&edited);
     assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
-    assert!(errors[0].contains(message), "`{}` lacks `{message}`", errors[0]);
+    assert!(
+        errors[0].contains(message),
+        "`{}` lacks `{message}`",
+        errors[0]
+    );
     let text = format!("{REFERENCE_POLICY}{edited}");
     let offset = text.rfind(at).unwrap();
     let line = text[..offset].matches('\n').count() + 1;

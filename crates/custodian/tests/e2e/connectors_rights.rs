@@ -22,8 +22,8 @@ fn dechunked(r: &Reply) -> Vec<u8> {
     let mut at = 0;
     loop {
         let line_end = at + raw[at..].windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[at..line_end]).unwrap(), 16)
-            .unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[at..line_end]).unwrap(), 16).unwrap();
         if size == 0 {
             return out;
         }
@@ -45,8 +45,8 @@ fn untar(bytes: &[u8]) -> Vec<(String, String)> {
             );
             return files;
         }
-        let name = String::from_utf8(header[..100].split(|b| *b == 0).next().unwrap().to_vec())
-            .unwrap();
+        let name =
+            String::from_utf8(header[..100].split(|b| *b == 0).next().unwrap().to_vec()).unwrap();
         let size_text = std::str::from_utf8(&header[124..135]).unwrap();
         let size = usize::from_str_radix(size_text, 8).unwrap();
         let body = &bytes[at + 512..at + 512 + size];
@@ -236,12 +236,21 @@ fn a_portability_archive_carries_each_datasets_rows_streamed() {
                 .clone()
         };
         let customers = table("customers");
-        assert_eq!(customers["columns"][1], json!({"field": "email", "category": "email"}));
-        assert_eq!(customers["rows"], json!([["2", email(2), "Person 2", "+44 7700 900002"]]));
+        assert_eq!(
+            customers["columns"][1],
+            json!({"field": "email", "category": "email"})
+        );
+        assert_eq!(
+            customers["rows"],
+            json!([["2", email(2), "Person 2", "+44 7700 900002"]])
+        );
         assert_eq!(table("orders")["rows"].as_array().unwrap().len(), 3);
         assert_eq!(table("carts")["rows"].as_array().unwrap().len(), 1);
         let csv = file(&format!("datasets/{dataset}/part-0.csv"));
-        assert!(csv.starts_with("dataset,table,row,field,category,value\n"), "{csv}");
+        assert!(
+            csv.starts_with("dataset,table,row,field,category,value\n"),
+            "{csv}"
+        );
         assert!(
             csv.contains(&format!("{dataset},customers,1,email,email,{}", email(2))),
             "{csv}"
@@ -300,28 +309,47 @@ fn a_rectification_reaches_the_datasets_and_a_rerun_changes_nothing() {
     let systems = done["outcome"]["systems"].as_array().unwrap();
     for dataset in ["shop-pg", "shop-maria"] {
         let s = systems.iter().find(|s| s["dataset"] == dataset).unwrap();
-        assert_eq!(s["changed"], json!([{"table": "customers", "rows": 1}]), "{s}");
+        assert_eq!(
+            s["changed"],
+            json!([{"table": "customers", "rows": 1}]),
+            "{s}"
+        );
     }
     // Redis: the keys named after the address follow it, the nickname
     // takes the corrected name; another person's keys stay.
     let p = &sys.redis.prefix;
     let keys = sys.redis.keys();
     assert!(!keys.iter().any(|k| k.contains(&email(2))), "{keys:?}");
-    assert!(keys.contains(&format!("{p}:session:{new_email}:0")), "{keys:?}");
-    assert!(keys.contains(&format!("{p}:session:{new_email}:1")), "{keys:?}");
+    assert!(
+        keys.contains(&format!("{p}:session:{new_email}:0")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&format!("{p}:session:{new_email}:1")),
+        "{keys:?}"
+    );
     let profile = sys.redis.hash(&format!("{p}:profile:{new_email}"));
     assert_eq!(profile["nickname"], "Ann Other", "{profile:?}");
     assert_eq!(profile["theme"], "dark", "{profile:?}");
-    assert_eq!(sys.redis.hash(&format!("{p}:profile:{}", email(1)))["nickname"], "nick1");
+    assert_eq!(
+        sys.redis.hash(&format!("{p}:profile:{}", email(1)))["nickname"],
+        "nick1"
+    );
     let sessions = systems.iter().find(|s| s["dataset"] == "sessions").unwrap();
-    assert_eq!(sessions["rows"], 4, "three keys renamed, one hash field set: {sessions}");
+    assert_eq!(
+        sessions["rows"], 4,
+        "three keys renamed, one hash field set: {sessions}"
+    );
 
     // The same correction again (the person now known by the new address)
     // changes nothing more, anywhere.
     let again = rectify(new_email);
     assert_eq!(again["state"], "completed", "{again}");
     for s in again["outcome"]["systems"].as_array().unwrap() {
-        assert_eq!(s["rows"], 0, "a second rectification changed something: {again}");
+        assert_eq!(
+            s["rows"], 0,
+            "a second rectification changed something: {again}"
+        );
     }
     assert_eq!(sys.snapshot(), after);
     // The audit and the log name counts, never a value.
@@ -370,10 +398,16 @@ fn a_restriction_sets_the_declared_marks_lists_the_rest_and_lifting_clears_them(
     };
     for dataset in ["shop-pg", "shop-maria"] {
         let why = listed(dataset, "orders");
-        assert!(why.contains("3 rows") && why.contains("act by hand"), "{why}");
+        assert!(
+            why.contains("3 rows") && why.contains("act by hand"),
+            "{why}"
+        );
     }
     let p = &sys.redis.prefix;
-    assert!(listed("sessions", &format!("{p}:session:{{email}}:*")).contains("not restricted automatically"));
+    assert!(
+        listed("sessions", &format!("{p}:session:{{email}}:*"))
+            .contains("not restricted automatically")
+    );
     assert_eq!(by_hand.len(), 4, "{done}");
 
     // Again: nothing more changes.
@@ -395,7 +429,10 @@ fn a_restriction_sets_the_declared_marks_lists_the_rest_and_lifting_clears_them(
             .as_array()
             .unwrap()
             .iter()
-            .any(|b| b["why"].as_str().unwrap().contains("restriction not lifted automatically")),
+            .any(|b| b["why"]
+                .as_str()
+                .unwrap()
+                .contains("restriction not lifted automatically")),
         "{done}"
     );
 }

@@ -119,7 +119,9 @@ pub fn part_csv(dataset: &str, part: &[serde_json::Value], first: u64) -> (Strin
             n += 1;
             let values = row.as_array().map(Vec::as_slice).unwrap_or_default();
             for ((field, category), value) in columns.iter().zip(values) {
-                let Some(value) = value.as_str() else { continue };
+                let Some(value) = value.as_str() else {
+                    continue;
+                };
                 let row_number = n.to_string();
                 let cells = [dataset, &table, &row_number, field, category, value];
                 out.push_str(&cells.map(csv_cell).join(","));
@@ -157,8 +159,7 @@ impl Archive {
             .await?
             .ok_or_else(corrupt)?;
         let bytes = stored::open_report(&self.app, &self.record, &format, &sealed)?;
-        let part: Vec<serde_json::Value> =
-            serde_json::from_slice(&bytes).map_err(|_| corrupt())?;
+        let part: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| corrupt())?;
         if self.last_dataset.as_deref() != Some(dataset) {
             self.last_dataset = Some(dataset.to_string());
             self.rows = 0;

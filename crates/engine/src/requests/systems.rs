@@ -131,7 +131,13 @@ pub(super) fn connector_error(dataset: &str, e: ConnectorError) -> AppError {
     }
 }
 
-pub(super) fn audit(dataset: &str, action: &str, r: &Request, reason: String, at: i64) -> AuditDraft {
+pub(super) fn audit(
+    dataset: &str,
+    action: &str,
+    r: &Request,
+    reason: String,
+    at: i64,
+) -> AuditDraft {
     AuditDraft {
         at,
         actor: format!("task:{dataset}"),
@@ -250,8 +256,7 @@ pub async fn carry_out(app: &App, r: &Request, id: &str, at: i64) -> Result<Effe
             })
         }
         RequestKind::Rectification | RequestKind::Restriction | RequestKind::LiftRestriction => {
-            super::systems_rights::carry_out(app, r, id, &system, connector.as_ref(), who, at)
-                .await
+            super::systems_rights::carry_out(app, r, id, &system, connector.as_ref(), who, at).await
         }
         _ => Ok(Effects::default()),
     }

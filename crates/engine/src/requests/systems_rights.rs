@@ -46,7 +46,11 @@ pub(super) async fn carry_out(
                 .rectify(&who, &corrections)
                 .await
                 .map_err(|e| connector_error(id, e))?;
-            (applied, "dataset.rectify", format!("fields={}", corrections.len()))
+            (
+                applied,
+                "dataset.rectify",
+                format!("fields={}", corrections.len()),
+            )
         }
         RequestKind::Restriction | RequestKind::LiftRestriction => {
             let restricted = r.kind == RequestKind::Restriction;
@@ -109,7 +113,10 @@ struct Plan {
 /// Which of a table's columns Art. 20 carries: those of a covered
 /// category, and the uncategorised ones that frame a row (a key, a field
 /// name) when the rows name their own category. None: nothing is carried.
-fn plan(columns: &[(String, String)], portable: &std::collections::BTreeSet<String>) -> Option<Plan> {
+fn plan(
+    columns: &[(String, String)],
+    portable: &std::collections::BTreeSet<String>,
+) -> Option<Plan> {
     let row_category = columns
         .iter()
         .position(|(name, category)| name == "category" && category.is_empty());
@@ -191,14 +198,20 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn cols(c: &[(&str, &str)]) -> Vec<(String, String)> {
-        c.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        c.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn only_covered_categories_are_carried() {
         let portable: BTreeSet<String> = ["email".to_string(), "orders".to_string()].into();
         let p = plan(
-            &cols(&[("id", "account"), ("email", "email"), ("total", "orders.order_total")]),
+            &cols(&[
+                ("id", "account"),
+                ("email", "email"),
+                ("total", "orders.order_total"),
+            ]),
             &portable,
         )
         .unwrap();
