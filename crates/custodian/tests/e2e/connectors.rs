@@ -50,7 +50,7 @@ pub struct PgDb {
 }
 
 impl PgDb {
-    fn create(admin: &str) -> PgDb {
+    pub fn create(admin: &str) -> PgDb {
         let name = unique("custodian_shop");
         pg_exec(admin, &format!("CREATE DATABASE {name}"));
         let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
@@ -1098,7 +1098,7 @@ erase = {{ method = "DELETE", url = "/users/{{email}}" }}
 }
 
 /// The server's peak resident memory so far (VmHWM), in bytes.
-fn peak_memory(pid: u32) -> u64 {
+pub fn peak_memory(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status
         .lines()

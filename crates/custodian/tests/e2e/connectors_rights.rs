@@ -436,3 +436,163 @@ fn a_restriction_sets_the_declared_marks_lists_the_rest_and_lifting_clears_them(
         "{done}"
     );
 }
+
+/// Reads an archive's body off the socket as it comes, keeping none of it:
+/// the bytes counted, how often `needle` occurs, and the body's last bytes.
+fn download(server: &Server, path: &str, key: &str, needle: &[u8]) -> (u64, usize, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut total = 0u64;
+    let mut found = 0;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = stream.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        // Matches are counted where they end in the new bytes, so one
+        // across two reads counts once.
+        let carried = tail.len();
+        tail.extend_from_slice(&buffer[..n]);
+        found += tail
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(i, w)| *w == needle && i + needle.len() > carried)
+            .count();
+        let keep = tail.len().saturating_sub(64);
+        tail.drain(..keep);
+    }
+    (total, found, tail)
+}
+
+/// A person with a million orders: the portability archive is written as
+/// it is sent, a part at a time, and the server's peak memory stays
+/// within a bound far below the archive's size.
+#[test]
+fn a_portability_archive_of_a_million_rows_streams_under_a_memory_bound() {
+    let Ok(admin) = std::env::var("CUSTODIAN_TEST_POSTGRES_URL") else {
+        skip(
+            "connectors portability streaming",
+            "CUSTODIAN_TEST_POSTGRES_URL is not set",
+        );
+        return;
+    };
+    let pg = super::connectors::PgDb::create(&admin);
+    for s in super::connectors::SCHEMA {
+        pg.exec(s);
+    }
+    pg.exec("ALTER TABLE customers ADD COLUMN processing_restricted BOOLEAN NOT NULL DEFAULT FALSE");
+    pg.exec("ALTER TABLE carts ADD COLUMN hold VARCHAR(20)");
+    for s in super::connectors::seed_sql(1, 2) {
+        pg.exec(&s);
+    }
+    pg.exec(
+        "INSERT INTO orders (id, customer_id, total, note) \
+         SELECT 100 + g, 1, g % 1000, repeat('n', 100) || g FROM generate_series(1, 1000000) g",
+    );
+    let scratch = Scratch::new("portability-stream");
+    let policy = scratch.write(
+        "policy.toml",
+        &format!("{}{}", reference_text(), shop("shop-pg", "postgres")),
+    );
+    // The vault on PostgreSQL, as in the access streaming test: SQLite's
+    // page cache would fill with report pages and hide what serving holds.
+    let vault_db = super::connectors::PgDb::create(&admin);
+    let server = Server::start_with_env(
+        &[
+            "--data-dir",
+            &scratch.arg("data"),
+            "--database-url",
+            &vault_db.url,
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[("CUSTODIAN_CONNECTION_SHOP_PG", pg.url.as_str())],
+    );
+    let admin = server.admin_key.clone().unwrap();
+    let v = Vault {
+        server,
+        admin,
+        scratch,
+        database: None,
+    };
+    let a = agent(&v);
+    let small = submit(&v, &a, "portability", &email(2));
+    assert_eq!(finished(&v, &small)["state"], "completed");
+    let (_, small_parts, _) = download(
+        &v.server,
+        &format!("/v1/requests/{small}/archive"),
+        &v.admin,
+        b"datasets/shop-pg/part-",
+    );
+    assert_eq!(small_parts, 2, "one part, as JSON and CSV");
+    let request = submit(&v, &a, "portability", &email(1));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let r = v
+            .server
+            .get(&format!("/v1/requests/{request}"), Some(&v.admin))
+            .json();
+        if r["state"] != "in-progress" || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["state"], "completed", "{done}");
+    let parts = done["outcome"]["systems"][0]["parts"].as_u64().unwrap();
+    assert!(parts >= 100, "{parts} parts for about 150 MB");
+    let before = super::connectors::peak_memory(v.server.pid());
+    let (bytes, files, tail) = download(
+        &v.server,
+        &format!("/v1/requests/{request}/archive"),
+        &v.admin,
+        b"datasets/shop-pg/part-",
+    );
+    let after = super::connectors::peak_memory(v.server.pid());
+    let _ = download(
+        &v.server,
+        &format!("/v1/requests/{request}/archive"),
+        &v.admin,
+        b"datasets/shop-pg/part-",
+    );
+    let again = super::connectors::peak_memory(v.server.pid());
+    assert_eq!(files as u64, 2 * parts, "each part as JSON and CSV");
+    // The chunked body's last chunk, after the archive's zero end blocks.
+    assert!(tail.ends_with(b"\0\0\0\0\r\n0\r\n\r\n"), "{tail:?}");
+    let grown = after.saturating_sub(before);
+    let second = again.saturating_sub(after);
+    eprintln!(
+        "portability streaming: {} MiB archive in {parts} parts; peak memory {} MiB before, {} MiB after (+{} MiB), {} MiB after a second download (+{} MiB)",
+        bytes >> 20,
+        before >> 20,
+        after >> 20,
+        grown >> 20,
+        again >> 20,
+        second >> 20
+    );
+    assert!(bytes > 200 << 20, "{bytes} bytes");
+    // A working set of its own, far below the archive, that a second
+    // download of the same archive does not add to: nothing grows with it.
+    assert!(
+        grown < 64 << 20,
+        "the server's peak memory grew by {} MiB serving a {} MiB archive",
+        grown >> 20,
+        bytes >> 20
+    );
+    assert!(
+        second < 8 << 20,
+        "a second download grew the server's peak memory by {} MiB more",
+        second >> 20
+    );
+}

@@ -10,16 +10,24 @@ use super::systems::part_format;
 use super::work::{TAR_END, csv_cell, tar_entry};
 use crate::{App, AppError};
 use custodian_vault::store::requests::RequestRecord;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// The largest piece handed out at once. The HTTP layer queues a few
+/// pieces per connection before it waits for the client, so a piece the
+/// size of a whole part would let a slow reader hold many parts here.
+pub const CHUNK: usize = 64 << 10;
 
 /// An archive being written: call [`Archive::next_chunk`] until it says
 /// there is no more.
 pub struct Archive {
     app: App,
     record: RequestRecord,
-    head: Option<Vec<u8>>,
+    /// What is read and not yet sent, from `at` on.
+    pending: Vec<u8>,
+    at: usize,
     /// The parts still to write: (dataset, part number).
     parts: VecDeque<(String, u32)>,
     /// Rows written so far per dataset, to number the CSV's rows.
@@ -66,7 +74,8 @@ pub async fn archive(
     Ok(Archive {
         app: app.clone(),
         record: r.record,
-        head: Some(vault),
+        pending: vault,
+        at: 0,
         parts,
         rows: 0,
         last_dataset: None,
@@ -91,61 +100,84 @@ fn file_name(dataset: &str) -> String {
         .collect()
 }
 
+/// A segment of a stored part, read without copying its text where it
+/// has no escapes: a part is about a megabyte, and only one is in hand.
+#[derive(serde::Deserialize)]
+pub struct Segment<'a> {
+    #[serde(borrow)]
+    table: Cow<'a, str>,
+    #[serde(borrow)]
+    columns: Vec<Column<'a>>,
+    #[serde(borrow)]
+    rows: Vec<Vec<Option<Cow<'a, str>>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Column<'a> {
+    #[serde(borrow)]
+    field: Cow<'a, str>,
+    #[serde(borrow)]
+    category: Cow<'a, str>,
+}
+
 /// One part's segments (`[{table, columns: [{field, category}], rows}]`) as
-/// CSV rows of `dataset,table,row,field,category,value`, one per value;
-/// `row` counts on from `first`. Returns the text and the rows seen.
-pub fn part_csv(dataset: &str, part: &[serde_json::Value], first: u64) -> (String, u64) {
-    let mut out = String::new();
+/// CSV rows of `dataset,table,row,field,category,value` appended to `out`,
+/// one per value; `row` counts on from `first`. Returns the rows seen.
+pub fn part_csv(dataset: &str, part: &[Segment<'_>], first: u64, out: &mut String) -> u64 {
     let mut n = first;
-    let text = |v: &serde_json::Value, key: &str| {
-        v.get(key)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
     for segment in part {
-        let table = text(segment, "table");
-        let columns: Vec<(String, String)> = segment
-            .get("columns")
-            .and_then(serde_json::Value::as_array)
-            .map(|c| {
-                c.iter()
-                    .map(|c| (text(c, "field"), text(c, "category")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let rows = segment.get("rows").and_then(serde_json::Value::as_array);
-        for row in rows.into_iter().flatten() {
+        for row in &segment.rows {
             n += 1;
-            let values = row.as_array().map(Vec::as_slice).unwrap_or_default();
-            for ((field, category), value) in columns.iter().zip(values) {
-                let Some(value) = value.as_str() else {
-                    continue;
-                };
-                let row_number = n.to_string();
-                let cells = [dataset, &table, &row_number, field, category, value];
+            let row_number = n.to_string();
+            for (column, value) in segment.columns.iter().zip(row) {
+                let Some(value) = value else { continue };
+                let cells = [
+                    dataset,
+                    &segment.table,
+                    &row_number,
+                    &column.field,
+                    &column.category,
+                    value,
+                ];
                 out.push_str(&cells.map(csv_cell).join(","));
                 out.push('\n');
             }
         }
     }
-    (out, n - first)
+    n - first
 }
 
 impl Archive {
-    /// The next piece of the archive, or None once it is whole.
+    /// The next piece of the archive (at most [`CHUNK`] bytes), or None
+    /// once it is whole.
     pub async fn next_chunk(&mut self) -> Option<Result<Vec<u8>, AppError>> {
-        if let Some(head) = self.head.take() {
-            return Some(Ok(head));
+        loop {
+            if let Some(piece) = self.pending.get(self.at..) {
+                if !piece.is_empty() {
+                    let piece = piece.get(..CHUNK).unwrap_or(piece).to_vec();
+                    self.at += piece.len();
+                    return Some(Ok(piece));
+                }
+            }
+            if self.done {
+                return None;
+            }
+            self.at = 0;
+            self.pending = match self.parts.pop_front() {
+                Some((dataset, n)) => match self.part(&dataset, n).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        self.done = true;
+                        self.pending.clear();
+                        return Some(Err(e));
+                    }
+                },
+                None => {
+                    self.done = true;
+                    vec![0u8; TAR_END]
+                }
+            };
         }
-        if self.done {
-            return None;
-        }
-        let Some((dataset, n)) = self.parts.pop_front() else {
-            self.done = true;
-            return Some(Ok(vec![0u8; TAR_END]));
-        };
-        Some(self.part(&dataset, n).await)
     }
 
     async fn part(&mut self, dataset: &str, n: u32) -> Result<Vec<u8>, AppError> {
@@ -159,18 +191,20 @@ impl Archive {
             .await?
             .ok_or_else(corrupt)?;
         let bytes = stored::open_report(&self.app, &self.record, &format, &sealed)?;
-        let part: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| corrupt())?;
+        drop(sealed);
         if self.last_dataset.as_deref() != Some(dataset) {
             self.last_dataset = Some(dataset.to_string());
             self.rows = 0;
         }
-        let (csv, rows) = part_csv(dataset, &part, self.rows);
-        self.rows += rows;
-        let mut csv_file = String::from("dataset,table,row,field,category,value\n");
-        csv_file.push_str(&csv);
+        let mut csv = String::from("dataset,table,row,field,category,value\n");
+        {
+            let part: Vec<Segment<'_>> = serde_json::from_slice(&bytes).map_err(|_| corrupt())?;
+            self.rows += part_csv(dataset, &part, self.rows, &mut csv);
+        }
         let base = format!("datasets/{}/part-{n}", file_name(dataset));
         let mut out = tar_entry(&format!("{base}.json"), &bytes);
-        out.extend(tar_entry(&format!("{base}.csv"), csv_file.as_bytes()));
+        drop(bytes);
+        out.extend(tar_entry(&format!("{base}.csv"), csv.as_bytes()));
         Ok(out)
     }
 }
@@ -181,16 +215,19 @@ mod tests {
 
     #[test]
     fn a_part_becomes_one_csv_row_per_value_numbered_on() {
-        let part = vec![json!({
+        let text = json!([{
             "table": "customers",
             "columns": [{"field": "email", "category": "email"}, {"field": "name", "category": "name"}],
-            "rows": [["a@x.org", null], ["b@x.org", "=B"]],
-        })];
-        let (csv, rows) = super::part_csv("shop", &part, 3);
+            "rows": [["a@x.org", null], ["b@x.org", "=B \"q\""]],
+        }])
+        .to_string();
+        let part: Vec<super::Segment<'_>> = serde_json::from_str(&text).unwrap();
+        let mut csv = String::new();
+        let rows = super::part_csv("shop", &part, 3, &mut csv);
         assert_eq!(rows, 2);
         assert_eq!(
             csv,
-            "shop,customers,4,email,email,a@x.org\nshop,customers,5,email,email,b@x.org\nshop,customers,5,name,name,'=B\n"
+            "shop,customers,4,email,email,a@x.org\nshop,customers,5,email,email,b@x.org\nshop,customers,5,name,name,\"'=B \"\"q\"\"\"\n"
         );
     }
 
