@@ -440,7 +440,6 @@ fn a_restriction_sets_the_declared_marks_lists_the_rest_and_lifting_clears_them(
 /// Reads an archive's body off the socket as it comes, keeping none of it:
 /// the bytes counted, how often `needle` occurs, and the body's last bytes.
 fn download(server: &Server, path: &str, key: &str, needle: &[u8]) -> (u64, usize, Vec<u8>) {
-    use std::io::{Read, Write};
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
@@ -595,4 +594,201 @@ fn a_portability_archive_of_a_million_rows_streams_under_a_memory_bound() {
         "a second download grew the server's peak memory by {} MiB more",
         second >> 20
     );
+}
+
+/// A CRM served on loopback: users by address, each with a name and a
+/// hold flag; PATCH moves or renames a user, POST and DELETE on `/hold`
+/// set and clear the flag. Every call is recorded with its body.
+struct Crm {
+    port: u16,
+    users: Arc<Mutex<std::collections::BTreeMap<String, (String, bool)>>>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Crm {
+    fn start() -> Crm {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let users: Arc<Mutex<std::collections::BTreeMap<String, (String, bool)>>> =
+            Arc::default();
+        let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (u, c) = (users.clone(), calls.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let (users, calls) = (u.clone(), c.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_string();
+                    let path = parts.next().unwrap_or_default().replace("%40", "@");
+                    let mut length = 0;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let body = String::from_utf8(body).unwrap();
+                    calls.lock().unwrap().push(format!("{method} {path} {body}"));
+                    let rest = path.strip_prefix("/users/").unwrap_or_default();
+                    let (email, hold) = match rest.strip_suffix("/hold") {
+                        Some(e) => (e.to_string(), true),
+                        None => (rest.to_string(), false),
+                    };
+                    let mut users = users.lock().unwrap();
+                    let status = match (method.as_str(), users.remove(&email), hold) {
+                        (_, None, _) => 404,
+                        ("GET", Some(u), false) => {
+                            users.insert(email, u);
+                            200
+                        }
+                        ("PATCH", Some((name, held)), false) => {
+                            let patch: Value = serde_json::from_str(&body).unwrap();
+                            let to = patch["email"].as_str().map_or(email, str::to_string);
+                            let name = patch["full_name"].as_str().map_or(name, str::to_string);
+                            users.insert(to, (name, held));
+                            204
+                        }
+                        ("POST", Some((name, _)), true) => {
+                            users.insert(email, (name, true));
+                            204
+                        }
+                        ("DELETE", Some((name, _)), true) => {
+                            users.insert(email, (name, false));
+                            204
+                        }
+                        (_, Some(u), _) => {
+                            users.insert(email, u);
+                            405
+                        }
+                    };
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                    );
+                });
+            }
+        });
+        Crm { port, users, calls }
+    }
+}
+
+/// An HTTP system's declared rectify, restrict and lift calls: the
+/// corrections go as JSON to the person's old address, a rerun finds
+/// nothing left to correct, and the hold is set and cleared.
+#[test]
+fn an_http_system_is_rectified_restricted_and_lifted_by_its_declared_calls() {
+    let crm = Crm::start();
+    crm.users
+        .lock()
+        .unwrap()
+        .insert(email(1), ("Person 1".into(), false));
+    crm.users
+        .lock()
+        .unwrap()
+        .insert(email(2), ("Person 2".into(), false));
+    let mailbox = super::mailbox::Mailbox::start();
+    let scratch = Scratch::new("http-rights");
+    let policy = scratch.write(
+        "policy.toml",
+        &format!(
+            r#"{}
+[[datasets]]
+id = "crm"
+system = "http"
+connection = "crm"
+
+[[datasets.resources]]
+name = "contacts"
+identity = "email"
+category = "enquiries"
+export = {{ url = "/users/{{email}}" }}
+erase = {{ method = "DELETE", url = "/users/{{email}}" }}
+rectify = {{ method = "PATCH", url = "/users/{{email}}" }}
+restrict = {{ method = "POST", url = "/users/{{email}}/hold" }}
+lift = {{ method = "DELETE", url = "/users/{{email}}/hold" }}
+"#,
+            reference_text()
+        ),
+    );
+    let base = format!("http://127.0.0.1:{}", crm.port);
+    let port = mailbox.addr().port().to_string();
+    let server = Server::start_with_env(
+        &[
+            "--data-dir",
+            &scratch.arg("data"),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            &port,
+            "--smtp-tls",
+            "none",
+            "--smtp-from",
+            "privacy@example.org",
+        ],
+        &[("CUSTODIAN_CONNECTION_CRM", base.as_str())],
+    );
+    let admin = server.admin_key.clone().unwrap();
+    let v = Vault {
+        server,
+        admin,
+        scratch,
+        database: None,
+    };
+    collect(&v.server, &v.admin, &person(1));
+    let a = agent(&v);
+    let new_email = "moved1@example.org";
+    let rectify = |from: &str| {
+        let body = json!({
+            "kind": "rectification", "email": from,
+            "fields": {"email": new_email, "full_name": "Ann Other"},
+            "identity": {"method": "security-questions", "evidence": "answered two security questions"},
+        });
+        let r = v.server.post("/v1/requests", Some(&a), &body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        finished(&v, r.json()["id"].as_str().unwrap())
+    };
+    let done = rectify(&email(1));
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["outcome"]["systems"][0]["rows"], 1, "{done}");
+    {
+        let users = crm.users.lock().unwrap();
+        assert_eq!(users.get(new_email), Some(&("Ann Other".to_string(), false)));
+        assert!(!users.contains_key(&email(1)));
+        assert_eq!(users[&email(2)].0, "Person 2");
+    }
+    let patch = crm
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|c| c.starts_with("PATCH"))
+        .cloned()
+        .unwrap();
+    assert!(patch.starts_with(&format!("PATCH /users/{} {{", email(1))), "{patch}");
+    let again = rectify(new_email);
+    assert_eq!(again["state"], "completed", "{again}");
+    assert_eq!(again["outcome"]["systems"][0]["rows"], 0, "{again}");
+
+    let request = submit(&v, &a, "restriction", new_email);
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["outcome"]["systems"][0]["rows"], 1, "{done}");
+    assert!(done["outcome"].get("by_hand").is_none(), "{done}");
+    assert!(crm.users.lock().unwrap()[new_email].1, "held");
+    let request = submit(&v, &a, "lift-restriction", new_email);
+    let done = finished(&v, &request);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert!(!crm.users.lock().unwrap()[new_email].1, "hold cleared");
+    assert!(!crm.users.lock().unwrap()[&email(2)].1);
 }
