@@ -290,6 +290,32 @@ mod tests {
     }
 
     #[test]
+    fn a_restriction_mark_is_declared_and_missed_when_gone() {
+        let text = draft("shop", System::Postgres, "shop", &shop()).replacen(
+            "name = \"customers\"\n",
+            "name = \"customers\"\nrestrict = { column = \"held\" }\n",
+            1,
+        );
+        let policy = format!("{}\n{text}", crate::REFERENCE_POLICY);
+        let loaded = crate::load("p.toml", &policy).unwrap();
+        let d = &loaded.document.datasets[0];
+        assert!(d.tables.iter().any(|t| t.restrict.is_some()), "{text}");
+        let gone = Drift::Gone {
+            table: "customers".into(),
+            column: "held".into(),
+        };
+        assert!(drift(d, &shop()).contains(&gone));
+        let mut live = shop();
+        live.columns.push(col("customers", "held", false));
+        let found = drift(d, &live);
+        assert!(!found.contains(&gone), "{found:?}");
+        assert!(
+            !found.iter().any(|f| matches!(f, Drift::Undeclared { column, .. } if column == "held")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn drift_names_undeclared_gone_and_not_null_conflicts() {
         let text = draft("shop", System::Postgres, "shop", &shop());
         let policy = format!("{}\n{text}", crate::REFERENCE_POLICY);
