@@ -310,7 +310,9 @@ mod tests {
         let found = drift(d, &live);
         assert!(!found.contains(&gone), "{found:?}");
         assert!(
-            !found.iter().any(|f| matches!(f, Drift::Undeclared { column, .. } if column == "held")),
+            !found
+                .iter()
+                .any(|f| matches!(f, Drift::Undeclared { column, .. } if column == "held")),
             "{found:?}"
         );
     }

@@ -491,7 +491,9 @@ fn a_portability_archive_of_a_million_rows_streams_under_a_memory_bound() {
     for s in super::connectors::SCHEMA {
         pg.exec(s);
     }
-    pg.exec("ALTER TABLE customers ADD COLUMN processing_restricted BOOLEAN NOT NULL DEFAULT FALSE");
+    pg.exec(
+        "ALTER TABLE customers ADD COLUMN processing_restricted BOOLEAN NOT NULL DEFAULT FALSE",
+    );
     pg.exec("ALTER TABLE carts ADD COLUMN hold VARCHAR(20)");
     for s in super::connectors::seed_sql(1, 2) {
         pg.exec(&s);
@@ -609,8 +611,7 @@ impl Crm {
     fn start() -> Crm {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let users: Arc<Mutex<std::collections::BTreeMap<String, (String, bool)>>> =
-            Arc::default();
+        let users: Arc<Mutex<std::collections::BTreeMap<String, (String, bool)>>> = Arc::default();
         let calls: Arc<Mutex<Vec<String>>> = Arc::default();
         let (u, c) = (users.clone(), calls.clone());
         std::thread::spawn(move || {
@@ -636,7 +637,10 @@ impl Crm {
                     let mut body = vec![0u8; length];
                     reader.read_exact(&mut body).unwrap();
                     let body = String::from_utf8(body).unwrap();
-                    calls.lock().unwrap().push(format!("{method} {path} {body}"));
+                    calls
+                        .lock()
+                        .unwrap()
+                        .push(format!("{method} {path} {body}"));
                     let rest = path.strip_prefix("/users/").unwrap_or_default();
                     let (email, hold) = match rest.strip_suffix("/hold") {
                         Some(e) => (e.to_string(), true),
@@ -763,7 +767,10 @@ lift = {{ method = "DELETE", url = "/users/{{email}}/hold" }}
     assert_eq!(done["outcome"]["systems"][0]["rows"], 1, "{done}");
     {
         let users = crm.users.lock().unwrap();
-        assert_eq!(users.get(new_email), Some(&("Ann Other".to_string(), false)));
+        assert_eq!(
+            users.get(new_email),
+            Some(&("Ann Other".to_string(), false))
+        );
         assert!(!users.contains_key(&email(1)));
         assert_eq!(users[&email(2)].0, "Person 2");
     }
@@ -775,7 +782,10 @@ lift = {{ method = "DELETE", url = "/users/{{email}}/hold" }}
         .find(|c| c.starts_with("PATCH"))
         .cloned()
         .unwrap();
-    assert!(patch.starts_with(&format!("PATCH /users/{} {{", email(1))), "{patch}");
+    assert!(
+        patch.starts_with(&format!("PATCH /users/{} {{", email(1))),
+        "{patch}"
+    );
     let again = rectify(new_email);
     assert_eq!(again["state"], "completed", "{again}");
     assert_eq!(again["outcome"]["systems"][0]["rows"], 0, "{again}");
