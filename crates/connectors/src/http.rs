@@ -8,7 +8,8 @@
 
 use crate::postgres::send;
 use custodian_engine::datasets::{
-    BoxFuture, ConnectorError, Dataset, Erased, ExportItem, Identities, KeptField,
+    Applied, BoxFuture, ByHand, ConnectorError, Corrections, Dataset, Erased, ExportItem,
+    Identities, KeptField,
 };
 use custodian_policy::datasets::{Dataset as Declared, Endpoint, Resource};
 use custodian_policy::model::Policy;
@@ -87,12 +88,23 @@ impl Http {
         endpoint: &Endpoint,
         url: &str,
     ) -> Result<(u16, Bytes), ConnectorError> {
+        self.call_with(resource, endpoint, url, None).await
+    }
+
+    /// [`Http::call`] with a JSON body.
+    async fn call_with(
+        &self,
+        resource: &str,
+        endpoint: &Endpoint,
+        url: &str,
+        body: Option<&Bytes>,
+    ) -> Result<(u16, Bytes), ConnectorError> {
         let mut last = ConnectorError::transient(format!("resource `{resource}`: not tried"));
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
-            match self.once(resource, endpoint, url).await {
+            match self.once(resource, endpoint, url, body).await {
                 Ok((status, body)) if status >= 500 || status == 429 => {
                     last =
                         ConnectorError::transient(format!("resource `{resource}`: HTTP {status}"));
@@ -111,6 +123,7 @@ impl Http {
         resource: &str,
         endpoint: &Endpoint,
         url: &str,
+        body: Option<&Bytes>,
     ) -> Result<(u16, Bytes), ConnectorError> {
         let method = hyper::Method::from_bytes(endpoint.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| ConnectorError::permanent(format!("resource `{resource}`: bad method")))?;
@@ -121,9 +134,14 @@ impl Http {
         if let Some(token) = &self.token {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request.body(Full::new(Bytes::new())).map_err(|_| {
-            ConnectorError::permanent(format!("resource `{resource}`: the URL is not usable"))
-        })?;
+        if body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(body.cloned().unwrap_or_default()))
+            .map_err(|_| {
+                ConnectorError::permanent(format!("resource `{resource}`: the URL is not usable"))
+            })?;
         let answer = async {
             let response = self.client.request(request).await.map_err(|e| {
                 let why = if e.is_connect() {
@@ -295,6 +313,111 @@ impl Dataset for Http {
             }
             Ok(erased)
         })
+    }
+
+    fn rectify<'a>(
+        &'a self,
+        who: &'a Identities,
+        corrections: &'a Corrections,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(async move {
+            // The corrected values by vault field, as the system's API takes them.
+            let body = serde_json::to_vec(corrections)
+                .map(Bytes::from)
+                .map_err(|_| ConnectorError::permanent("the corrections could not be written"))?;
+            let mut applied = Applied::default();
+            for r in &self.declared.resources {
+                // The record is found under the identity it had: a corrected
+                // identity's new value is where it will be found afterwards.
+                let new = corrections.get(r.identity.as_str());
+                let values: Vec<&String> = self
+                    .values(r, who)
+                    .into_iter()
+                    .filter(|v| Some(*v) != new)
+                    .collect();
+                let n = self
+                    .each(r, r.rectify.as_ref(), &values, Some(&body), "rectify")
+                    .await?;
+                match n {
+                    Some(n) => applied.changed.push((r.name.to_string(), n)),
+                    None if !values.is_empty() => applied.by_hand.push(ByHand {
+                        what: r.name.to_string(),
+                        why:
+                            "no rectify endpoint declared: not rectified automatically: act by hand"
+                                .into(),
+                    }),
+                    None => {}
+                }
+            }
+            Ok(applied)
+        })
+    }
+
+    fn restrict<'a>(
+        &'a self,
+        who: &'a Identities,
+        restricted: bool,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(async move {
+            let mut applied = Applied::default();
+            for r in &self.declared.resources {
+                let values = self.values(r, who);
+                let (endpoint, what) = if restricted {
+                    (r.restrict.as_ref(), "restrict")
+                } else {
+                    (r.lift.as_ref(), "lift")
+                };
+                match self.each(r, endpoint, &values, None, what).await? {
+                    Some(n) => applied.changed.push((r.name.to_string(), n)),
+                    None if !values.is_empty() => applied.by_hand.push(ByHand {
+                        what: r.name.to_string(),
+                        why: format!(
+                            "no {what} endpoint declared: {}: act by hand",
+                            if restricted {
+                                "not restricted automatically"
+                            } else {
+                                "restriction not lifted automatically"
+                            }
+                        ),
+                    }),
+                    None => {}
+                }
+            }
+            Ok(applied)
+        })
+    }
+}
+
+impl Http {
+    /// Calls `endpoint` once per identity value: how many answered 2xx
+    /// (404 and 410: the system does not hold the person under it), or
+    /// None when the resource declares no such endpoint.
+    async fn each(
+        &self,
+        r: &Resource,
+        endpoint: Option<&Endpoint>,
+        values: &[&String],
+        body: Option<&Bytes>,
+        what: &str,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let Some(endpoint) = endpoint else {
+            return Ok(None);
+        };
+        let mut n = 0;
+        for v in values {
+            let url = self.url(endpoint, &r.identity, v);
+            match self.call_with(&r.name, endpoint, &url, body).await? {
+                (200..=299, _) => n += 1,
+                (404 | 410, _) => {}
+                (status, _) => {
+                    return Err(ConnectorError::permanent(format!(
+                        "resource `{}`: {what} answered HTTP {status}",
+                        *r.name
+                    )));
+                }
+            }
+        }
+        Ok(Some(n))
     }
 }
 

@@ -13,6 +13,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod relational;
+pub mod rights;
 pub mod schema;
 
 use custodian_engine::datasets::{ConnectorError, Dataset, Datasets};

@@ -4,8 +4,10 @@
 
 use crate::postgres::send;
 use crate::relational::{Dialect, Param, Planner, Statement, kept, scrub};
+use crate::rights::unmarked_why;
 use custodian_engine::datasets::{
-    BoxFuture, ConnectorError, Dataset, Erased, ExportItem, Identities,
+    Applied, BoxFuture, ByHand, ConnectorError, Corrections, Dataset, Erased, ExportItem,
+    Identities,
 };
 use custodian_policy::datasets::Dataset as Declared;
 use custodian_policy::model::Policy;
@@ -279,6 +281,68 @@ impl Dataset for Mysql {
                 kept: kept(&self.policy, &self.declared),
             })
         })
+    }
+
+    fn rectify<'a>(
+        &'a self,
+        who: &'a Identities,
+        corrections: &'a Corrections,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(async move {
+            let (statements, by_hand) = self.planner(who).rectify(corrections);
+            let changed = self.in_one_transaction(statements).await?;
+            Ok(Applied { changed, by_hand })
+        })
+    }
+
+    fn restrict<'a>(
+        &'a self,
+        who: &'a Identities,
+        restricted: bool,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(async move {
+            let plan = self.planner(who).restrict(restricted);
+            let changed = self.in_one_transaction(plan.marks).await?;
+            let mut conn = self.conn().await?;
+            let mut by_hand = Vec::new();
+            for s in plan.unmarked {
+                let n: Option<i64> = conn
+                    .exec_first(s.sql.as_str(), params(&s))
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let n = n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                if n > 0 {
+                    by_hand.push(ByHand {
+                        what: s.table.clone(),
+                        why: unmarked_why(n, restricted),
+                    });
+                }
+            }
+            Ok(Applied { changed, by_hand })
+        })
+    }
+}
+
+impl Mysql {
+    /// Runs `statements` in one transaction: rows changed per table.
+    async fn in_one_transaction(
+        &self,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<(String, u64)>, ConnectorError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| failed(&e))?;
+        let mut changed = Vec::new();
+        for s in statements {
+            tx.exec_drop(s.sql.as_str(), params(&s))
+                .await
+                .map_err(|e| failed(&e))?;
+            changed.push((s.table.clone(), tx.affected_rows()));
+        }
+        tx.commit().await.map_err(|e| failed(&e))?;
+        Ok(changed)
     }
 }
 

@@ -3,8 +3,10 @@
 //! from the server as they come, erasure in one transaction.
 
 use crate::relational::{Dialect, Param, Planner, Statement, kept, scrub};
+use crate::rights::unmarked_why;
 use custodian_engine::datasets::{
-    BoxFuture, ConnectorError, Dataset, Erased, ExportItem, Identities,
+    Applied, BoxFuture, ByHand, ConnectorError, Corrections, Dataset, Erased, ExportItem,
+    Identities,
 };
 use custodian_policy::datasets::Dataset as Declared;
 use custodian_policy::model::Policy;
@@ -276,6 +278,69 @@ impl Dataset for Postgres {
                 kept: kept(&self.policy, &self.declared),
             })
         })
+    }
+
+    fn rectify<'a>(
+        &'a self,
+        who: &'a Identities,
+        corrections: &'a Corrections,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(async move {
+            let (statements, by_hand) = self.planner(who).rectify(corrections);
+            let changed = self.in_one_transaction(statements).await?;
+            Ok(Applied { changed, by_hand })
+        })
+    }
+
+    fn restrict<'a>(
+        &'a self,
+        who: &'a Identities,
+        restricted: bool,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(async move {
+            let plan = self.planner(who).restrict(restricted);
+            let changed = self.in_one_transaction(plan.marks).await?;
+            let client = self.client().await?;
+            let mut by_hand = Vec::new();
+            for s in plan.unmarked {
+                let p = params(&s);
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    p.iter().map(|x| x as &(dyn ToSql + Sync)).collect();
+                let row = client
+                    .query_one(&s.sql, &refs)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let n: i64 = row.try_get(0).map_err(|e| failed(&e))?;
+                if n > 0 {
+                    by_hand.push(ByHand {
+                        what: s.table.clone(),
+                        why: unmarked_why(u64::try_from(n).unwrap_or(0), restricted),
+                    });
+                }
+            }
+            Ok(Applied { changed, by_hand })
+        })
+    }
+}
+
+impl Postgres {
+    /// Runs `statements` in one transaction: rows changed per table.
+    async fn in_one_transaction(
+        &self,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<(String, u64)>, ConnectorError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| failed(&e))?;
+        let mut changed = Vec::new();
+        for s in statements {
+            let p = params(&s);
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                p.iter().map(|x| x as &(dyn ToSql + Sync)).collect();
+            let n = tx.execute(&s.sql, &refs).await.map_err(|e| failed(&e))?;
+            changed.push((s.table.clone(), n));
+        }
+        tx.commit().await.map_err(|e| failed(&e))?;
+        Ok(changed)
     }
 }
 

@@ -6,7 +6,8 @@
 use crate::postgres::send;
 use crate::relational::{HASHED, hashed_value, kept};
 use custodian_engine::datasets::{
-    BoxFuture, ConnectorError, Dataset, Erased, ExportItem, Identities,
+    Applied, BoxFuture, ByHand, ConnectorError, Corrections, Dataset, Erased, ExportItem,
+    Identities,
 };
 use custodian_policy::datasets::{
     Dataset as Declared, KeyKind, KeyPattern, Strategy, placeholders,
@@ -73,36 +74,46 @@ impl Redis {
     ) -> Result<Vec<(&KeyPattern, Vec<String>)>, ConnectorError> {
         let mut out = Vec::new();
         for k in &self.declared.keys {
-            let mut found = BTreeSet::new();
-            for pattern in expand(&k.pattern, who) {
-                if pattern.contains('*') {
-                    let mut cursor: u64 = 0;
-                    loop {
-                        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(conn)
-                            .await
-                            .map_err(|e| failed(&e))?;
-                        found.extend(keys);
-                        if next == 0 {
-                            break;
-                        }
-                        cursor = next;
-                    }
-                } else {
-                    let exists: bool = conn.exists(&pattern).await.map_err(|e| failed(&e))?;
-                    if exists {
-                        found.insert(pattern);
-                    }
-                }
-            }
-            out.push((k, found.into_iter().collect()));
+            out.push((k, self.keys_of(conn, k, who).await?));
         }
         Ok(out)
+    }
+
+    /// The keys of pattern `k` that hold the person.
+    async fn keys_of(
+        &self,
+        conn: &mut ConnectionManager,
+        k: &KeyPattern,
+        who: &Identities,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let mut found = BTreeSet::new();
+        for pattern in expand(&k.pattern, who) {
+            if pattern.contains('*') {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(conn)
+                        .await
+                        .map_err(|e| failed(&e))?;
+                    found.extend(keys);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            } else {
+                let exists: bool = conn.exists(&pattern).await.map_err(|e| failed(&e))?;
+                if exists {
+                    found.insert(pattern);
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
     }
 }
 
@@ -334,6 +345,149 @@ impl Dataset for Redis {
             Ok(Erased { changed, kept })
         })
     }
+
+    fn rectify<'a>(
+        &'a self,
+        who: &'a Identities,
+        corrections: &'a Corrections,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(self.rectify_keys(who, corrections))
+    }
+
+    fn restrict<'a>(
+        &'a self,
+        who: &'a Identities,
+        restricted: bool,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        Box::pin(async move {
+            // Redis keys carry no mark Custodian could set and every reader
+            // of the keyspace would honour: each pattern holding the person
+            // is listed for staff instead.
+            let mut conn = self.conn().await?;
+            let mut by_hand = Vec::new();
+            for (k, keys) in self.keys(&mut conn, who).await? {
+                if !keys.is_empty() {
+                    by_hand.push(ByHand {
+                        what: k.pattern.to_string(),
+                        why: format!(
+                            "{} keys; Redis keys carry no restriction mark: {}: act by hand",
+                            keys.len(),
+                            if restricted {
+                                "not restricted automatically"
+                            } else {
+                                "restriction not lifted automatically"
+                            }
+                        ),
+                    });
+                }
+            }
+            Ok(Applied {
+                changed: Vec::new(),
+                by_hand,
+            })
+        })
+    }
+}
+
+/// The new name of `key`, found by filling `prefix{identity}...` with
+/// `old`: the same key under `new`. None when the key does not start so.
+fn renamed(key: &str, prefix: &str, old: &str, new: &str) -> Option<String> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix(old)?;
+    Some(format!("{prefix}{new}{rest}"))
+}
+
+impl Redis {
+    /// Rectification: keys named after a corrected identity are renamed
+    /// (RENAMENX, never over a key that exists), then hash fields holding
+    /// a corrected value are set where they differ. Each command is atomic
+    /// on its own; a rerun finds no key under the old identity and no
+    /// field that differs, so it changes nothing more.
+    async fn rectify_keys(
+        &self,
+        who: &Identities,
+        corrections: &Corrections,
+    ) -> Result<Applied, ConnectorError> {
+        let mut conn = self.conn().await?;
+        let mut applied = Applied::default();
+        for k in &self.declared.keys {
+            let mut n = 0u64;
+            let names = placeholders(&k.pattern);
+            let corrected: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|p| corrections.contains_key(*p))
+                .collect();
+            for name in &corrected {
+                let prefix = k.pattern.split(&format!("{{{name}}}")).next().unwrap_or("");
+                if names.len() > 1 || prefix.contains('*') {
+                    applied.by_hand.push(ByHand {
+                        what: k.pattern.to_string(),
+                        why: "keys named after more than one identity (or after a pattern) are not renamed automatically: act by hand".into(),
+                    });
+                    continue;
+                }
+                let Some(new) = corrections.get(*name) else {
+                    continue;
+                };
+                let olds = who.get(*name).into_iter().flatten().filter(|v| *v != new);
+                for old in olds {
+                    let mut one = Identities::new();
+                    one.entry((*name).to_string())
+                        .or_default()
+                        .insert(old.clone());
+                    for key in self.keys_of(&mut conn, k, &one).await? {
+                        let Some(target) = renamed(&key, prefix, old, new) else {
+                            continue;
+                        };
+                        let moved: bool = redis::cmd("RENAMENX")
+                            .arg(&key)
+                            .arg(&target)
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(|e| failed(&e))?;
+                        if moved {
+                            n += 1;
+                        } else {
+                            applied.by_hand.push(ByHand {
+                                what: k.pattern.to_string(),
+                                why: "a key under the corrected identity exists already: merge by hand".into(),
+                            });
+                        }
+                    }
+                }
+            }
+            let fields: Vec<(&str, &String)> = k
+                .fields
+                .iter()
+                .filter_map(|f| {
+                    let value = corrections.get(f.rectified_by()?)?;
+                    Some((f.name.as_str(), value))
+                })
+                .collect();
+            if *k.kind == KeyKind::Hash && !fields.is_empty() {
+                for key in self.keys_of(&mut conn, k, who).await? {
+                    let mut touched = false;
+                    for (field, value) in &fields {
+                        let now: Option<String> =
+                            conn.hget(&key, *field).await.map_err(|e| failed(&e))?;
+                        // Only a field the person's key holds is corrected.
+                        if now.as_ref().is_some_and(|v| v != *value) {
+                            let () = conn
+                                .hset(&key, *field, value.as_str())
+                                .await
+                                .map_err(|e| failed(&e))?;
+                            touched = true;
+                        }
+                    }
+                    n += u64::from(touched);
+                }
+            }
+            if !corrected.is_empty() || !fields.is_empty() {
+                applied.changed.push((k.pattern.to_string(), n));
+            }
+        }
+        Ok(applied)
+    }
 }
 
 #[cfg(test)]
@@ -349,5 +503,15 @@ mod tests {
         assert_eq!(expand("s:{email}:*", &who), vec!["s:a\\*b@x.org:*"]);
         assert_eq!(expand("p:{email}", &who), vec!["p:a*b@x.org"]);
         assert!(expand("p:{phone}", &who).is_empty());
+    }
+
+    #[test]
+    fn a_key_is_renamed_after_its_identity_only() {
+        assert_eq!(
+            renamed("s:a@x.org:7", "s:", "a@x.org", "b@x.org").as_deref(),
+            Some("s:b@x.org:7")
+        );
+        assert_eq!(renamed("t:a@x.org:7", "s:", "a@x.org", "b@x.org"), None);
+        assert_eq!(renamed("s:c@x.org", "s:", "a@x.org", "b@x.org"), None);
     }
 }

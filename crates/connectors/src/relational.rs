@@ -91,7 +91,7 @@ impl<'a, D: Dialect> Planner<'a, D> {
 
     /// The condition that selects the person's rows of `table`, or None
     /// when nothing leads to it. `seen` stops cycles of references.
-    fn condition(
+    pub(crate) fn condition(
         &self,
         table: &Table,
         params: &mut Vec<Param>,

@@ -1,8 +1,9 @@
 //! What a connector does for a rights request, seen from the engine: find
 //! the person's rows in one of the organisation's own systems, export them
-//! (streamed), and erase them by each field's declared strategy. The
-//! connectors crate implements [`Dataset`] per system; the engine runs each
-//! as a task of its own for every access and erasure request.
+//! (streamed), erase them by each field's declared strategy, correct them
+//! (rectification) and mark them restricted. The connectors crate
+//! implements [`Dataset`] per system; the engine runs each as a task of its
+//! own for every request that reaches the datasets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -95,6 +96,63 @@ pub trait Dataset: Send + Sync {
     /// transaction where the system has them; running it again changes
     /// nothing more.
     fn erase<'a>(&'a self, who: &'a Identities) -> BoxFuture<'a, Result<Erased, ConnectorError>>;
+
+    /// Writes the corrected values (by vault field) into the fields that
+    /// hold them, set-based, in one transaction where the system has them;
+    /// running it again changes nothing more. `who` holds the old values
+    /// and the new. What the connector cannot correct is listed by hand.
+    fn rectify<'a>(
+        &'a self,
+        who: &'a Identities,
+        corrections: &'a Corrections,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        let _ = (who, corrections);
+        Box::pin(async move { Ok(Applied::unsupported(self.system(), "rectification")) })
+    }
+
+    /// Sets (`restricted`) or clears the declared restriction mark on the
+    /// person's rows; what has no mark is listed, to act on by hand.
+    fn restrict<'a>(
+        &'a self,
+        who: &'a Identities,
+        restricted: bool,
+    ) -> BoxFuture<'a, Result<Applied, ConnectorError>> {
+        let _ = (who, restricted);
+        Box::pin(async move { Ok(Applied::unsupported(self.system(), "restriction")) })
+    }
+}
+
+/// A rectification's corrected values, by vault field.
+pub type Corrections = BTreeMap<String, String>;
+
+/// Something a connector could not do for a request, and why: staff act
+/// on it by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByHand {
+    /// The table, key pattern or resource (or the whole dataset: empty).
+    pub what: String,
+    pub why: String,
+}
+
+/// What a rectification or a restriction did in one system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Rows (or keys, or calls) changed, per table (or pattern, or resource).
+    pub changed: Vec<(String, u64)>,
+    pub by_hand: Vec<ByHand>,
+}
+
+impl Applied {
+    /// Nothing done: the connector does not carry out `what`.
+    pub fn unsupported(system: &str, what: &str) -> Applied {
+        Applied {
+            changed: Vec::new(),
+            by_hand: vec![ByHand {
+                what: String::new(),
+                why: format!("the {system} connector does not carry out {what}: act by hand"),
+            }],
+        }
+    }
 }
 
 /// The connected datasets, by id.

@@ -79,6 +79,50 @@ pub struct Dataset {
 pub struct Table {
     pub name: At<String>,
     pub fields: Vec<DatasetField>,
+    /// How the table marks a person's rows restricted (Art. 18); a table
+    /// without it is listed in a restriction's answer, to act on by hand.
+    #[serde(default)]
+    pub restrict: Option<RestrictMark>,
+}
+
+/// A restriction mark: `column` is set to `value` while the person's
+/// processing is restricted, and to `lifted` once it is lifted (for a
+/// boolean value its opposite, otherwise null, when not given).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictMark {
+    pub column: At<String>,
+    #[serde(default = "restricted_true")]
+    pub value: At<MarkValue>,
+    #[serde(default)]
+    pub lifted: Option<At<MarkValue>>,
+}
+
+fn restricted_true() -> At<MarkValue> {
+    At::new(MarkValue::Bool(true))
+}
+
+/// A value a restriction mark is set to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum MarkValue {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl RestrictMark {
+    /// The value written for `restricted` (None: null).
+    pub fn value_for(&self, restricted: bool) -> Option<MarkValue> {
+        if restricted {
+            return Some((*self.value).clone());
+        }
+        match (&self.lifted, &*self.value) {
+            (Some(l), _) => Some((**l).clone()),
+            (None, MarkValue::Bool(b)) => Some(MarkValue::Bool(!b)),
+            (None, _) => None,
+        }
+    }
 }
 
 /// A Redis key pattern: `{identity}` placeholders are filled with the
@@ -128,6 +172,17 @@ pub struct Resource {
     pub export: Endpoint,
     #[serde(default)]
     pub erase: Option<Endpoint>,
+    /// Sends the corrected values (a JSON object, by vault field) to the
+    /// person's record; without it a rectification lists the resource to
+    /// correct by hand.
+    #[serde(default)]
+    pub rectify: Option<Endpoint>,
+    /// Marks the person's processing restricted, and `lift` lifts it;
+    /// declared together or not at all.
+    #[serde(default)]
+    pub restrict: Option<Endpoint>,
+    #[serde(default)]
+    pub lift: Option<Endpoint>,
     /// What the system keeps after an erasure, and on which ground.
     #[serde(default)]
     pub ground: Option<At<String>>,
@@ -158,6 +213,10 @@ pub struct DatasetField {
     /// `table.field` this field refers to (a foreign key).
     #[serde(default)]
     pub references: Option<At<String>>,
+    /// The vault field whose corrections this field takes (an identity
+    /// field takes its identity's without saying so).
+    #[serde(default)]
+    pub rectify: Option<At<String>>,
     #[serde(default)]
     pub erase: At<Strategy>,
     /// For `replace`: the fixed value written instead.
@@ -199,6 +258,16 @@ impl Strategy {
             Strategy::Hash => "hash",
             Strategy::Keep => "keep",
         }
+    }
+}
+
+impl DatasetField {
+    /// The vault field a rectification of which corrects this field.
+    pub fn rectified_by(&self) -> Option<&str> {
+        self.rectify
+            .as_deref()
+            .or(self.identity.as_deref())
+            .map(String::as_str)
     }
 }
 
@@ -275,6 +344,7 @@ pub fn validate(policy: &Policy, out: &mut Vec<Diagnostic>) {
             ));
         }
         tables(policy, d, out);
+        crate::datasets_rights::validate(policy, d, out);
         for k in &d.keys {
             category(policy, &k.category, out);
             strategy(
@@ -323,7 +393,7 @@ pub fn validate(policy: &Policy, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn endpoint(e: &Endpoint, identity: &str, out: &mut Vec<Diagnostic>) {
+pub(crate) fn endpoint(e: &Endpoint, identity: &str, out: &mut Vec<Diagnostic>) {
     if !matches!(
         e.method.to_ascii_uppercase().as_str(),
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE"

@@ -110,8 +110,16 @@ pub fn drift(d: &Dataset, live: &LiveSchema) -> Vec<Drift> {
                 }
             }
         }
+        // The restriction mark is no personal data, but it must exist.
+        let mark = t.restrict.as_ref().map(|m| m.column.as_str());
+        if let Some(m) = mark.filter(|m| !columns.contains_key(m)) {
+            out.push(Drift::Gone {
+                table: t.name.to_string(),
+                column: m.to_string(),
+            });
+        }
         for column in columns.keys() {
-            if !t.fields.iter().any(|f| f.name.as_str() == *column) {
+            if !t.fields.iter().any(|f| f.name.as_str() == *column) && mark != Some(*column) {
                 out.push(Drift::Undeclared {
                     table: t.name.to_string(),
                     column: (*column).to_string(),
@@ -279,6 +287,34 @@ mod tests {
         if let Err(e) = crate::load("p.toml", &policy) {
             panic!("{e}");
         }
+    }
+
+    #[test]
+    fn a_restriction_mark_is_declared_and_missed_when_gone() {
+        let text = draft("shop", System::Postgres, "shop", &shop()).replacen(
+            "name = \"customers\"\n",
+            "name = \"customers\"\nrestrict = { column = \"held\" }\n",
+            1,
+        );
+        let policy = format!("{}\n{text}", crate::REFERENCE_POLICY);
+        let loaded = crate::load("p.toml", &policy).unwrap();
+        let d = &loaded.document.datasets[0];
+        assert!(d.tables.iter().any(|t| t.restrict.is_some()), "{text}");
+        let gone = Drift::Gone {
+            table: "customers".into(),
+            column: "held".into(),
+        };
+        assert!(drift(d, &shop()).contains(&gone));
+        let mut live = shop();
+        live.columns.push(col("customers", "held", false));
+        let found = drift(d, &live);
+        assert!(!found.contains(&gone), "{found:?}");
+        assert!(
+            !found
+                .iter()
+                .any(|f| matches!(f, Drift::Undeclared { column, .. } if column == "held")),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -471,7 +471,7 @@ pub fn finished(v: &Vault, id: &str) -> Value {
     }
 }
 
-fn person(i: u64) -> Value {
+pub fn person(i: u64) -> Value {
     json!({
         "purpose": "account-management",
         "source": {"channel": "web"},
@@ -479,7 +479,7 @@ fn person(i: u64) -> Value {
     })
 }
 
-fn start(sys: &Systems, extra: &[&str]) -> Vault {
+pub fn start(sys: &Systems, extra: &[&str]) -> Vault {
     let scratch = Scratch::new("connectors");
     let data = scratch.arg("data");
     let server = sys.server(&scratch, &data, extra);

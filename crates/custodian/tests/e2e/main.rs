@@ -50,6 +50,7 @@ mod browser;
 mod cluster;
 mod connectors;
 mod connectors_report;
+mod connectors_rights;
 mod connectors_tls;
 mod consent;
 mod drp;

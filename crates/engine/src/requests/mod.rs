@@ -7,11 +7,13 @@
 //! who records the check they did. Every transition is audited with who
 //! made it.
 
+pub mod archive;
 pub(crate) mod drp;
 mod register;
 pub mod report_stream;
 pub mod stored;
 pub mod systems;
+mod systems_rights;
 pub mod tasks;
 pub mod unverified;
 mod work;

@@ -251,6 +251,26 @@ pub async fn report(
     format: &str,
     now: OffsetDateTime,
 ) -> Result<ReportStream, AppError> {
+    let (r, bytes) = open_checked(app, asker, id, format, now).await?;
+    let systems = r
+        .meta
+        .outcome
+        .as_ref()
+        .map(|o| o.systems.clone())
+        .unwrap_or_default();
+    ReportStream::new(app, r.record, format, bytes, &systems)
+}
+
+/// The request and the vault's part of its report in `format`, opened,
+/// once the asker may see it and the read is audited: everything that can
+/// refuse a reader, settled before the first byte is sent.
+pub(super) async fn open_checked(
+    app: &App,
+    asker: Asker<'_>,
+    id: Uuid,
+    format: &str,
+    now: OffsetDateTime,
+) -> Result<(Request, Vec<u8>), AppError> {
     let record = app
         .store
         .request(id)
@@ -278,14 +298,7 @@ pub async fn report(
             .await,
     )?;
     let bytes = stored::open_report(app, &record, format, &sealed)?;
-    let r = Request::from_record(record)?;
-    let systems = r
-        .meta
-        .outcome
-        .as_ref()
-        .map(|o| o.systems.clone())
-        .unwrap_or_default();
-    ReportStream::new(app, r.record, format, bytes, &systems)
+    Ok((Request::from_record(record)?, bytes))
 }
 
 /// A staff action on a request's course: cancel, refuse, extend, pause,

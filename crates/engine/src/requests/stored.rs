@@ -99,6 +99,21 @@ pub struct Outcome {
     /// What each of the organisation's own systems (datasets) gave or had erased.
     #[serde(default)]
     pub systems: Vec<SystemOutcome>,
+    /// What the datasets could not do automatically (a table with no
+    /// restriction mark, a key that cannot be renamed): staff act by hand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_hand: Vec<ByHand>,
+}
+
+/// A dataset's part of a request left for staff to carry out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ByHand {
+    pub dataset: String,
+    /// The table, key pattern or resource (empty: the whole dataset).
+    pub what: String,
+    /// Why, ending in what to do, such as "not restricted automatically: act by hand".
+    pub why: String,
 }
 
 /// One dataset's part of a request.

@@ -1,5 +1,6 @@
-//! Carrying out access and erasure in the organisation's own systems (the
-//! policy's datasets), one task per dataset. The person is found by the
+//! Carrying out access, portability and erasure in the organisation's own
+//! systems (the policy's datasets), one task per dataset (rectification and
+//! restriction: `systems_rights.rs`). The person is found by the
 //! identities the vault holds, those the vault's erasure left with the
 //! request, and the address the request came from.
 
@@ -24,7 +25,15 @@ const PART_BYTES: usize = 1 << 20;
 
 /// The kinds of request that reach the datasets.
 pub fn reaches_datasets(kind: RequestKind) -> bool {
-    matches!(kind, RequestKind::Access | RequestKind::Erasure)
+    matches!(
+        kind,
+        RequestKind::Access
+            | RequestKind::Erasure
+            | RequestKind::Portability
+            | RequestKind::Rectification
+            | RequestKind::Restriction
+            | RequestKind::LiftRestriction
+    )
 }
 
 /// The report format of part `n` of a dataset's export.
@@ -114,7 +123,7 @@ async fn identities(app: &App, r: &Request) -> Result<Identities, AppError> {
     Ok(out)
 }
 
-fn connector_error(dataset: &str, e: ConnectorError) -> AppError {
+pub(super) fn connector_error(dataset: &str, e: ConnectorError) -> AppError {
     AppError::Connector {
         dataset: dataset.to_string(),
         transient: e.transient,
@@ -122,7 +131,13 @@ fn connector_error(dataset: &str, e: ConnectorError) -> AppError {
     }
 }
 
-fn audit(dataset: &str, action: &str, r: &Request, reason: String, at: i64) -> AuditDraft {
+pub(super) fn audit(
+    dataset: &str,
+    action: &str,
+    r: &Request,
+    reason: String,
+    at: i64,
+) -> AuditDraft {
     AuditDraft {
         at,
         actor: format!("task:{dataset}"),
@@ -163,17 +178,34 @@ pub async fn carry_out(app: &App, r: &Request, id: &str, at: i64) -> Result<Effe
         })?;
     let who = identities(app, r).await?;
     match r.kind {
-        RequestKind::Access => {
+        RequestKind::Access | RequestKind::Portability => {
             let key = stored::request_key(app, &r.record)?;
             let (tx, rx) = mpsc::channel(256);
-            let (exported, parts) = tokio::join!(
-                connector.export(&who, tx),
-                store_parts(app, &key, r.record.id, id, rx)
-            );
-            let rows = exported.map_err(|e| connector_error(id, e))?;
-            let parts = parts?;
+            let (rows, parts) = if r.kind == RequestKind::Portability {
+                // Art. 20 carries what the person provided: the columns of
+                // the categories it covers, filtered on the way.
+                let (ptx, prx) = mpsc::channel(256);
+                let (exported, kept, parts) = tokio::join!(
+                    connector.export(&who, tx),
+                    super::systems_rights::portable(app, rx, ptx),
+                    store_parts(app, &key, r.record.id, id, prx)
+                );
+                exported.map_err(|e| connector_error(id, e))?;
+                (kept, parts?)
+            } else {
+                let (exported, parts) = tokio::join!(
+                    connector.export(&who, tx),
+                    store_parts(app, &key, r.record.id, id, rx)
+                );
+                (exported.map_err(|e| connector_error(id, e))?, parts?)
+            };
+            let action = if r.kind == RequestKind::Portability {
+                "dataset.portability"
+            } else {
+                "dataset.export"
+            };
             Ok(Effects {
-                audit: vec![audit(id, "dataset.export", r, format!("rows={rows}"), at)],
+                audit: vec![audit(id, action, r, format!("rows={rows}"), at)],
                 outcome: Outcome {
                     found: rows > 0,
                     systems: vec![SystemOutcome {
@@ -223,6 +255,9 @@ pub async fn carry_out(app: &App, r: &Request, id: &str, at: i64) -> Result<Effe
                 ..Effects::default()
             })
         }
+        RequestKind::Rectification | RequestKind::Restriction | RequestKind::LiftRestriction => {
+            super::systems_rights::carry_out(app, r, id, &system, connector.as_ref(), who, at).await
+        }
         _ => Ok(Effects::default()),
     }
 }
@@ -230,7 +265,7 @@ pub async fn carry_out(app: &App, r: &Request, id: &str, at: i64) -> Result<Effe
 /// Writes the export as it arrives, in sealed parts of about
 /// [`PART_BYTES`], each in a batch of its own; returns the number of parts.
 /// A part is a JSON array of `{table, columns, rows}` segments.
-async fn store_parts(
+pub(super) async fn store_parts(
     app: &App,
     key: &DataKey,
     request: Uuid,

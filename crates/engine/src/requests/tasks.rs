@@ -185,8 +185,10 @@ async fn execute(app: &App, task: &TaskRecord, at: i64) -> Result<(), AppError> 
         )
         .map(drop);
     }
+    // Erasure shreds the identities in the vault, rectification replaces
+    // them: either way the datasets' tasks still need the old ones.
     let stash = if task.system == VAULT
-        && r.kind == RequestKind::Erasure
+        && matches!(r.kind, RequestKind::Erasure | RequestKind::Rectification)
         && !app.policy.document.datasets.is_empty()
     {
         stash_of(app, &r).await?
@@ -308,8 +310,10 @@ fn merge(before: Option<Outcome>, now: Outcome) -> Outcome {
     // A task run again (after a crash or a conflict) replaces its own line.
     for s in now.systems {
         out.systems.retain(|x| x.dataset != s.dataset);
+        out.by_hand.retain(|x| x.dataset != s.dataset);
         out.systems.push(s);
     }
+    out.by_hand.extend(now.by_hand);
     out
 }
 

@@ -313,7 +313,7 @@ fn portability(
 
 /// A CSV cell, quoted when needed; a leading formula character is
 /// neutralised so a spreadsheet does not run it.
-fn csv_cell(text: &str) -> String {
+pub(super) fn csv_cell(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@']) {
         format!("'{text}")
     } else {
@@ -330,35 +330,48 @@ fn csv_cell(text: &str) -> String {
 pub fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, bytes) in files {
-        let mut header = [0u8; 512];
-        let put = |header: &mut [u8; 512], at: usize, text: &[u8]| {
-            for (i, b) in text.iter().enumerate() {
-                if let Some(slot) = header.get_mut(at + i) {
-                    *slot = *b;
-                }
-            }
-        };
-        put(&mut header, 0, name.as_bytes());
-        put(&mut header, 100, b"0000644\0");
-        put(&mut header, 108, b"0000000\0");
-        put(&mut header, 116, b"0000000\0");
-        put(
-            &mut header,
-            124,
-            format!("{:011o}\0", bytes.len()).as_bytes(),
-        );
-        put(&mut header, 136, b"00000000000\0");
-        put(&mut header, 148, b"        ");
-        put(&mut header, 156, b"0");
-        put(&mut header, 257, b"ustar\x0000");
-        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-        put(&mut header, 148, format!("{sum:06o}\0 ").as_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(bytes);
-        let pad = (512 - bytes.len() % 512) % 512;
-        out.extend(std::iter::repeat_n(0u8, pad));
+        out.extend(tar_entry(name, bytes));
     }
-    out.extend(std::iter::repeat_n(0u8, 1024));
+    out.extend(std::iter::repeat_n(0u8, TAR_END));
+    out
+}
+
+/// The two zero blocks that end a tar archive.
+pub const TAR_END: usize = 1024;
+
+/// One file of a tar archive: its header, its bytes, the padding. `name`
+/// fits the header's 100 bytes (callers make it so).
+pub fn tar_entry(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512 + bytes.len() + 512);
+    let mut header = [0u8; 512];
+    let put = |header: &mut [u8; 512], at: usize, text: &[u8]| {
+        for (i, b) in text.iter().enumerate() {
+            if let Some(slot) = header.get_mut(at + i) {
+                *slot = *b;
+            }
+        }
+    };
+    // The name field is 100 bytes; a longer name would overwrite the mode.
+    let name = name.as_bytes();
+    put(&mut header, 0, name.get(..100).unwrap_or(name));
+    put(&mut header, 100, b"0000644\0");
+    put(&mut header, 108, b"0000000\0");
+    put(&mut header, 116, b"0000000\0");
+    put(
+        &mut header,
+        124,
+        format!("{:011o}\0", bytes.len()).as_bytes(),
+    );
+    put(&mut header, 136, b"00000000000\0");
+    put(&mut header, 148, b"        ");
+    put(&mut header, 156, b"0");
+    put(&mut header, 257, b"ustar\x0000");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    put(&mut header, 148, format!("{sum:06o}\0 ").as_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(bytes);
+    let pad = (512 - bytes.len() % 512) % 512;
+    out.extend(std::iter::repeat_n(0u8, pad));
     out
 }
 
