@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod redis;
 pub mod relational;
 pub mod schema;
+pub mod sweep;
 
 use custodian_engine::datasets::{ConnectorError, Dataset, Datasets};
 use custodian_policy::datasets::System;

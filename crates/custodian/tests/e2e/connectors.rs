@@ -50,7 +50,7 @@ pub struct PgDb {
 }
 
 impl PgDb {
-    fn create(admin: &str) -> PgDb {
+    pub fn create(admin: &str) -> PgDb {
         let name = unique("custodian_shop");
         pg_exec(admin, &format!("CREATE DATABASE {name}"));
         let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
@@ -113,7 +113,7 @@ pub struct MyDb {
 }
 
 impl MyDb {
-    fn create(admin: &str) -> MyDb {
+    pub fn create(admin: &str) -> MyDb {
         let name = unique("custodian_shop");
         my_exec(admin, &format!("CREATE DATABASE {name}"));
         let base = admin.trim_end_matches('/');

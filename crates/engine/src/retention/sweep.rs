@@ -38,6 +38,8 @@ pub struct SweepSettings {
     /// Audit the run only when it erased or kept something (the scheduled
     /// sweep: an idle run every hour would fill the audit with nothing).
     pub audit_idle: bool,
+    /// Rows per statement when a declared dataset is swept.
+    pub dataset_batch: u64,
 }
 
 impl Default for SweepSettings {
@@ -48,6 +50,7 @@ impl Default for SweepSettings {
             max_batches: None,
             dry_run: false,
             audit_idle: true,
+            dataset_batch: 1000,
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct SweepSummary {
     pub by_rule: BTreeMap<String, u64>,
     /// False when it stopped at `max_batches` with more due.
     pub finished: bool,
+    /// The declared datasets swept after the vault, per dataset and rule.
+    pub datasets: Vec<super::datasets::DatasetSwept>,
 }
 
 /// Runs the sweep for an API caller.
@@ -113,7 +118,7 @@ pub async fn note_policy(app: &App) -> Result<(), AppError> {
     written(app.store.write(batch).await).map(|_| ())
 }
 
-fn lease_until(settings: &SweepSettings) -> i64 {
+pub(crate) fn lease_until(settings: &SweepSettings) -> i64 {
     let lease = i64::try_from(settings.lease.as_micros()).unwrap_or(i64::MAX);
     now_micros().saturating_add(lease)
 }
@@ -150,7 +155,16 @@ pub async fn run_as(
         };
         written(app.store.write(claim).await)?;
     }
-    let result = sweep_batches(app, actor, settings, &owner, at, &mut summary, progress).await;
+    let mut result =
+        sweep_batches(app, actor, settings, &owner, at, &mut summary, progress).await;
+    // The organisation's own datasets next, under the same lease; a sweep
+    // stopped at `max_batches` leaves them for the run that finishes.
+    if result.is_ok() && summary.finished {
+        let lease = (!settings.dry_run).then_some(owner.as_str());
+        result =
+            super::datasets::sweep_all(app, actor, settings, lease, at, &mut summary, progress)
+                .await;
+    }
     if !settings.dry_run {
         // The lease is given back whatever happened; a sweep that lost it
         // gives back nothing (EndSweep checks the owner).
