@@ -136,7 +136,10 @@ fn expand(pattern: &str, who: &Identities) -> Vec<String> {
     out
 }
 
-pub(crate) fn strategy_of<'a>(k: &'a KeyPattern, field: &str) -> (Strategy, Option<&'a str>, String) {
+pub(crate) fn strategy_of<'a>(
+    k: &'a KeyPattern,
+    field: &str,
+) -> (Strategy, Option<&'a str>, String) {
     match k.fields.iter().find(|f| f.name.as_str() == field) {
         Some(f) => (
             *f.erase,

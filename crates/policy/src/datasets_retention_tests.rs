@@ -52,7 +52,11 @@ fn expect_one(from: &str, to: &str, message: &str, at: &str) {
     let edited = SHOP.replacen(from, to, 1);
     let errors = errors(&edited);
     assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
-    assert!(errors[0].contains(message), "`{}` lacks `{message}`", errors[0]);
+    assert!(
+        errors[0].contains(message),
+        "`{}` lacks `{message}`",
+        errors[0]
+    );
     let text = format!("{REFERENCE_POLICY}{edited}");
     let offset = text.rfind(at).unwrap();
     let line = text[..offset].matches('\n').count() + 1;
@@ -117,7 +121,11 @@ fn a_string_key_has_no_clock() {
 
 #[test]
 fn an_unknown_key_in_expire_is_refused() {
-    let edited = SHOP.replacen("from = \"created_at\"", "from = \"created_at\", after = 1", 1);
+    let edited = SHOP.replacen(
+        "from = \"created_at\"",
+        "from = \"created_at\", after = 1",
+        1,
+    );
     let errors = errors(&edited);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("after"), "{}", errors[0]);
@@ -131,9 +139,18 @@ fn micros(date: time::Date) -> i64 {
 fn the_cutoff_is_the_period_back_and_for_accounting_the_start_of_that_year() {
     use time::macros::date;
     let policy = load("p.toml", REFERENCE_POLICY).unwrap().document;
-    let rule = |id: &str| policy.retention.iter().find(|r| r.id.as_str() == id).unwrap();
+    let rule = |id: &str| {
+        policy
+            .retention
+            .iter()
+            .find(|r| r.id.as_str() == id)
+            .unwrap()
+    };
     let now = micros(date!(2026 - 12 - 01));
-    assert_eq!(cutoff(rule("visit-13m"), now), Some(micros(date!(2025 - 11 - 01))));
+    assert_eq!(
+        cutoff(rule("visit-13m"), now),
+        Some(micros(date!(2025 - 11 - 01)))
+    );
     // Year end 31 March: six years back is 1 December 2020, in the year
     // that began on 1 April 2020. A transaction of 31 March 2020 closed its
     // year on 1 April 2020 and is due on 1 April 2026; one of 1 April 2020

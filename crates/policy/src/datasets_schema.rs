@@ -114,7 +114,10 @@ pub fn drift(d: &Dataset, live: &LiveSchema) -> Vec<Drift> {
                     column: f.name.to_string(),
                 }),
                 Some(c) => {
-                    let clock = t.expire.as_ref().is_some_and(|e| e.from.as_str() == f.name.as_str());
+                    let clock = t
+                        .expire
+                        .as_ref()
+                        .is_some_and(|e| e.from.as_str() == f.name.as_str());
                     let timely = c.data_type.to_ascii_lowercase();
                     if clock && !timely.contains("date") && !timely.contains("time") {
                         out.push(Drift::ClockNotTime {

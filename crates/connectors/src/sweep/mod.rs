@@ -5,9 +5,9 @@
 //! in bounded set-based statements (`plan`); Redis deletes or erases the
 //! hash keys whose time field is older than the cut-off.
 
-pub mod plan;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod plan;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
@@ -62,11 +62,19 @@ pub fn connect(
     let _ = (url, hash_key);
     match *d.system {
         #[cfg(feature = "postgres")]
-        System::Postgres => Ok(Arc::new(postgres::PgSweeper::new(d.clone(), url, hash_key)?)),
+        System::Postgres => Ok(Arc::new(postgres::PgSweeper::new(
+            d.clone(),
+            url,
+            hash_key,
+        )?)),
         #[cfg(feature = "mysql")]
         System::Mysql => Ok(Arc::new(mysql::MySweeper::new(d.clone(), url, hash_key)?)),
         #[cfg(feature = "redis")]
-        System::Redis => Ok(Arc::new(redis::RedisSweeper::new(d.clone(), url, hash_key)?)),
+        System::Redis => Ok(Arc::new(redis::RedisSweeper::new(
+            d.clone(),
+            url,
+            hash_key,
+        )?)),
         other => Err(ConnectorError::permanent(format!(
             "a {} dataset cannot be swept",
             other.as_str()

@@ -80,7 +80,11 @@ impl MySweeper {
                     .exec_first(s.count.as_str(), values(&s.count_params))
                     .await
                     .map_err(|e| failed(&e))?;
-                add(counts, &s.table, n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0));
+                add(
+                    counts,
+                    &s.table,
+                    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                );
                 continue;
             }
             loop {

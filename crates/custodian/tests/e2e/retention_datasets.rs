@@ -94,7 +94,8 @@ fn seed() -> Vec<String> {
 /// What the shop holds, as text, in a fixed order.
 type Shop = Vec<Vec<Option<String>>>;
 
-const CUSTOMERS: &str = "SELECT CAST(id AS CHAR(20)), email, name, phone FROM customers ORDER BY id";
+const CUSTOMERS: &str =
+    "SELECT CAST(id AS CHAR(20)), email, name, phone FROM customers ORDER BY id";
 const BASKETS: &str = "SELECT CAST(id AS CHAR(20)) FROM baskets ORDER BY id";
 const ITEMS: &str = "SELECT CAST(id AS CHAR(20)) FROM basket_items ORDER BY id";
 
@@ -130,7 +131,8 @@ fn shop_sweep(system: &str, rows: &dyn Fn(&str) -> Shop, exec: &dyn Fn(&str), ur
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     assert!(
-        said.contains("dataset shop (rule account-2y, before ") && said.contains("2 rows due (customers 2)"),
+        said.contains("dataset shop (rule account-2y, before ")
+            && said.contains("2 rows due (customers 2)"),
         "{said}"
     );
     assert!(
@@ -145,11 +147,21 @@ fn shop_sweep(system: &str, rows: &dyn Fn(&str) -> Shop, exec: &dyn Fn(&str), ur
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     assert!(said.contains("Datasets with a retention (2):"), "{said}");
-    assert!(said.contains("shop\tbaskets\trule visit-13m\tdue before "), "{said}");
+    assert!(
+        said.contains("shop\tbaskets\trule visit-13m\tdue before "),
+        "{said}"
+    );
 
     // A hold on the dataset stops its sweep.
     let out = cli(&[
-        "retention", "hold", "set", "--scope", "dataset", "--target", "shop", "--reason",
+        "retention",
+        "hold",
+        "set",
+        "--scope",
+        "dataset",
+        "--target",
+        "shop",
+        "--reason",
         "claim 2026-7 about the shop's records",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -157,7 +169,10 @@ fn shop_sweep(system: &str, rows: &dyn Fn(&str) -> Shop, exec: &dyn Fn(&str), ur
     let out = cli(&["retention", "run"]);
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
-    assert!(said.contains(&format!("held by {hold}, not swept")), "{said}");
+    assert!(
+        said.contains(&format!("held by {hold}, not swept")),
+        "{said}"
+    );
     assert_eq!(snapshot(), before);
     let out = bin()
         .args(["retention", "hold", "release", &hold, "--data-dir", &data])
@@ -181,7 +196,10 @@ fn shop_sweep(system: &str, rows: &dyn Fn(&str) -> Shop, exec: &dyn Fn(&str), ur
     }
     assert_eq!(customers[2..], before.0[2..]);
     assert_eq!(baskets, vec![vec![Some("3".to_string())]]);
-    assert_eq!(items, vec![vec![Some("5".to_string())], vec![Some("6".to_string())]]);
+    assert_eq!(
+        items,
+        vec![vec![Some("5".to_string())], vec![Some("6".to_string())]]
+    );
     let after = (customers, baskets, items);
 
     // A second run changes nothing more.
@@ -197,7 +215,9 @@ fn shop_sweep(system: &str, rows: &dyn Fn(&str) -> Shop, exec: &dyn Fn(&str), ur
     // no value of the shop's rows.
     let db = rusqlite::Connection::open(Path::new(&data).join("custodian.db")).unwrap();
     let mut stmt = db
-        .prepare("SELECT decision, reason FROM audit WHERE action = 'retention.dataset' ORDER BY seq")
+        .prepare(
+            "SELECT decision, reason FROM audit WHERE action = 'retention.dataset' ORDER BY seq",
+        )
         .unwrap();
     let entries: Vec<(String, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -205,13 +225,23 @@ fn shop_sweep(system: &str, rows: &dyn Fn(&str) -> Shop, exec: &dyn Fn(&str), ur
         .map(Result::unwrap)
         .collect();
     let decisions: Vec<&str> = entries.iter().map(|(d, _)| d.as_str()).collect();
-    assert_eq!(decisions, ["held", "held", "erased", "erased", "erased", "erased"], "{entries:?}");
+    assert_eq!(
+        decisions,
+        ["held", "held", "erased", "erased", "erased", "erased"],
+        "{entries:?}"
+    );
     assert!(
-        entries.iter().any(|(_, r)| r.contains("dataset=shop rule=account-2y") && r.contains("erased=2 customers=2")),
+        entries
+            .iter()
+            .any(|(_, r)| r.contains("dataset=shop rule=account-2y")
+                && r.contains("erased=2 customers=2")),
         "{entries:?}"
     );
     for (_, reason) in &entries {
-        assert!(!reason.contains("example.org") && !reason.contains("7700"), "{reason}");
+        assert!(
+            !reason.contains("example.org") && !reason.contains("7700"),
+            "{reason}"
+        );
     }
     drop(v);
 }
@@ -219,17 +249,28 @@ fn shop_sweep(system: &str, rows: &dyn Fn(&str) -> Shop, exec: &dyn Fn(&str), ur
 #[test]
 fn an_external_dataset_swept_on_postgresql() {
     let Ok(admin) = std::env::var("CUSTODIAN_TEST_POSTGRES_URL") else {
-        skip("retention of datasets on PostgreSQL", "CUSTODIAN_TEST_POSTGRES_URL not set");
+        skip(
+            "retention of datasets on PostgreSQL",
+            "CUSTODIAN_TEST_POSTGRES_URL not set",
+        );
         return;
     };
     let db = PgDb::create(&admin);
-    shop_sweep("postgres", &|q| db.rows(&q.replace("CHAR(20)", "TEXT")), &|s| db.exec(s), &db.url);
+    shop_sweep(
+        "postgres",
+        &|q| db.rows(&q.replace("CHAR(20)", "TEXT")),
+        &|s| db.exec(s),
+        &db.url,
+    );
 }
 
 #[test]
 fn an_external_dataset_swept_on_mariadb() {
     let Ok(admin) = std::env::var("CUSTODIAN_TEST_MARIADB_URL") else {
-        skip("retention of datasets on MariaDB", "CUSTODIAN_TEST_MARIADB_URL not set");
+        skip(
+            "retention of datasets on MariaDB",
+            "CUSTODIAN_TEST_MARIADB_URL not set",
+        );
         return;
     };
     let db = MyDb::create(&admin);

@@ -12,12 +12,12 @@ use super::super::error::written;
 use super::sweep::{SweepSettings, SweepSummary};
 use crate::datasets::{BoxFuture, ConnectorError};
 use crate::{App, AppError};
-use custodian_vault::audit::AuditDraft;
-use custodian_vault::store::retention::RetentionOp;
-use custodian_vault::store::{Batch, WriteOp, now_micros};
 use custodian_policy::datasets_retention::{cutoff, expiring};
 use custodian_policy::model::Policy;
+use custodian_vault::audit::AuditDraft;
 use custodian_vault::store::retention::LegalHold;
+use custodian_vault::store::retention::RetentionOp;
+use custodian_vault::store::{Batch, WriteOp, now_micros};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -184,7 +184,10 @@ pub(crate) async fn sweep_all(
         let decision = if due.held_by.is_some() {
             "held"
         } else if let Some(sweeper) = app.sweepers.get(&due.dataset) {
-            match sweeper.sweep(&due, settings.dataset_batch, settings.dry_run).await {
+            match sweeper
+                .sweep(&due, settings.dataset_batch, settings.dry_run)
+                .await
+            {
                 Ok(changed) => {
                     swept.total = changed.iter().map(|(_, n)| n).sum();
                     swept.changed = changed

@@ -155,8 +155,7 @@ pub async fn run_as(
         };
         written(app.store.write(claim).await)?;
     }
-    let mut result =
-        sweep_batches(app, actor, settings, &owner, at, &mut summary, progress).await;
+    let mut result = sweep_batches(app, actor, settings, &owner, at, &mut summary, progress).await;
     // The organisation's own datasets next, under the same lease; a sweep
     // stopped at `max_batches` leaves them for the run that finishes.
     if result.is_ok() && summary.finished {
