@@ -276,3 +276,111 @@ fn an_external_dataset_swept_on_mariadb() {
     let db = MyDb::create(&admin);
     shop_sweep("mysql", &|q| db.rows(q), &|s| db.exec(s), &db.url);
 }
+
+/// Redis: hash keys whose `seen_at` (unix seconds) is older than thirteen
+/// months are deleted; newer keys and keys without the field stay; a field
+/// that is not unix seconds fails that dataset's sweep, naming the pattern
+/// and field but never the key.
+#[test]
+fn redis_sessions_swept_by_their_time_field() {
+    let Ok(url) = std::env::var("CUSTODIAN_TEST_REDIS_URL") else {
+        skip(
+            "retention of datasets on Redis",
+            "CUSTODIAN_TEST_REDIS_URL not set",
+        );
+        return;
+    };
+    let prefix = format!(
+        "rt{}x{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let space = super::connectors::RedisSpace {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let session = |who: &str, n: u32, seen: Option<String>| {
+        let key = format!("{prefix}:session:{who}@example.org:{n}");
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(&key).arg("ip").arg("192.0.2.1");
+        if let Some(seen) = seen {
+            cmd.arg("seen_at").arg(seen);
+        }
+        space.cmd(&mut cmd);
+        key
+    };
+    let old = session("old", 1, Some("1577836800".into())); // 2020-01-01
+    let new = session("new", 1, Some((now - 86_400).to_string()));
+    let timeless = session("timeless", 1, None);
+    let policy = format!(
+        r#"{}
+[[datasets]]
+id = "sessions"
+system = "redis"
+connection = "sessions"
+
+[[datasets.keys]]
+pattern = "{prefix}:session:{{email}}:*"
+kind = "hash"
+category = "visit"
+erase = "delete-row"
+expire = {{ rule = "visit-13m", from = "seen_at" }}
+"#,
+        reference_text()
+    );
+    let scratch = Scratch::new("retention-redis");
+    let policy = scratch.write("policy.toml", &policy);
+    let policy = policy.to_str().unwrap();
+    let v = vault(&["--policy", policy, "--retention-sweep-interval", "0"]);
+    let data = v.scratch.arg("data");
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--data-dir", &data, "--policy", policy]);
+        bin()
+            .args(&all)
+            .env("CUSTODIAN_CONNECTION_SESSIONS", &url)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["retention", "run", "--dry-run"]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains("1 rows due"), "{said}");
+    assert_eq!(space.keys().len(), 3);
+
+    let out = cli(&["retention", "run"]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains("1 rows erased"), "{said}");
+    let mut left = vec![new.clone(), timeless.clone()];
+    left.sort();
+    assert_eq!(space.keys(), left);
+    assert!(!space.keys().contains(&old));
+    let out = cli(&["retention", "run"]);
+    assert!(
+        text(&out.stdout).contains("0 rows erased"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(space.keys(), left);
+
+    // A time that is not unix seconds: the dataset fails, said plainly.
+    session("odd", 1, Some("last tuesday".into()));
+    let out = cli(&["retention", "run"]);
+    let said = text(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("failed: key pattern")
+            && said.contains("the field seen_at holds something other than unix seconds"),
+        "{said}"
+    );
+    assert!(!said.contains("odd@example.org"), "{said}");
+    drop(v);
+}
