@@ -384,3 +384,81 @@ expire = {{ rule = "visit-13m", from = "seen_at" }}
     assert!(!said.contains("odd@example.org"), "{said}");
     drop(v);
 }
+
+/// The server's scheduled sweep reaches the dataset too (every second
+/// here), and the API's report lists the dataset's rules, cut-offs and
+/// whether the server reaches it.
+#[test]
+fn the_scheduled_sweep_reaches_the_dataset_and_the_report_lists_it() {
+    let Ok(admin) = std::env::var("CUSTODIAN_TEST_POSTGRES_URL") else {
+        skip(
+            "scheduled retention of datasets on PostgreSQL",
+            "CUSTODIAN_TEST_POSTGRES_URL not set",
+        );
+        return;
+    };
+    let db = PgDb::create(&admin);
+    for s in SCHEMA.iter().map(|s| s.to_string()).chain(seed()) {
+        db.exec(&s);
+    }
+    let scratch = Scratch::new("retention-scheduled");
+    let policy = scratch.write("policy.toml", &policy("postgres"));
+    let data = scratch.arg("data");
+    let server = Server::start_with_env(
+        &[
+            "--data-dir",
+            &data,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--retention-sweep-interval",
+            "1",
+        ],
+        &[("CUSTODIAN_CONNECTION_SHOP", &db.url)],
+    );
+    let key = server.admin_key.clone().unwrap();
+    let report = server.get("/v1/retention/report", Some(&key));
+    assert_eq!(report.status, 200, "{}", report.body);
+    let datasets = report.json()["datasets"].clone();
+    assert_eq!(datasets.as_array().map(Vec::len), Some(2), "{datasets}");
+    assert_eq!(datasets[1]["dataset"], "shop");
+    assert_eq!(datasets[1]["rule"], "visit-13m");
+    assert_eq!(datasets[1]["parts"][0], "baskets");
+    assert_eq!(datasets[1]["connected"], true);
+    assert_eq!(datasets[1]["held_by"], serde_json::Value::Null);
+    assert!(datasets[1]["cutoff"].as_str().is_some(), "{datasets}");
+
+    // Waits for the sweep (at most thirty seconds), then checks its work.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.rows("SELECT id::text FROM baskets").len() != 1 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        db.rows("SELECT id::text FROM baskets ORDER BY id"),
+        vec![vec![Some("3".to_string())]]
+    );
+    assert_eq!(
+        db.rows("SELECT id::text FROM basket_items ORDER BY id")
+            .len(),
+        2
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db
+        .rows("SELECT id::text FROM customers WHERE email IS NULL")
+        .len()
+        != 2
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        db.rows("SELECT name FROM customers ORDER BY id"),
+        vec![
+            vec![Some("erased".to_string())],
+            vec![Some("erased".to_string())],
+            vec![Some("Three".to_string())],
+            vec![Some("Four".to_string())],
+        ]
+    );
+    assert_eq!(server.stop(), Some(0));
+}
