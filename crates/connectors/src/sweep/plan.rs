@@ -223,3 +223,121 @@ impl<D: Bounded> SweepPlanner<'_, D> {
         guards.join(" OR ")
     }
 }
+
+#[cfg(all(test, feature = "mysql"))]
+mod tests {
+    use super::*;
+
+    const SHOP: &str = r#"
+[[datasets]]
+id = "shop"
+system = "mysql"
+connection = "shop"
+
+[[datasets.tables]]
+name = "customers"
+expire = { rule = "account-2y", from = "closed_at" }
+fields = [
+  { name = "id", category = "account" },
+  { name = "email", category = "email", identity = "email", erase = "set-null" },
+  { name = "name", category = "name", erase = "replace", replacement = "erased" },
+  { name = "closed_at", category = "account" },
+]
+
+[[datasets.tables]]
+name = "baskets"
+expire = { rule = "visit-13m", from = "created_at" }
+fields = [
+  { name = "id", category = "orders" },
+  { name = "customer_id", category = "orders", references = "customers.id", erase = "delete-row" },
+  { name = "created_at", category = "orders" },
+]
+
+[[datasets.tables]]
+name = "basket_items"
+fields = [
+  { name = "basket_id", category = "orders", references = "baskets.id", erase = "delete-row" },
+  { name = "item", category = "orders" },
+]
+
+[[datasets.tables]]
+name = "notes"
+fields = [
+  { name = "basket_id", category = "orders", references = "baskets.id", erase = "set-null" },
+  { name = "text", category = "orders" },
+]
+"#;
+
+    fn steps(table: &str) -> Vec<Step> {
+        let text = format!("{}{SHOP}", custodian_policy::REFERENCE_POLICY);
+        let policy = custodian_policy::load("p.toml", &text).unwrap().document;
+        let planner = SweepPlanner {
+            dataset: &policy.datasets[0],
+            dialect: crate::mysql::My,
+            hash_key: &[7; 32],
+        };
+        // 2020-01-01T00:00:00Z
+        planner.table(table, 1_577_836_800_000_000, 500).unwrap()
+    }
+
+    #[test]
+    fn deleted_rows_take_their_referrers_first_in_bounded_statements() {
+        let s = steps("baskets");
+        let tables: Vec<&str> = s.iter().map(|s| s.table.as_str()).collect();
+        assert_eq!(tables, ["basket_items", "notes", "baskets"]);
+        let due = "`created_at` < '2020-01-01 00:00:00.000000'";
+        assert_eq!(
+            s[0].sql,
+            format!(
+                "DELETE FROM `basket_items` WHERE `basket_id` IN (SELECT `id` FROM `baskets` WHERE {due}) LIMIT 500"
+            )
+        );
+        assert_eq!(
+            s[1].sql,
+            format!(
+                "UPDATE `notes` SET `basket_id` = NULL WHERE `basket_id` IN (SELECT `id` FROM `baskets` WHERE {due}) LIMIT 500"
+            )
+        );
+        assert_eq!(
+            s[2].sql,
+            format!("DELETE FROM `baskets` WHERE {due} LIMIT 500")
+        );
+        assert_eq!(
+            s[2].count,
+            format!("SELECT count(*) FROM `baskets` WHERE {due}")
+        );
+    }
+
+    #[test]
+    fn kept_rows_are_erased_field_by_field_only_where_something_is_left() {
+        let s = steps("customers");
+        assert_eq!(s.len(), 1);
+        // `id` is a key other tables refer to: it stays.
+        assert_eq!(
+            s[0].sql,
+            "UPDATE `customers` SET `email` = NULL, `name` = ?, `closed_at` = NULL \
+             WHERE `closed_at` < '2020-01-01 00:00:00.000000' \
+             AND (`email` IS NOT NULL OR NOT (`name` <=> ?) OR `closed_at` IS NOT NULL) LIMIT 500"
+        );
+        let erased = Param::Text("erased".into());
+        assert_eq!(s[0].params, vec![erased.clone(), erased.clone()]);
+        assert_eq!(s[0].count_params, vec![erased]);
+        assert!(
+            s[0].count
+                .starts_with("SELECT count(*) FROM `customers` WHERE `closed_at` < ")
+        );
+    }
+
+    #[test]
+    fn a_table_without_a_retention_has_no_sweep() {
+        let text = format!("{}{SHOP}", custodian_policy::REFERENCE_POLICY);
+        let policy = custodian_policy::load("p.toml", &text).unwrap().document;
+        let planner = SweepPlanner {
+            dataset: &policy.datasets[0],
+            dialect: crate::mysql::My,
+            hash_key: &[7; 32],
+        };
+        assert!(planner.table("notes", 0, 500).is_none());
+        assert!(planner.table("nowhere", 0, 500).is_none());
+    }
+}

@@ -345,12 +345,32 @@ pub async fn scheduled(app: App, every: Duration, stop: impl std::future::Future
         tokio::select! {
             () = &mut stop => return,
             done = run => match done {
-                Ok(s) if s.data_erased > 0 || s.data_held > 0 => tracing::info!(
+                Ok(s) if s.data_erased > 0 || s.data_held > 0 || !s.datasets.is_empty() => {
+                    for d in &s.datasets {
+                        match &d.error {
+                            Some(why) => tracing::warn!(
+                                dataset = %d.dataset,
+                                rule = %d.rule,
+                                "the retention sweep of a dataset failed: {why}"
+                            ),
+                            None if d.total > 0 => tracing::info!(
+                                dataset = %d.dataset,
+                                rule = %d.rule,
+                                rows = d.total,
+                                "retention sweep of a dataset"
+                            ),
+                            None => {}
+                        }
+                    }
+                    if s.data_erased > 0 || s.data_held > 0 {
+                        tracing::info!(
                     erased = s.data_erased,
                     shredded = s.subjects_shredded,
                     held = s.data_held,
                     "retention sweep"
-                ),
+                        );
+                    }
+                }
                 Ok(_) => {}
                 Err(AppError::SweepBusy) => tracing::debug!("another node is sweeping"),
                 Err(e) => tracing::warn!(code = e.code(), "the retention sweep failed"),
