@@ -225,6 +225,7 @@ impl<D: Bounded> SweepPlanner<'_, D> {
 }
 
 #[cfg(all(test, feature = "mysql"))]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
