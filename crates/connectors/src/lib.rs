@@ -15,6 +15,7 @@ pub mod redis;
 pub mod relational;
 pub mod rights;
 pub mod schema;
+pub mod sweep;
 
 use custodian_engine::datasets::{ConnectorError, Dataset, Datasets};
 use custodian_policy::datasets::System;

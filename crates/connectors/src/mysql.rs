@@ -178,7 +178,7 @@ fn params(s: &Statement) -> Params {
     }
 }
 
-fn failed(e: &mysql_async::Error) -> ConnectorError {
+pub(crate) fn failed(e: &mysql_async::Error) -> ConnectorError {
     match e {
         mysql_async::Error::Server(s) => ConnectorError {
             // Deadlock, lock wait timeout, too many connections.

@@ -112,7 +112,7 @@ impl Dialect for Pg {
 /// text here, but a column may be an integer or a uuid. A value that is
 /// not of the column's type cannot match it, and is left out.
 #[derive(Debug)]
-struct Typed<'a>(&'a Param);
+pub(crate) struct Typed<'a>(pub(crate) &'a Param);
 
 impl ToSql for Typed<'_> {
     fn to_sql(
@@ -173,7 +173,7 @@ impl ToSql for Typed<'_> {
     to_sql_checked!();
 }
 
-fn failed(e: &tokio_postgres::Error) -> ConnectorError {
+pub(crate) fn failed(e: &tokio_postgres::Error) -> ConnectorError {
     let transient = e.is_closed()
         || e.as_db_error().is_none()
         || e.code().is_some_and(|c| {

@@ -29,7 +29,7 @@ pub struct Redis {
     hash_key: [u8; 32],
 }
 
-fn failed(e: &redis::RedisError) -> ConnectorError {
+pub(crate) fn failed(e: &redis::RedisError) -> ConnectorError {
     let transient =
         e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
     // Redis errors name the command and kind, never the URL.
@@ -147,7 +147,10 @@ fn expand(pattern: &str, who: &Identities) -> Vec<String> {
     out
 }
 
-fn strategy_of<'a>(k: &'a KeyPattern, field: &str) -> (Strategy, Option<&'a str>, String) {
+pub(crate) fn strategy_of<'a>(
+    k: &'a KeyPattern,
+    field: &str,
+) -> (Strategy, Option<&'a str>, String) {
     match k.fields.iter().find(|f| f.name.as_str() == field) {
         Some(f) => (
             *f.erase,

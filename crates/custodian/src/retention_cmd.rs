@@ -7,6 +7,7 @@ use crate::config::StoreArgs;
 use crate::serve::runtime;
 use clap::Subcommand;
 use custodian_engine::App;
+use custodian_engine::retention::datasets::DatasetSwept;
 use custodian_engine::retention::holds::{self, HoldRequest, HoldScope};
 use custodian_engine::retention::report;
 use custodian_engine::retention::sweep::{self, SweepSettings, SweepSummary};
@@ -118,7 +119,55 @@ async fn app(store: &StoreArgs, policy: Option<&std::path::Path>) -> Result<App,
     open_app(store, policy).await
 }
 
+/// The app, with a sweeper for each declared dataset with a retention
+/// whose connection (`CUSTODIAN_CONNECTION_<NAME>`) is set.
+fn with_sweepers(app: App) -> App {
+    let keys = app.keys.clone();
+    let (sweepers, missing) = custodian_connectors::sweep::connect_sweepers(
+        &app.policy.document,
+        |name| std::env::var(name).ok(),
+        |dataset| keys.blind_index("dataset-hash-key", dataset),
+    );
+    for u in missing {
+        eprintln!(
+            "custodian: dataset {} is not connected: {}",
+            u.dataset, u.why
+        );
+    }
+    app.with_sweepers(sweepers)
+}
+
+fn dataset_line(d: &DatasetSwept, dry_run: bool) -> String {
+    let what = if dry_run { "due" } else { "erased" };
+    match (&d.held_by, &d.error) {
+        (Some(h), _) => format!(
+            "dataset {} (rule {}): held by {h}, not swept",
+            d.dataset, d.rule
+        ),
+        (None, Some(e)) => format!("dataset {} (rule {}): failed: {e}", d.dataset, d.rule),
+        (None, None) => {
+            let parts: Vec<String> = d
+                .changed
+                .iter()
+                .map(|p| format!("{} {}", p.part, p.rows))
+                .collect();
+            format!(
+                "dataset {} (rule {}, before {}): {} rows {what} ({})",
+                d.dataset,
+                d.rule,
+                d.cutoff,
+                d.total,
+                parts.join(", ")
+            )
+        }
+    }
+}
+
 fn progress_line(s: &SweepSummary) -> String {
+    // After the vault, each line is a dataset swept.
+    if let Some(d) = s.datasets.last() {
+        return dataset_line(d, s.dry_run);
+    }
     format!(
         "batch {}: {} subjects examined, {} data {}, {} subjects shredded, {} held",
         s.batches,
@@ -153,6 +202,7 @@ pub fn run(command: RetentionCommand) -> ExitCode {
                     Ok(a) => a,
                     Err(code) => return code,
                 };
+                let app = with_sweepers(app);
                 let settings = SweepSettings {
                     batch,
                     max_batches,
@@ -161,10 +211,20 @@ pub fn run(command: RetentionCommand) -> ExitCode {
                 };
                 // Progress on stderr, so stdout holds the summary alone.
                 let mut progress = |s: &SweepSummary| eprintln!("{}", progress_line(s));
-                match sweep::run_as(&app, ACTOR, &settings, now, &mut progress).await {
+                let done = sweep::run_as(&app, ACTOR, &settings, now, &mut progress).await;
+                // A dataset that could not be swept fails the run (after
+                // the summary), so that a cron job notices.
+                let code = |s: &SweepSummary| {
+                    if s.datasets.iter().any(|d| d.error.is_some()) {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                };
+                match done {
                     Ok(s) if json => {
                         out!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-                        ExitCode::SUCCESS
+                        code(&s)
                     }
                     Ok(s) => {
                         out!(
@@ -181,7 +241,10 @@ pub fn run(command: RetentionCommand) -> ExitCode {
                         for (rule, n) in &s.by_rule {
                             out!("  {rule}: {n}");
                         }
-                        ExitCode::SUCCESS
+                        for d in &s.datasets {
+                            out!("{}", dataset_line(d, s.dry_run));
+                        }
+                        code(&s)
                     }
                     Err(e) => fail(e),
                 }
@@ -196,6 +259,7 @@ pub fn run(command: RetentionCommand) -> ExitCode {
                     Ok(a) => a,
                     Err(code) => return code,
                 };
+                let app = with_sweepers(app);
                 match report::report_as(&app, Some(&within), now).await {
                     Ok(r) if json => {
                         out!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -226,6 +290,18 @@ pub fn run(command: RetentionCommand) -> ExitCode {
                                 h.set_at,
                                 h.ends_at.as_deref().unwrap_or("it is released"),
                                 h.reason
+                            );
+                        }
+                        out!("Datasets with a retention ({}):", r.datasets.len());
+                        for d in &r.datasets {
+                            out!(
+                                "  {}\t{}\trule {}\tdue before {}\t{}{}",
+                                d.dataset,
+                                d.parts.join(", "),
+                                d.rule,
+                                d.cutoff,
+                                d.held_by.map_or_else(|| "not held".to_string(), |h| format!("held by {h}")),
+                                if d.connected { "" } else { "\tnot connected" }
                             );
                         }
                         out!("Rules due for review ({}):", r.reviews_due.len());

@@ -147,9 +147,23 @@ pub fn run(args: ServeArgs, migrate: bool) -> ExitCode {
                 }
             }
         });
+        // The datasets with a retention get sweepers of their own.
+        let (sweepers, unswept) = custodian_connectors::sweep::connect_sweepers(
+            &declared,
+            |name| std::env::var(name).ok(),
+            hash_keys,
+        );
+        for u in &unswept {
+            tracing::warn!(
+                dataset = %u.dataset,
+                "a dataset with a retention is not connected ({}); the sweep reports it as failed",
+                u.why
+            );
+        }
         let mut app = App::new(store, keys, policy, policy_text)
             .with_mailer(mailer)
             .with_datasets(datasets)
+            .with_sweepers(sweepers)
             .with_retention_sweep(settings.retention_sweep.is_some());
         app.code_resend_gap = settings.code_resend_gap;
         match custodian_engine::rotation::missing_keks(&app).await {

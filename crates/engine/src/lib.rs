@@ -69,6 +69,8 @@ pub struct App {
     pub drp: Arc<drp::DrpSettings>,
     /// The policy's datasets that have a connection, by id.
     pub datasets: Arc<datasets::Datasets>,
+    /// The datasets with a retention, connected for the sweep, by id.
+    pub sweepers: Arc<retention::datasets::Sweepers>,
     /// The policy's retention, compiled per field.
     retention: Arc<custodian_policy::retention::Retention>,
     /// This node runs the retention sweep on a schedule.
@@ -96,6 +98,7 @@ impl App {
             code_resend_gap: requests::unverified::DEFAULT_RESEND_GAP,
             requests_settled: Arc::new(tokio::sync::Notify::new()),
             datasets: Arc::new(datasets::Datasets::new()),
+            sweepers: Arc::new(retention::datasets::Sweepers::new()),
             retention: Arc::new(custodian_policy::retention::Retention::new(
                 &policy_document,
             )),
@@ -131,6 +134,12 @@ impl App {
     /// The same, reaching the organisation's own systems through `datasets`.
     pub fn with_datasets(mut self, datasets: datasets::Datasets) -> App {
         self.datasets = Arc::new(datasets);
+        self
+    }
+
+    /// The same, sweeping the datasets with a retention through `sweepers`.
+    pub fn with_sweepers(mut self, sweepers: retention::datasets::Sweepers) -> App {
+        self.sweepers = Arc::new(sweepers);
         self
     }
 

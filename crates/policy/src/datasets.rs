@@ -24,6 +24,7 @@
 //! ]
 //! ```
 
+pub use crate::datasets_retention::Expire;
 use crate::diagnostic::Diagnostic;
 use crate::located::At;
 use crate::model::Policy;
@@ -78,6 +79,10 @@ pub struct Dataset {
 #[serde(deny_unknown_fields)]
 pub struct Table {
     pub name: At<String>,
+    /// The table's retention: the rule and the column its clock runs from
+    /// (see `datasets_retention`).
+    #[serde(default)]
+    pub expire: Option<Expire>,
     pub fields: Vec<DatasetField>,
     /// How the table marks a person's rows restricted (Art. 18); a table
     /// without it is listed in a restriction's answer, to act on by hand.
@@ -147,6 +152,10 @@ pub struct KeyPattern {
     /// Hash fields with their own category or strategy.
     #[serde(default)]
     pub fields: Vec<DatasetField>,
+    /// The keys' retention: the rule and the hash field (unix seconds) its
+    /// clock runs from (see `datasets_retention`).
+    #[serde(default)]
+    pub expire: Option<Expire>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -345,6 +354,7 @@ pub fn validate(policy: &Policy, out: &mut Vec<Diagnostic>) {
         }
         tables(policy, d, out);
         crate::datasets_rights::validate(policy, d, out);
+        crate::datasets_retention::validate(policy, d, out);
         for k in &d.keys {
             category(policy, &k.category, out);
             strategy(

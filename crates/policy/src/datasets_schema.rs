@@ -41,6 +41,12 @@ pub enum Drift {
     TableGone { table: String },
     /// `set-null` on a column that cannot be null.
     NotNull { table: String, column: String },
+    /// A retention's clock column that holds no date or time.
+    ClockNotTime {
+        table: String,
+        column: String,
+        data_type: String,
+    },
 }
 
 impl std::fmt::Display for Drift {
@@ -59,6 +65,14 @@ impl std::fmt::Display for Drift {
             Drift::NotNull { table, column } => write!(
                 f,
                 "{table}.{column} is NOT NULL, so erasing it with set-null would fail; use replace, hash, delete-row or keep"
+            ),
+            Drift::ClockNotTime {
+                table,
+                column,
+                data_type,
+            } => write!(
+                f,
+                "{table}.{column} is the retention clock but a {data_type}; the sweep compares it with a date and time, so make it a date or timestamp column"
             ),
         }
     }
@@ -100,6 +114,18 @@ pub fn drift(d: &Dataset, live: &LiveSchema) -> Vec<Drift> {
                     column: f.name.to_string(),
                 }),
                 Some(c) => {
+                    let clock = t
+                        .expire
+                        .as_ref()
+                        .is_some_and(|e| e.from.as_str() == f.name.as_str());
+                    let timely = c.data_type.to_ascii_lowercase();
+                    if clock && !timely.contains("date") && !timely.contains("time") {
+                        out.push(Drift::ClockNotTime {
+                            table: t.name.to_string(),
+                            column: f.name.to_string(),
+                            data_type: c.data_type.clone(),
+                        });
+                    }
                     let is_key = referenced.contains(&(t.name.as_str(), f.name.as_str()));
                     if !c.nullable && *f.erase == Strategy::SetNull && !deletes && !is_key {
                         out.push(Drift::NotNull {

@@ -11,6 +11,7 @@
 pub mod compiled;
 pub mod consent;
 pub mod datasets;
+pub mod datasets_retention;
 pub mod datasets_rights;
 pub mod datasets_schema;
 pub mod day;

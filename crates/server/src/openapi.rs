@@ -79,6 +79,8 @@ use utoipa_swagger_ui::SwaggerUi;
         custodian_engine::retention::report::RuleReviewDue, custodian_engine::retention::report::HeldSubject,
         custodian_engine::retention::report::ReviewRequest, custodian_engine::retention::report::ReviewRecorded,
         custodian_engine::retention::sweep::SweepSummary,
+        custodian_engine::retention::datasets::DatasetSwept, custodian_engine::retention::datasets::PartSwept,
+        custodian_engine::retention::datasets::DatasetRetention,
     )),
     modifiers(&BearerKeys, &TrailingSlash, &Contract),
 )]

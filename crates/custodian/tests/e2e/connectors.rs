@@ -113,7 +113,7 @@ pub struct MyDb {
 }
 
 impl MyDb {
-    fn create(admin: &str) -> MyDb {
+    pub fn create(admin: &str) -> MyDb {
         let name = unique("custodian_shop");
         my_exec(admin, &format!("CREATE DATABASE {name}"));
         let base = admin.trim_end_matches('/');

@@ -60,6 +60,7 @@ mod postgres;
 mod postgres_cluster;
 mod requests;
 mod retention;
+mod retention_datasets;
 mod smtp;
 mod vault;
 

@@ -94,6 +94,9 @@ pub struct RetentionReport {
     pub held: Vec<HeldSubject>,
     /// Rules whose periodic review falls before `until` (or never happened).
     pub reviews_due: Vec<RuleReviewDue>,
+    /// The organisation's own datasets with a retention: the rule, the
+    /// cut-off now, and the hold that keeps a dataset from the sweep.
+    pub datasets: Vec<super::datasets::DatasetRetention>,
     /// Whether this node runs the sweep on a schedule.
     pub sweep_scheduled: bool,
     pub last_sweep: Option<String>,
@@ -213,6 +216,7 @@ pub async fn report_as(
         truncated,
         holds: holds.iter().map(|h| HoldView::of(h, at)).collect(),
         held,
+        datasets: super::datasets::report(app, &holds, at),
         reviews_due,
         sweep_scheduled: app.retention_sweep,
         last_sweep: sweep.last_run_at.map(rfc3339),

@@ -38,6 +38,8 @@ pub struct SweepSettings {
     /// Audit the run only when it erased or kept something (the scheduled
     /// sweep: an idle run every hour would fill the audit with nothing).
     pub audit_idle: bool,
+    /// Rows per statement when a declared dataset is swept.
+    pub dataset_batch: u64,
 }
 
 impl Default for SweepSettings {
@@ -48,6 +50,7 @@ impl Default for SweepSettings {
             max_batches: None,
             dry_run: false,
             audit_idle: true,
+            dataset_batch: 1000,
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct SweepSummary {
     pub by_rule: BTreeMap<String, u64>,
     /// False when it stopped at `max_batches` with more due.
     pub finished: bool,
+    /// The declared datasets swept after the vault, per dataset and rule.
+    pub datasets: Vec<super::datasets::DatasetSwept>,
 }
 
 /// Runs the sweep for an API caller.
@@ -113,7 +118,7 @@ pub async fn note_policy(app: &App) -> Result<(), AppError> {
     written(app.store.write(batch).await).map(|_| ())
 }
 
-fn lease_until(settings: &SweepSettings) -> i64 {
+pub(crate) fn lease_until(settings: &SweepSettings) -> i64 {
     let lease = i64::try_from(settings.lease.as_micros()).unwrap_or(i64::MAX);
     now_micros().saturating_add(lease)
 }
@@ -150,7 +155,15 @@ pub async fn run_as(
         };
         written(app.store.write(claim).await)?;
     }
-    let result = sweep_batches(app, actor, settings, &owner, at, &mut summary, progress).await;
+    let mut result = sweep_batches(app, actor, settings, &owner, at, &mut summary, progress).await;
+    // The organisation's own datasets next, under the same lease; a sweep
+    // stopped at `max_batches` leaves them for the run that finishes.
+    if result.is_ok() && summary.finished {
+        let lease = (!settings.dry_run).then_some(owner.as_str());
+        result =
+            super::datasets::sweep_all(app, actor, settings, lease, at, &mut summary, progress)
+                .await;
+    }
     if !settings.dry_run {
         // The lease is given back whatever happened; a sweep that lost it
         // gives back nothing (EndSweep checks the owner).
@@ -332,12 +345,32 @@ pub async fn scheduled(app: App, every: Duration, stop: impl std::future::Future
         tokio::select! {
             () = &mut stop => return,
             done = run => match done {
-                Ok(s) if s.data_erased > 0 || s.data_held > 0 => tracing::info!(
+                Ok(s) if s.data_erased > 0 || s.data_held > 0 || !s.datasets.is_empty() => {
+                    for d in &s.datasets {
+                        match &d.error {
+                            Some(why) => tracing::warn!(
+                                dataset = %d.dataset,
+                                rule = %d.rule,
+                                "the retention sweep of a dataset failed: {why}"
+                            ),
+                            None if d.total > 0 => tracing::info!(
+                                dataset = %d.dataset,
+                                rule = %d.rule,
+                                rows = d.total,
+                                "retention sweep of a dataset"
+                            ),
+                            None => {}
+                        }
+                    }
+                    if s.data_erased > 0 || s.data_held > 0 {
+                        tracing::info!(
                     erased = s.data_erased,
                     shredded = s.subjects_shredded,
                     held = s.data_held,
                     "retention sweep"
-                ),
+                        );
+                    }
+                }
                 Ok(_) => {}
                 Err(AppError::SweepBusy) => tracing::debug!("another node is sweeping"),
                 Err(e) => tracing::warn!(code = e.code(), "the retention sweep failed"),
