@@ -2,15 +2,16 @@
 //! reports and a request's course. Handlers translate; the engine decides.
 
 use super::State;
-use super::extract::{Caller, Json, Query, bearer};
+use super::extract::{Caller, Id, Json, Query, bearer};
 use super::problem::Problem;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, State as AxumState};
+use axum::extract::{FromRequestParts, State as AxumState};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use custodian_engine::ids::RequestId;
 use custodian_engine::requests::{
     self, Asker, ListQuery, Manage, NewRequest, RequestView, Verified, VerifyRequest,
 };
@@ -18,7 +19,6 @@ use custodian_engine::{AppError, Principal};
 use serde::Deserialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 type Answer<T> = Result<T, Problem>;
 
@@ -36,10 +36,6 @@ pub fn routes() -> Router<State> {
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
-}
-
-fn request_id(text: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(text).map_err(|_| AppError::NotFound("no request with this id".into()))
 }
 
 /// A key, or a verified person's session token (`rs_...`).
@@ -121,10 +117,10 @@ pub struct ReadQuery {
 pub async fn read(
     AxumState(s): AxumState<State>,
     who: KeyOrSession,
-    Path(id): Path<String>,
+    Id(id): Id<RequestId>,
     Query(q): Query<ReadQuery>,
 ) -> Answer<axum::Json<RequestView>> {
-    let id = request_id(&id)?;
+    let id = id.uuid();
     let wait = std::time::Duration::from_millis(q.wait_ms.unwrap_or(0));
     if wait > requests::MAX_WAIT {
         return Err(AppError::Invalid("`wait_ms` is at most 30000".into()).into());
@@ -144,10 +140,10 @@ pub async fn read(
     ))]
 pub async fn verify(
     AxumState(s): AxumState<State>,
-    Path(id): Path<String>,
+    Id(id): Id<RequestId>,
     Json(req): Json<VerifyRequest>,
 ) -> Answer<axum::Json<Verified>> {
-    let id = request_id(&id)?;
+    let id = id.uuid();
     Ok(axum::Json(
         requests::verify(&s.app, id, &req.code, now()).await?,
     ))
@@ -169,9 +165,9 @@ pub async fn verify(
 pub async fn resend_code(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<RequestId>,
 ) -> Answer<axum::Json<RequestView>> {
-    let id = request_id(&id)?;
+    let id = id.uuid();
     Ok(axum::Json(
         requests::unverified::resend_code(&s.app, &p, id, now()).await?,
     ))
@@ -186,10 +182,10 @@ pub async fn resend_code(
 pub async fn manage(
     AxumState(s): AxumState<State>,
     Caller(p): Caller,
-    Path(id): Path<String>,
+    Id(id): Id<RequestId>,
     Json(action): Json<Manage>,
 ) -> Answer<axum::Json<RequestView>> {
-    let id = request_id(&id)?;
+    let id = id.uuid();
     Ok(axum::Json(
         requests::manage(&s.app, &p, id, action, now()).await?,
     ))
@@ -198,11 +194,11 @@ pub async fn manage(
 async fn report(
     s: &State,
     who: &KeyOrSession,
-    id: &str,
+    id: RequestId,
     format: &str,
     content_type: &'static str,
 ) -> Answer<Response> {
-    let id = request_id(id)?;
+    let id = id.uuid();
     let report = requests::report(&s.app, who.asker(), id, format, now()).await?;
     // Chunk by chunk, as the reader takes them: a report of any length is
     // never held whole. A failure after the first byte can only cut the
@@ -234,9 +230,9 @@ async fn report(
 pub async fn report_json(
     AxumState(s): AxumState<State>,
     who: KeyOrSession,
-    Path(id): Path<String>,
+    Id(id): Id<RequestId>,
 ) -> Answer<Response> {
-    report(&s, &who, &id, "json", "application/json").await
+    report(&s, &who, id, "json", "application/json").await
 }
 
 /// The access report as a readable page: the Art. 15 statement, then a
@@ -248,9 +244,9 @@ pub async fn report_json(
 pub async fn report_html(
     AxumState(s): AxumState<State>,
     who: KeyOrSession,
-    Path(id): Path<String>,
+    Id(id): Id<RequestId>,
 ) -> Answer<Response> {
-    report(&s, &who, &id, "html", "text/html; charset=utf-8").await
+    report(&s, &who, id, "html", "text/html; charset=utf-8").await
 }
 
 /// The portability archive (Art. 20): the vault's data.json and data.csv,
@@ -263,9 +259,9 @@ pub async fn report_html(
 pub async fn archive(
     AxumState(s): AxumState<State>,
     who: KeyOrSession,
-    Path(id): Path<String>,
+    Id(id): Id<RequestId>,
 ) -> Answer<Response> {
-    let id = request_id(&id)?;
+    let id = id.uuid();
     let archive =
         custodian_engine::requests::archive::archive(&s.app, who.asker(), id, now()).await?;
     // Written as it is read, a part at a time: a failure halfway ends the

@@ -345,7 +345,7 @@ pub async fn revoke(
         })],
         audit: vec![entry(
             &format!("agent:{}", agent.id),
-            "request.cancel",
+            AuditAction::RequestCancel,
             r.record.subject,
             "recorded",
             Some(format!("request={}", r.record.id)),

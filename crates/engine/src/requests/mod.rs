@@ -18,6 +18,7 @@ pub mod tasks;
 pub mod unverified;
 mod work;
 
+use crate::audit_action::AuditAction;
 use register::view;
 pub use register::{
     Asker, ListQuery, MAX_WAIT, Manage, ManageAction, get, get_settled, list, manage, report,
@@ -208,7 +209,7 @@ fn new_code() -> String {
 
 fn entry(
     actor: &str,
-    action: &str,
+    action: AuditAction,
     subject: Option<Uuid>,
     decision: &str,
     reason: Option<String>,
@@ -217,7 +218,7 @@ fn entry(
     AuditDraft {
         at,
         actor: actor.to_string(),
-        action: action.to_string(),
+        action: action.into(),
         purpose: None,
         subject,
         decision: decision.to_string(),
@@ -466,7 +467,7 @@ pub(crate) async fn intake(
     let mut ops = Vec::new();
     let mut audit = vec![entry(
         &input.submitted_by,
-        "request.receive",
+        AuditAction::RequestReceive,
         subject,
         "recorded",
         Some(format!("kind={}", input.kind.as_str())),
@@ -476,7 +477,7 @@ pub(crate) async fn intake(
         Some(identity) => {
             audit.push(entry(
                 &identity.by,
-                "request.verify",
+                AuditAction::RequestVerify,
                 subject,
                 "verified",
                 Some(identity.method.clone()),
@@ -569,7 +570,7 @@ pub async fn verify(
     let refuse = |reason: &str| {
         entry(
             "person",
-            "request.verify",
+            AuditAction::RequestVerify,
             r.record.subject,
             "refused",
             Some(reason.to_string()),
@@ -648,7 +649,7 @@ pub async fn verify(
         ops,
         audit: vec![entry(
             "person",
-            "request.verify",
+            AuditAction::RequestVerify,
             r.record.subject,
             "verified",
             Some("email-code".into()),

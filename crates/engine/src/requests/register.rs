@@ -7,6 +7,7 @@ use super::stored::{self, Outcome, Refusal, Request};
 use super::{
     RequestView, TaskView, advance, division, entry, parse_date, recompute_due, request_event,
 };
+use crate::audit_action::AuditAction;
 use crate::authz::Operation;
 use crate::collect::micros;
 use crate::error::written;
@@ -289,7 +290,7 @@ pub(super) async fn open_checked(
         app.store
             .write(Batch::audit_only(entry(
                 &entry_actor,
-                "request.report",
+                AuditAction::RequestReport,
                 record.subject,
                 "allowed",
                 Some(format!("format={format}")),
@@ -326,7 +327,7 @@ pub async fn manage(
         ManageAction::Cancel => {
             advance(&mut r, RequestEvent::Cancel)?;
             outbox.push(request_event(&r, at));
-            "request.cancel"
+            AuditAction::RequestCancel
         }
         ManageAction::Refuse => {
             let reason = needed(&action.reason, "reason", "refuse")?.to_string();
@@ -342,7 +343,7 @@ pub async fn manage(
                 ..r.meta.outcome.clone().unwrap_or_default()
             });
             outbox.push(request_event(&r, at));
-            "request.refuse"
+            AuditAction::RequestRefuse
         }
         ManageAction::Extend => {
             if r.state.is_final() {
@@ -359,7 +360,7 @@ pub async fn manage(
             rules::check_extension(&r.clock(), &ext, division(app))
                 .map_err(|e| AppError::Invalid(e.to_string()))?;
             r.meta.extension = Some(stored::ExtensionRecord { reason, told });
-            "request.extend"
+            AuditAction::RequestExtend
         }
         ManageAction::Pause => {
             if r.state.is_final() {
@@ -377,7 +378,7 @@ pub async fn manage(
                 asked,
                 answered: None,
             });
-            "request.pause"
+            AuditAction::RequestPause
         }
         ManageAction::Resume => {
             let answered = parse_date("answered", needed(&action.answered, "answered", "resume")?)?;
@@ -388,12 +389,12 @@ pub async fn manage(
                 .find(|p| p.answered.is_none())
                 .ok_or_else(|| AppError::Invalid("the request is not paused".into()))?;
             open.answered = Some(answered);
-            "request.resume"
+            AuditAction::RequestResume
         }
         ManageAction::FeeReceived => {
             let on = parse_date("on", needed(&action.on, "on", "fee-received")?)?;
             r.meta.fee_at = Some(micros(on.midnight().assume_utc()));
-            "request.fee"
+            AuditAction::RequestFee
         }
         ManageAction::RetryFailed => {
             if r.state != RequestState::InProgress {
@@ -421,7 +422,7 @@ pub async fn manage(
                 request: id,
                 run_after: at,
             }));
-            "request.retry"
+            AuditAction::RequestRetry
         }
     };
     recompute_due(app, &mut r)?;

@@ -6,6 +6,7 @@
 
 use super::stored::{self, Kept, Outcome, Request, SystemOutcome};
 use super::work::Effects;
+use crate::audit_action::AuditAction;
 use crate::datasets::{ConnectorError, ExportItem, Identities};
 use crate::error::{Internal, written};
 use crate::{App, AppError};
@@ -133,7 +134,7 @@ pub(super) fn connector_error(dataset: &str, e: ConnectorError) -> AppError {
 
 pub(super) fn audit(
     dataset: &str,
-    action: &str,
+    action: AuditAction,
     r: &Request,
     reason: String,
     at: i64,
@@ -200,9 +201,9 @@ pub async fn carry_out(app: &App, r: &Request, id: &str, at: i64) -> Result<Effe
                 (exported.map_err(|e| connector_error(id, e))?, parts?)
             };
             let action = if r.kind == RequestKind::Portability {
-                "dataset.portability"
+                AuditAction::DatasetPortability
             } else {
-                "dataset.export"
+                AuditAction::DatasetExport
             };
             Ok(Effects {
                 audit: vec![audit(id, action, r, format!("rows={rows}"), at)],
@@ -227,7 +228,13 @@ pub async fn carry_out(app: &App, r: &Request, id: &str, at: i64) -> Result<Effe
                 .map_err(|e| connector_error(id, e))?;
             let rows: u64 = erased.changed.iter().map(|(_, n)| n).sum();
             Ok(Effects {
-                audit: vec![audit(id, "dataset.erase", r, format!("rows={rows}"), at)],
+                audit: vec![audit(
+                    id,
+                    AuditAction::DatasetErase,
+                    r,
+                    format!("rows={rows}"),
+                    at,
+                )],
                 outcome: Outcome {
                     found: rows > 0,
                     kept: erased

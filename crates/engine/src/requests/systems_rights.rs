@@ -7,6 +7,7 @@
 use super::stored::{self, ByHand, Changed, Outcome, Request, SystemOutcome};
 use super::systems::{audit, connector_error};
 use super::work::Effects;
+use crate::audit_action::AuditAction;
 use crate::datasets::{Corrections, Dataset, ExportItem, Identities};
 use crate::{App, AppError};
 use custodian_policy::datasets_rights::{is_portable, portable_categories};
@@ -48,7 +49,7 @@ pub(super) async fn carry_out(
                 .map_err(|e| connector_error(id, e))?;
             (
                 applied,
-                "dataset.rectify",
+                AuditAction::DatasetRectify,
                 format!("fields={}", corrections.len()),
             )
         }
@@ -59,9 +60,9 @@ pub(super) async fn carry_out(
                 .await
                 .map_err(|e| connector_error(id, e))?;
             let action = if restricted {
-                "dataset.restrict"
+                AuditAction::DatasetRestrict
             } else {
-                "dataset.restriction-lifted"
+                AuditAction::DatasetRestrictionLifted
             };
             (applied, action, String::new())
         }

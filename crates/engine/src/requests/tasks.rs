@@ -8,6 +8,7 @@
 
 use super::stored::{Outcome, Request};
 use super::{systems, work};
+use crate::audit_action::AuditAction;
 use crate::collect::micros;
 use crate::datasets::Identities;
 use crate::error::written;
@@ -273,7 +274,7 @@ async fn finish_with(
         super::advance(&mut r, event)?;
         audit.push(super::entry(
             &format!("task:{}", task.system),
-            "request.complete",
+            AuditAction::RequestComplete,
             r.record.subject,
             r.state.as_str(),
             Some(format!("request={}", r.record.id)),

@@ -13,6 +13,7 @@ use super::{
     CODE_LIFETIME_MICROS, advance, code_hash, code_mail, entry, new_code, register::view,
     request_event, stored,
 };
+use crate::audit_action::AuditAction;
 use crate::authz::Operation;
 use crate::collect::micros;
 use crate::error::written;
@@ -96,7 +97,7 @@ pub async fn resend_code(
         })],
         audit: vec![entry(
             &principal.actor(),
-            "request.code",
+            AuditAction::RequestCode,
             r.record.subject,
             "sent",
             Some(format!("code {}", sent + 1)),
@@ -158,7 +159,7 @@ pub async fn expire_unverified(
                 })],
                 audit: vec![entry(
                     "system",
-                    "request.expire",
+                    AuditAction::RequestExpire,
                     r.record.subject,
                     "expired",
                     Some("not verified in time".into()),

@@ -4,6 +4,7 @@
 //! the task's completion in one transaction: nothing is done twice.
 
 use super::stored::{self, Kept, Outcome, Request, Sealed};
+use crate::audit_action::AuditAction;
 use crate::error::Internal;
 use crate::{App, AppError};
 use custodian_policy::render::Format;
@@ -31,7 +32,7 @@ pub struct Effects {
 }
 
 fn audit(
-    action: &str,
+    action: AuditAction,
     subject: Option<Uuid>,
     decision: &str,
     reason: Option<String>,
@@ -85,7 +86,7 @@ pub async fn carry_out(app: &App, r: &Request, at: i64) -> Result<Effects, AppEr
         (RequestKind::SaleOptOut, Some(s)) => sale_opt_out(app, r, &s, at),
     };
     effects.audit.push(audit(
-        &format!("request.{}", r.kind.as_str()),
+        AuditAction::RequestDone(r.kind),
         r.record.subject,
         "done",
         Some(format!("request={}", r.record.id)),
@@ -534,7 +535,7 @@ async fn erasure(app: &App, s: &SubjectRecord, at: i64) -> Result<Effects, AppEr
             suppress,
         })],
         audit: vec![audit(
-            "subject.erase",
+            AuditAction::SubjectErase,
             Some(s.id),
             "erased",
             Some(format!("kept={}", kept.len())),
@@ -598,7 +599,7 @@ async fn rectification(
             at,
         }],
         audit: vec![audit(
-            "subject.rectify",
+            AuditAction::SubjectRectify,
             Some(s.id),
             "recorded",
             Some(format!("fields={}", checked.len())),
@@ -636,7 +637,11 @@ async fn restriction(
             restricted,
         })],
         audit: vec![audit(
-            &format!("subject.{what}"),
+            if restricted {
+                AuditAction::SubjectRestriction
+            } else {
+                AuditAction::SubjectRestrictionLifted
+            },
             Some(s.id),
             "recorded",
             None,

@@ -10,6 +10,7 @@
 
 use super::super::error::written;
 use super::sweep::{SweepSettings, SweepSummary};
+use crate::audit_action::AuditAction;
 use crate::datasets::{BoxFuture, ConnectorError};
 use crate::{App, AppError};
 use custodian_policy::datasets_retention::{cutoff, expiring};
@@ -231,7 +232,7 @@ pub(crate) async fn sweep_all(
                 vec![AuditDraft {
                     at,
                     actor: actor.to_string(),
-                    action: "retention.dataset".into(),
+                    action: AuditAction::RetentionDataset.into(),
                     purpose: None,
                     subject: None,
                     decision: decision.into(),

@@ -5,6 +5,7 @@
 use super::super::error::written;
 use super::holds::{HoldView, active_holds};
 use super::{Keeper, assess};
+use crate::audit_action::AuditAction;
 use crate::collect::micros;
 use crate::read::rfc3339;
 use crate::{App, AppError, Operation, Principal};
@@ -288,7 +289,7 @@ pub async fn review_as(
         audit: vec![AuditDraft {
             at,
             actor: actor.to_string(),
-            action: "retention.review".into(),
+            action: AuditAction::RetentionReview.into(),
             purpose: None,
             subject: None,
             decision: "allowed".into(),

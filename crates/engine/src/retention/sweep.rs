@@ -12,6 +12,7 @@
 
 use super::super::error::written;
 use super::{Keeper, assess, holds};
+use crate::audit_action::AuditAction;
 use crate::collect::micros;
 use crate::{App, AppError, Operation, Principal};
 use custodian_vault::audit::AuditDraft;
@@ -176,7 +177,7 @@ pub async fn run_as(
             audit: vec![AuditDraft {
                 at,
                 actor: actor.to_string(),
-                action: "retention.sweep".into(),
+                action: AuditAction::RetentionSweep.into(),
                 purpose: None,
                 subject: None,
                 decision: if result.is_ok() { "done" } else { "failed" }.into(),
@@ -252,7 +253,7 @@ async fn sweep_batches(
                 audit.push(AuditDraft {
                     at,
                     actor: actor.to_string(),
-                    action: "retention.erase".into(),
+                    action: AuditAction::RetentionErase.into(),
                     purpose: d.expiry.purpose.clone(),
                     subject: Some(record.id),
                     decision: "erased".into(),
@@ -273,7 +274,7 @@ async fn sweep_batches(
                     audit.push(AuditDraft {
                         at,
                         actor: actor.to_string(),
-                        action: "retention.shred".into(),
+                        action: AuditAction::RetentionShred.into(),
                         purpose: None,
                         subject: Some(record.id),
                         decision: "erased".into(),
