@@ -307,7 +307,7 @@ pub(crate) struct Run {
 pub(crate) async fn drive(
     addr: &str,
     requests: Arc<Vec<Vec<u8>>>,
-    pub clients: usize,
+    clients: usize,
     keep_bodies: bool,
 ) -> Result<Run, String> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
