@@ -30,7 +30,7 @@ pub const REDIS_VAR: &str = "CUSTODIAN_BENCH_REDIS_URL";
 
 /// Raised whenever the seeded tables or keys change shape: a marker that
 /// differs (or is missing) has the data seeded again.
-const SHAPE_VERSION: u32 = 1;
+const SHAPE_VERSION: u32 = 2;
 /// The bench's own database (PostgreSQL and MariaDB), never a test's.
 const DATABASE: &str = "custodian_bench_shop";
 /// The bench's own Redis keys.
@@ -663,7 +663,15 @@ pub fn run(args: &BenchArgs, cores: usize, dir: &std::path::Path) -> Result<(), 
         }
         Ok::<_, String>((pg, my, next, urls.redis.clone()))
     })?;
-    let usable = (args.shop_customers as u64).min(args.vault_subjects.saturating_sub(1) as u64);
+    // People are drawn from the shop (the marker counts its slots); the
+    // vault holds person 1 to `--vault-subjects`.
+    let usable = args.shop_customers as u64;
+    if args.vault_subjects < args.shop_customers {
+        println!(
+            "note: the vault ({}) is smaller than the shop ({}): some people are found in the shop only",
+            args.vault_subjects, args.shop_customers
+        );
+    }
     let wanted = (3 * args.timed_requests + WARM_UP) as u64;
     let from = u64::try_from(next).unwrap_or(0);
     if from + wanted > usable {
@@ -710,8 +718,9 @@ pub fn run(args: &BenchArgs, cores: usize, dir: &std::path::Path) -> Result<(), 
     )?;
     let (addr, key) = (server.addr.clone(), server.admin.clone());
 
-    // The vault, filled as the main bench fills it: person{i}, over HTTP.
-    let fill: Vec<Vec<u8>> = (0..args.vault_subjects)
+    // The vault, filled as the main bench fills it (person{i}, over HTTP),
+    // from 1 as the shop's ids are.
+    let fill: Vec<Vec<u8>> = (1..=args.vault_subjects)
         .map(|i| post(&addr, &key, "/v1/subjects", &collection_body(i)))
         .collect();
     let started = Instant::now();
