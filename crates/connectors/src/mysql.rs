@@ -94,9 +94,9 @@ impl Dialect for My {
 
     // MariaDB (before 11.1) runs a single-table UPDATE or DELETE with
     // `IN (SELECT ...)` as a dependent subquery, reading every row of the
-    // table (3.5 s for 10,000,000 orders); the multi-table form, here
-    // with a one-row derived table, is planned as a join and reaches the
-    // rows through their index (under a millisecond).
+    // table (0.35 s for one person's orders among 1,000,000 on 10.11); the
+    // multi-table form, here with a one-row derived table, is planned as
+    // a join and reaches the rows through their index (0.6 ms).
     fn update_target(&self, table: &str) -> String {
         format!("{table} JOIN (SELECT 1) AS `custodian_one`")
     }

@@ -298,6 +298,22 @@ async fn redis_conn(url: &str) -> Result<redis::aio::MultiplexedConnection, Stri
         .map_err(redis_err)
 }
 
+/// The bench's Redis keys go to a database of their own (1, unless the
+/// URL names one): a key pattern with `*` is found by a SCAN of the whole
+/// database, and a million bench keys in database 0 would slow every
+/// other user's scans there.
+fn redis_database(url: &str) -> String {
+    let base = url.split_once('?').map_or(url, |(b, _)| b);
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path = base
+        .get(authority_start..)
+        .and_then(|rest| rest.find('/').map(|i| rest.get(i + 1..).unwrap_or("")));
+    match path {
+        Some(db) if !db.is_empty() => url.to_string(),
+        _ => with_database(url, "1"),
+    }
+}
+
 fn session_key(i: u64) -> String {
     format!("{PREFIX}:session:{}", email(i))
 }
@@ -614,7 +630,7 @@ pub fn run(args: &BenchArgs, cores: usize, dir: &std::path::Path) -> Result<(), 
     let urls = Urls {
         postgres: std::env::var(POSTGRES_VAR).ok(),
         mariadb: std::env::var(MARIADB_VAR).ok(),
-        redis: std::env::var(REDIS_VAR).ok(),
+        redis: std::env::var(REDIS_VAR).ok().map(|u| redis_database(&u)),
     };
     println!(
         "custodian bench --connectors: {cores} cores; vault of {} subjects; shop of {} customers and {} orders",
@@ -828,6 +844,18 @@ mod tests {
         assert_eq!(
             with_database("postgres://u@h/db?sslmode=require", "x"),
             "postgres://u@h/x?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn redis_keys_stay_out_of_database_0() {
+        assert_eq!(
+            redis_database("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379/1"
+        );
+        assert_eq!(
+            redis_database("redis://127.0.0.1:6379/4"),
+            "redis://127.0.0.1:6379/4"
         );
     }
 
