@@ -158,6 +158,19 @@ impl Dialect for My {
     fn differs(&self, column: &str, param: &str) -> String {
         format!("NOT ({column} <=> {param})")
     }
+
+    // MariaDB (before 11.1) runs a single-table UPDATE or DELETE with
+    // `IN (SELECT ...)` as a dependent subquery, reading every row of the
+    // table (0.35 s for one person's orders among 1,000,000 on 10.11); the
+    // multi-table form, here with a one-row derived table, is planned as
+    // a join and reaches the rows through their index (0.6 ms).
+    fn update_target(&self, table: &str) -> String {
+        format!("{table} JOIN (SELECT 1) AS `custodian_one`")
+    }
+
+    fn delete_from(&self, table: &str) -> String {
+        format!("DELETE {table} FROM {table} JOIN (SELECT 1) AS `custodian_one`")
+    }
 }
 
 fn params(s: &Statement) -> Params {

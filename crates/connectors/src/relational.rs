@@ -36,6 +36,14 @@ pub trait Dialect {
     fn hmac(&self, column: &str, ipad: &[u8], opad: &[u8], params: &mut Vec<Param>) -> String;
     /// The column differs from the parameter (nulls compared as values).
     fn differs(&self, column: &str, param: &str) -> String;
+    /// What `UPDATE` names: the (quoted) table, by default.
+    fn update_target(&self, table: &str) -> String {
+        table.to_string()
+    }
+    /// The head of a `DELETE` of the (quoted) table's rows.
+    fn delete_from(&self, table: &str) -> String {
+        format!("DELETE FROM {table}")
+    }
 }
 
 /// A statement and its parameters.
@@ -254,7 +262,7 @@ impl<'a, D: Dialect> Planner<'a, D> {
                 };
                 out.push(Statement {
                     table: t.name.to_string(),
-                    sql: format!("DELETE FROM {table} WHERE {cond}"),
+                    sql: format!("{} WHERE {cond}", self.dialect.delete_from(&table)),
                     params,
                     columns: Vec::new(),
                 });
@@ -320,7 +328,8 @@ impl<'a, D: Dialect> Planner<'a, D> {
             out.push(Statement {
                 table: t.name.to_string(),
                 sql: format!(
-                    "UPDATE {table} SET {} WHERE {cond} AND ({})",
+                    "UPDATE {} SET {} WHERE {cond} AND ({})",
+                    self.dialect.update_target(&table),
                     sets.join(", "),
                     guards.join(" OR ")
                 ),

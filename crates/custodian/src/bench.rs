@@ -29,10 +29,10 @@ pub struct BenchArgs {
     /// Subjects in the vault when rights requests are measured (the
     /// collections above count towards it).
     #[arg(long, default_value_t = 1_000_000)]
-    vault_subjects: usize,
+    pub vault_subjects: usize,
     /// Access and erasure requests timed one at a time, each.
     #[arg(long, default_value_t = 200)]
-    timed_requests: usize,
+    pub timed_requests: usize,
     /// Erasure requests queued at once for the throughput figure.
     #[arg(long, default_value_t = 1_000)]
     queued_erasures: usize,
@@ -41,7 +41,7 @@ pub struct BenchArgs {
     drp_requests: usize,
     /// Concurrent keep-alive client connections.
     #[arg(long, default_value_t = 32)]
-    clients: usize,
+    pub clients: usize,
     /// Stored data for the retention sweep figures, smaller then larger
     /// (each run has the same due data).
     #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
@@ -52,15 +52,26 @@ pub struct BenchArgs {
     /// Measure only the retention sweep (not the server over HTTP).
     #[arg(long)]
     retention_only: bool,
+    /// Measure only access and erasure requests across datasets in
+    /// PostgreSQL, MariaDB and Redis (URLs from CUSTODIAN_BENCH_POSTGRES_URL,
+    /// CUSTODIAN_BENCH_MARIADB_URL, CUSTODIAN_BENCH_REDIS_URL).
+    #[arg(long)]
+    connectors: bool,
+    /// Customers in the connectors' shop (each database).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub shop_customers: usize,
+    /// Orders in the connectors' shop (each database).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub shop_orders: usize,
     /// Keep the data folder afterwards (it is removed by default).
     #[arg(long)]
     keep: bool,
 }
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    addr: String,
-    admin: String,
+    pub addr: String,
+    pub admin: String,
     started_in: Duration,
 }
 
@@ -72,6 +83,15 @@ impl Drop for Running {
 }
 
 fn start_server(data: &Path) -> Result<Running, String> {
+    start_server_with(data, &[], &[])
+}
+
+/// A server on `data` with more arguments and environment variables.
+pub(crate) fn start_server_with(
+    data: &Path,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> Result<Running, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut child = Command::new(exe)
@@ -86,6 +106,8 @@ fn start_server(data: &Path) -> Result<Running, String> {
         ])
         .arg("--data-dir")
         .arg(data)
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("CUSTODIAN_LOG", "warn,custodian::serve=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -176,13 +198,13 @@ fn resident_kib(pid: u32) -> Option<u64> {
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    async fn open(addr: &str) -> std::io::Result<Conn> {
+    pub(crate) async fn open(addr: &str) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
@@ -192,7 +214,7 @@ impl Conn {
     }
 
     /// Sends a request and returns (status, body).
-    async fn call(&mut self, request: &[u8]) -> std::io::Result<(u16, &[u8])> {
+    pub(crate) async fn call(&mut self, request: &[u8]) -> std::io::Result<(u16, &[u8])> {
         self.stream.write_all(request).await?;
         self.buf.clear();
         let head_end = loop {
@@ -250,11 +272,11 @@ fn content_length(head: &[u8]) -> Option<usize> {
     })
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn post(addr: &str, key: &str, path: &str, body: &str) -> Vec<u8> {
+pub(crate) fn post(addr: &str, key: &str, path: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -262,27 +284,27 @@ fn post(addr: &str, key: &str, path: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn get(addr: &str, key: &str, path: &str) -> Vec<u8> {
+pub(crate) fn get(addr: &str, key: &str, path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n")
         .into_bytes()
 }
 
-fn collection_body(i: usize) -> String {
+pub(crate) fn collection_body(i: usize) -> String {
     format!(
         "{{\"purpose\":\"account-management\",\"source\":{{\"channel\":\"web\"}},\"data\":{{\"full_name\":\"Bench Person {i}\",\"email\":\"person{i}@bench.example\",\"postal_address\":\"{i} Benchmark Road, Testbury TB1 1AA\"}}}}"
     )
 }
 
-struct Run {
+pub(crate) struct Run {
     elapsed: Duration,
     latencies: Vec<Duration>,
-    failures: usize,
+    pub failures: usize,
     bodies: Vec<Vec<u8>>,
 }
 
 /// Sends `requests` over `clients` connections, each request answered before
 /// that connection sends the next. Keeps the bodies when asked to.
-async fn drive(
+pub(crate) async fn drive(
     addr: &str,
     requests: Arc<Vec<Vec<u8>>>,
     clients: usize,
@@ -333,7 +355,7 @@ async fn drive(
     Ok(run)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -341,7 +363,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -505,7 +527,9 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dir: PathBuf = std::env::temp_dir().join(format!("custodian-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let result = if args.retention_only {
+    let result = if args.connectors {
+        crate::bench_connectors::run(args, cores, &dir)
+    } else if args.retention_only {
         retention_table(args, &dir)
     } else {
         bench_in(args, cores, &dir).and_then(|()| retention_table(args, &dir))

@@ -20,6 +20,7 @@ mod admin_cmd;
 mod agents_cmd;
 
 mod bench;
+mod bench_connectors;
 mod bench_retention;
 mod config;
 mod datasets_cmd;
