@@ -245,13 +245,7 @@ impl<'a, D: Dialect> Planner<'a, D> {
         let (ipad, opad) = padded_keys(hash_key);
         // Keys other tables refer to stay (unless their row goes): they
         // identify rows, and changing them would break the references.
-        let keys: BTreeSet<(&str, &str)> = self
-            .dataset
-            .tables
-            .iter()
-            .flat_map(|t| t.fields.iter())
-            .filter_map(|f| f.references.as_deref().and_then(|r| split_reference(r)))
-            .collect();
+        let keys = referenced_keys(self.dataset);
         let mut out = Vec::new();
         for t in self.erase_order() {
             let table = self.dialect.quote(&t.name);
@@ -270,61 +264,16 @@ impl<'a, D: Dialect> Planner<'a, D> {
             }
             // Parameters go in the order the SQL names them (MariaDB's
             // are positional): the assignments, the condition, the guards.
-            let erased: Vec<_> = t
-                .fields
-                .iter()
-                .filter(|f| !keys.contains(&(t.name.as_str(), f.name.as_str())))
-                .filter(|f| {
-                    matches!(
-                        *f.erase,
-                        Strategy::SetNull | Strategy::Replace | Strategy::Hash
-                    )
-                })
-                .collect();
+            let erased = erased_in_place(t, &keys);
             if erased.is_empty() {
                 continue;
             }
             let mut params = Vec::new();
-            let mut sets = Vec::new();
-            for f in &erased {
-                let column = self.dialect.quote(&f.name);
-                match *f.erase {
-                    Strategy::Replace => {
-                        let value = f.replacement.as_deref().cloned().unwrap_or_default();
-                        params.push(Param::Text(value));
-                        let p = self.dialect.placeholder(params.len());
-                        sets.push(format!("{column} = {p}"));
-                    }
-                    Strategy::Hash => {
-                        let text = self.dialect.as_text(&column);
-                        let hmac = self.dialect.hmac(&column, &ipad, &opad, &mut params);
-                        sets.push(format!(
-                            "{column} = CASE WHEN {text} LIKE '{HASHED}%' THEN {column} ELSE {hmac} END"
-                        ));
-                    }
-                    _ => sets.push(format!("{column} = NULL")),
-                }
-            }
+            let sets = erase_assignments(&self.dialect, &erased, (&ipad, &opad), &mut params);
             let Some(cond) = self.condition(t, &mut params, &mut Vec::new()) else {
                 continue;
             };
-            let mut guards = Vec::new();
-            for f in &erased {
-                let column = self.dialect.quote(&f.name);
-                match *f.erase {
-                    Strategy::Replace => {
-                        let value = f.replacement.as_deref().cloned().unwrap_or_default();
-                        params.push(Param::Text(value));
-                        let q = self.dialect.placeholder(params.len());
-                        guards.push(self.dialect.differs(&column, &q));
-                    }
-                    Strategy::Hash => {
-                        let text = self.dialect.as_text(&column);
-                        guards.push(format!("({text} NOT LIKE '{HASHED}%')"));
-                    }
-                    _ => guards.push(format!("{column} IS NOT NULL")),
-                }
-            }
+            let guards = still_held(&self.dialect, &erased, &mut params);
             out.push(Statement {
                 table: t.name.to_string(),
                 sql: format!(
@@ -339,6 +288,96 @@ impl<'a, D: Dialect> Planner<'a, D> {
         }
         out
     }
+}
+
+/// The columns other tables refer to, as (table, column): an erasure in
+/// place never changes them, or the references would break.
+pub(crate) fn referenced_keys(dataset: &Dataset) -> BTreeSet<(&str, &str)> {
+    dataset
+        .tables
+        .iter()
+        .flat_map(|t| t.fields.iter())
+        .filter_map(|f| f.references.as_deref().and_then(|r| split_reference(r)))
+        .collect()
+}
+
+/// The fields of `t` an erasure changes in place (set to null, replaced,
+/// or a keyed hash), the referenced keys left out.
+pub(crate) fn erased_in_place<'a>(
+    t: &'a Table,
+    keys: &BTreeSet<(&str, &str)>,
+) -> Vec<&'a DatasetField> {
+    t.fields
+        .iter()
+        .filter(|f| !keys.contains(&(t.name.as_str(), f.name.as_str())))
+        .filter(|f| {
+            matches!(
+                *f.erase,
+                Strategy::SetNull | Strategy::Replace | Strategy::Hash
+            )
+        })
+        .collect()
+}
+
+/// The `SET` assignments that erase `erased` in place, each field by its
+/// strategy, their parameters pushed in the order the SQL names them
+/// (MariaDB's placeholders are positional). A hashed value is not hashed
+/// again, so a rerun leaves it as it is.
+pub(crate) fn erase_assignments<D: Dialect>(
+    dialect: &D,
+    erased: &[&DatasetField],
+    (ipad, opad): (&[u8], &[u8]),
+    params: &mut Vec<Param>,
+) -> Vec<String> {
+    let mut sets = Vec::new();
+    for f in erased {
+        let column = dialect.quote(&f.name);
+        match *f.erase {
+            Strategy::Replace => {
+                let value = f.replacement.as_deref().cloned().unwrap_or_default();
+                params.push(Param::Text(value));
+                let p = dialect.placeholder(params.len());
+                sets.push(format!("{column} = {p}"));
+            }
+            Strategy::Hash => {
+                let text = dialect.as_text(&column);
+                let hmac = dialect.hmac(&column, ipad, opad, params);
+                sets.push(format!(
+                    "{column} = CASE WHEN {text} LIKE '{HASHED}%' THEN {column} ELSE {hmac} END"
+                ));
+            }
+            _ => sets.push(format!("{column} = NULL")),
+        }
+    }
+    sets
+}
+
+/// For each field of `erased`, the condition that it still holds what an
+/// erasure removes: the statement's guard, so that a rerun touches no row
+/// and changes nothing more.
+pub(crate) fn still_held<D: Dialect>(
+    dialect: &D,
+    erased: &[&DatasetField],
+    params: &mut Vec<Param>,
+) -> Vec<String> {
+    let mut guards = Vec::new();
+    for f in erased {
+        let column = dialect.quote(&f.name);
+        match *f.erase {
+            Strategy::Replace => {
+                let value = f.replacement.as_deref().cloned().unwrap_or_default();
+                params.push(Param::Text(value));
+                let q = dialect.placeholder(params.len());
+                guards.push(dialect.differs(&column, &q));
+            }
+            Strategy::Hash => {
+                let text = dialect.as_text(&column);
+                guards.push(format!("({text} NOT LIKE '{HASHED}%')"));
+            }
+            _ => guards.push(format!("{column} IS NOT NULL")),
+        }
+    }
+    guards
 }
 
 /// The fields a dataset keeps through an erasure, with their grounds.

@@ -8,9 +8,10 @@
 //! statement touches only rows that still hold something to erase: a
 //! second sweep changes nothing.
 
-use crate::relational::{Dialect, HASHED, Param, padded_keys};
+use crate::relational::{
+    Dialect, Param, erase_assignments, erased_in_place, padded_keys, referenced_keys, still_held,
+};
 use custodian_policy::datasets::{Dataset, DatasetField, Strategy, Table, split_reference};
-use std::collections::BTreeSet;
 
 /// One bounded statement, repeated until it changes fewer rows than the
 /// batch; `count` is its dry-run twin.
@@ -138,24 +139,8 @@ impl<D: Bounded> SweepPlanner<'_, D> {
     /// Sets, replaces or hashes the due rows' fields; keys other tables
     /// refer to stay (they identify rows), and `keep` fields are kept.
     fn update(&self, t: &Table, due: &str, batch: u64) -> Option<Step> {
-        let keys: BTreeSet<(&str, &str)> = self
-            .dataset
-            .tables
-            .iter()
-            .flat_map(|t| t.fields.iter())
-            .filter_map(|f| f.references.as_deref().and_then(|r| split_reference(r)))
-            .collect();
-        let erased: Vec<_> = t
-            .fields
-            .iter()
-            .filter(|f| !keys.contains(&(t.name.as_str(), f.name.as_str())))
-            .filter(|f| {
-                matches!(
-                    *f.erase,
-                    Strategy::SetNull | Strategy::Replace | Strategy::Hash
-                )
-            })
-            .collect();
+        let keys = referenced_keys(self.dataset);
+        let erased = erased_in_place(t, &keys);
         if erased.is_empty() {
             return None;
         }
@@ -163,26 +148,7 @@ impl<D: Bounded> SweepPlanner<'_, D> {
         // Parameters go in the order the SQL names them (MariaDB's are
         // positional): the assignments, then the guards.
         let mut params = Vec::new();
-        let mut sets = Vec::new();
-        for f in &erased {
-            let column = self.dialect.quote(&f.name);
-            match *f.erase {
-                Strategy::Replace => {
-                    let value = f.replacement.as_deref().cloned().unwrap_or_default();
-                    params.push(Param::Text(value));
-                    let p = self.dialect.placeholder(params.len());
-                    sets.push(format!("{column} = {p}"));
-                }
-                Strategy::Hash => {
-                    let text = self.dialect.as_text(&column);
-                    let hmac = self.dialect.hmac(&column, &ipad, &opad, &mut params);
-                    sets.push(format!(
-                        "{column} = CASE WHEN {text} LIKE '{HASHED}%' THEN {column} ELSE {hmac} END"
-                    ));
-                }
-                _ => sets.push(format!("{column} = NULL")),
-            }
-        }
+        let sets = erase_assignments(&self.dialect, &erased, (&ipad, &opad), &mut params);
         let guards = self.guards(&erased, &mut params);
         let mut count_params = Vec::new();
         let count_guards = self.guards(&erased, &mut count_params);
@@ -203,24 +169,7 @@ impl<D: Bounded> SweepPlanner<'_, D> {
 
     /// The rows that still hold something to erase; pushes the parameters.
     fn guards(&self, erased: &[&DatasetField], params: &mut Vec<Param>) -> String {
-        let mut guards = Vec::new();
-        for f in erased {
-            let column = self.dialect.quote(&f.name);
-            match *f.erase {
-                Strategy::Replace => {
-                    let value = f.replacement.as_deref().cloned().unwrap_or_default();
-                    params.push(Param::Text(value));
-                    let q = self.dialect.placeholder(params.len());
-                    guards.push(self.dialect.differs(&column, &q));
-                }
-                Strategy::Hash => {
-                    let text = self.dialect.as_text(&column);
-                    guards.push(format!("({text} NOT LIKE '{HASHED}%')"));
-                }
-                _ => guards.push(format!("{column} IS NOT NULL")),
-            }
-        }
-        guards.join(" OR ")
+        still_held(&self.dialect, erased, params).join(" OR ")
     }
 }
 
