@@ -22,6 +22,7 @@ mod agents_cmd;
 mod bench;
 mod bench_connectors;
 mod bench_retention;
+mod bench_shop;
 mod config;
 mod datasets_cmd;
 

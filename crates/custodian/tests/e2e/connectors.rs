@@ -471,6 +471,42 @@ pub fn finished(v: &Vault, id: &str) -> Value {
     }
 }
 
+/// A server with its vault on a PostgreSQL database of its own and the
+/// `shop-pg` dataset (declared by `shop_text`, after the reference policy)
+/// connected to `shop_url`: for the tests that measure the server's memory.
+/// On SQLite the writer's page cache (64 MiB by design) would fill with
+/// report pages and hide what the server itself holds. The database is
+/// dropped with the returned `PgDb`.
+pub fn pg_vault_with_shop(
+    admin: &str,
+    name: &str,
+    shop_text: &str,
+    shop_url: &str,
+) -> (Vault, PgDb) {
+    let scratch = Scratch::new(name);
+    let policy = scratch.write("policy.toml", &format!("{}{shop_text}", reference_text()));
+    let vault_db = PgDb::create(admin);
+    let server = Server::start_with_env(
+        &[
+            "--data-dir",
+            &scratch.arg("data"),
+            "--database-url",
+            &vault_db.url,
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[("CUSTODIAN_CONNECTION_SHOP_PG", shop_url)],
+    );
+    let admin_key = server.admin_key.clone().unwrap();
+    let v = Vault {
+        server,
+        admin: admin_key,
+        scratch,
+        database: None,
+    };
+    (v, vault_db)
+}
+
 pub fn person(i: u64) -> Value {
     json!({
         "purpose": "account-management",
@@ -1127,37 +1163,12 @@ fn a_million_rows_stream_under_a_memory_bound() {
         "INSERT INTO orders (id, customer_id, total, note) \
          SELECT 100 + g, 1, g % 1000, repeat('n', 100) || g FROM generate_series(1, 1000000) g",
     );
-    let scratch = Scratch::new("stream");
-    let policy = scratch.write(
-        "policy.toml",
-        &format!(
-            "{}{}",
-            reference_text(),
-            shop("shop-pg", "postgres", "shop-pg")
-        ),
+    let (v, _vault_db) = pg_vault_with_shop(
+        &admin,
+        "stream",
+        &shop("shop-pg", "postgres", "shop-pg"),
+        &pg.url,
     );
-    // The vault on PostgreSQL too: on SQLite the writer's page cache (64
-    // MiB by design) would fill with report pages and hide what the export
-    // itself holds.
-    let vault_db = PgDb::create(&admin);
-    let server = Server::start_with_env(
-        &[
-            "--data-dir",
-            &scratch.arg("data"),
-            "--database-url",
-            &vault_db.url,
-            "--policy",
-            policy.to_str().unwrap(),
-        ],
-        &[("CUSTODIAN_CONNECTION_SHOP_PG", pg.url.as_str())],
-    );
-    let admin = server.admin_key.clone().unwrap();
-    let v = Vault {
-        server,
-        admin,
-        scratch,
-        database: None,
-    };
     let a = agent(&v);
     // A small request first, so the baseline holds a warmed-up server.
     let small = submit(&v, &a, "access", &email(2));

@@ -3,8 +3,9 @@
 //! server's peak memory grows by far less than the report's size. Runs
 //! where `CUSTODIAN_TEST_POSTGRES_URL` is set; in CI its absence fails.
 
-use super::connectors::{PgDb, SCHEMA, agent, finished, peak_memory, seed_sql, shop, submit};
-use super::vault::Vault;
+use super::connectors::{
+    PgDb, SCHEMA, agent, finished, peak_memory, pg_vault_with_shop, seed_sql, shop, submit,
+};
 use super::*;
 use serde_json::Value;
 
@@ -37,36 +38,12 @@ fn a_report_with_many_dataset_rows_is_streamed_whole_under_a_memory_bound() {
         "UPDATE orders SET note = '{}' WHERE id = 107",
         MARKUP.replace('\'', "''")
     ));
-    let scratch = Scratch::new("report-stream");
-    let policy = scratch.write(
-        "policy.toml",
-        &format!(
-            "{}{}",
-            reference_text(),
-            shop("shop-pg", "postgres", "shop-pg")
-        ),
+    let (v, _vault_db) = pg_vault_with_shop(
+        &admin,
+        "report-stream",
+        &shop("shop-pg", "postgres", "shop-pg"),
+        &pg.url,
     );
-    // The vault on PostgreSQL: on SQLite the page cache (64 MiB by design)
-    // would fill with the report's pages and hide what serving them holds.
-    let vault_db = PgDb::create(&admin);
-    let server = Server::start_with_env(
-        &[
-            "--data-dir",
-            &scratch.arg("data"),
-            "--database-url",
-            &vault_db.url,
-            "--policy",
-            policy.to_str().unwrap(),
-        ],
-        &[("CUSTODIAN_CONNECTION_SHOP_PG", pg.url.as_str())],
-    );
-    let admin = server.admin_key.clone().unwrap();
-    let v = Vault {
-        server,
-        admin,
-        scratch,
-        database: None,
-    };
     let a = agent(&v);
     let report = |id: &str, path: &str| {
         let r = v

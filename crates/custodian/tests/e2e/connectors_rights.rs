@@ -484,32 +484,12 @@ fn a_portability_archive_of_a_million_rows_streams_under_a_memory_bound() {
         "INSERT INTO orders (id, customer_id, total, note) \
          SELECT 100 + g, 1, g % 1000, repeat('n', 100) || g FROM generate_series(1, 1000000) g",
     );
-    let scratch = Scratch::new("portability-stream");
-    let policy = scratch.write(
-        "policy.toml",
-        &format!("{}{}", reference_text(), shop("shop-pg", "postgres")),
+    let (v, _vault_db) = super::connectors::pg_vault_with_shop(
+        &admin,
+        "portability-stream",
+        &shop("shop-pg", "postgres"),
+        &pg.url,
     );
-    // The vault on PostgreSQL, as in the access streaming test: SQLite's
-    // page cache would fill with report pages and hide what serving holds.
-    let vault_db = super::connectors::PgDb::create(&admin);
-    let server = Server::start_with_env(
-        &[
-            "--data-dir",
-            &scratch.arg("data"),
-            "--database-url",
-            &vault_db.url,
-            "--policy",
-            policy.to_str().unwrap(),
-        ],
-        &[("CUSTODIAN_CONNECTION_SHOP_PG", pg.url.as_str())],
-    );
-    let admin = server.admin_key.clone().unwrap();
-    let v = Vault {
-        server,
-        admin,
-        scratch,
-        database: None,
-    };
     let a = agent(&v);
     let small = submit(&v, &a, "portability", &email(2));
     assert_eq!(finished(&v, &small)["state"], "completed");
